@@ -1,0 +1,112 @@
+// Command local is the local stack: every function's handler in one process on an embedded
+// store, no AWS account needed. `make run` starts it.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/httpapi"
+	"github.com/unifiedprofiles/up/shared/store/bolt"
+	"github.com/unifiedprofiles/up/shared/token"
+	"github.com/unifiedprofiles/up/shared/workspace"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "local stack:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	addr := env("UP_ADDR", "127.0.0.1:8080")
+	dataDir := env("UP_DATA_DIR", ".data")
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	opToken, err := operatorToken(dataDir)
+	if err != nil {
+		return err
+	}
+	st, err := bolt.Open(filepath.Join(dataDir, "up.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set UP_ADDR to use another address): %w", addr, err)
+	}
+	base := "http://" + ln.Addr().String()
+	svc := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)})
+	mux := httpapi.NewMux()
+	httpapi.MountAdmin(mux, svc, httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
+	srv := &http.Server{
+		Handler:           httpapi.Logged(mux, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+
+	abs, _ := filepath.Abs(dataDir)
+	fmt.Printf("Unified Profiles local stack\n  base URL:       %s\n  data folder:    %s\n  operator token: %s\n", base, abs, opToken)
+	fmt.Printf("Try: curl -s -X POST %s/v1/beta/accounts -H 'Authorization: Bearer %s' -d '{\"account_sid\":\"AC0123456789abcdef0123456789abcdef\"}'\n", base, opToken)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Println("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// operatorToken returns UP_OPERATOR_TOKEN, or the token kept in the data folder, generating
+// it on first start. The file is the developer's own (mode 0600); in AWS only its hash is deployed.
+func operatorToken(dataDir string) (string, error) {
+	if t := os.Getenv("UP_OPERATOR_TOKEN"); t != "" {
+		return t, nil
+	}
+	path := filepath.Join(dataDir, "operator-token")
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read operator token: %w", err)
+	}
+	t := token.New(token.OperatorPrefix)
+	if err := os.WriteFile(path, []byte(t+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keep operator token: %w", err)
+	}
+	return t, nil
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

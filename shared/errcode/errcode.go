@@ -1,0 +1,63 @@
+// Package errcode holds the error type every domain package returns. The kind decides the
+// HTTP status (in httpapi, the one place that maps it); the code is the stable snake_case
+// string clients switch on; the message says what happened and what to do.
+package errcode
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies an error; each maps to one HTTP status.
+type Kind int
+
+const (
+	Internal     Kind = iota // 500: a bug or an unavailable dependency
+	Invalid                  // 400: the request is malformed or breaks a rule
+	Unauthorized             // 401: no or unknown credentials
+	Forbidden                // 403: known caller, not allowed (not in beta, over an entitlement, other tenant)
+	NotFound                 // 404
+	Conflict                 // 409: the current state forbids it (locked, protected, exists)
+	TooLarge                 // 413
+	RateLimited              // 429
+)
+
+// Error is a domain error with a stable code.
+type Error struct {
+	Kind    Kind
+	Code    string // snake_case, stable
+	Message string // for people: what happened and what to do
+	Field   string // the request field at fault, when there is one
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// New returns an error of kind with code and a formatted message.
+func New(kind Kind, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// InvalidField returns a 400-kind error naming the field at fault.
+func InvalidField(field, format string, args ...any) *Error {
+	return &Error{Kind: Invalid, Code: "invalid_field", Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+}
+
+// NotFoundf returns a not_found error.
+func NotFoundf(format string, args ...any) *Error {
+	return New(NotFound, "not_found", format, args...)
+}
+
+// As returns the *Error in err's chain, or nil.
+func As(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}
+
+// Is reports whether err carries code.
+func Is(err error, code string) bool {
+	e := As(err)
+	return e != nil && e.Code == code
+}

@@ -1,0 +1,325 @@
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/unifiedprofiles/up/shared/workspace"
+)
+
+// AdminOptions configure the admin API.
+type AdminOptions struct {
+	Logger *slog.Logger
+	// PublicURL is the base URL clients reach this API at (used in snippets); when empty it is
+	// taken from the request (X-Forwarded-Proto and Host, as API Gateway sends them).
+	PublicURL string
+}
+
+type admin struct {
+	ws        *workspace.Service
+	log       *slog.Logger
+	publicURL string
+}
+
+// authed is a handler that runs for an authenticated principal.
+type authed func(w http.ResponseWriter, r *http.Request, p workspace.Principal) error
+
+// MountAdmin adds the admin / setup API (ARCHITECTURE.md section 5) to mux.
+func MountAdmin(mux *http.ServeMux, ws *workspace.Service, opts AdminOptions) {
+	a := &admin{ws: ws, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/")}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	routes := []struct {
+		pattern string
+		methods map[string]authed
+	}{
+		{"/v1/beta/accounts", map[string]authed{"POST": a.acceptBeta}},
+		{"/v1/workspaces", map[string]authed{"POST": a.createWorkspace}},
+		{"/v1/workspaces/{ws}", map[string]authed{"GET": a.getWorkspace}},
+		{"/v1/workspaces/{ws}/setup/data-source", map[string]authed{"PUT": a.chooseDataSource}},
+		{"/v1/workspaces/{ws}/spaces", map[string]authed{"GET": a.listSpaces, "POST": a.createSpace}},
+		{"/v1/workspaces/{ws}/spaces/{sp}/access-tokens", map[string]authed{"POST": a.createAccessToken}},
+		{"/v1/workspaces/{ws}/sources", map[string]authed{"GET": a.listSources, "POST": a.createSource}},
+		{"/v1/workspaces/{ws}/sources/{src}", map[string]authed{"GET": a.getSource, "PATCH": a.updateSource, "DELETE": a.deleteSource}},
+		{"/v1/workspaces/{ws}/sources/{src}/snippet", map[string]authed{"GET": a.snippet}},
+		{"/v1/workspaces/{ws}/destinations", map[string]authed{"GET": a.listDestinations, "POST": a.createDestination}},
+		{"/v1/workspaces/{ws}/destinations/{id}", map[string]authed{"GET": a.getDestination, "DELETE": a.deleteDestination}},
+	}
+	for _, rt := range routes {
+		var allow []string
+		for method, h := range rt.methods {
+			mux.Handle(method+" "+rt.pattern, a.authenticate(h))
+			allow = append(allow, method)
+		}
+		mux.Handle(rt.pattern, methodNotAllowed(allow))
+	}
+}
+
+// authenticate resolves the bearer token before the handler runs, and answers the handler's
+// error with the envelope.
+func (a *admin) authenticate(h authed) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		p, err := a.ws.Authenticate(r.Context(), strings.TrimSpace(bearer))
+		if err == nil {
+			err = h(w, r, p)
+		}
+		if err != nil {
+			writeError(w, r, a.log, err)
+		}
+	})
+}
+
+func methodNotAllowed(allow []string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{
+			Code: "method_not_allowed", Message: r.Method + " is not allowed here; use " + strings.Join(allow, " or "),
+		}})
+	})
+}
+
+
+func (a *admin) acceptBeta(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	var in struct {
+		AccountSID string `json:"account_sid"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	acc, err := a.ws.AcceptBeta(r.Context(), p, in.AccountSID)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if acc.New {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, map[string]any{
+		"account_sid": acc.Account.AccountSID, "invite_token": acc.InviteToken, "accepted_at": acc.Account.AcceptedAt,
+	})
+	return nil
+}
+
+func (a *admin) createWorkspace(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	var in struct {
+		Name       string `json:"name"`
+		AccountSID string `json:"account_sid"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	c, err := a.ws.CreateWorkspace(r.Context(), p, in.Name, in.AccountSID)
+	if err != nil {
+		return err
+	}
+	spaces := make([]spaceView, len(c.Spaces))
+	for i, sp := range c.Spaces {
+		spaces[i] = viewSpace(sp)
+	}
+	sources := make([]sourceView, len(c.Sources))
+	for i, src := range c.Sources {
+		sources[i] = viewSource(src)
+	}
+	writeJSON(w, http.StatusCreated, createdWorkspaceView{
+		ID: c.Workspace.ID, Name: c.Workspace.Name, AccountSID: c.Workspace.AccountSID,
+		CreatedAt: c.Workspace.CreatedAt, Token: c.Token, Spaces: spaces, Sources: sources,
+	})
+	return nil
+}
+
+func (a *admin) getWorkspace(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	v, err := a.ws.GetWorkspace(r.Context(), p, r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewWorkspace(v))
+	return nil
+}
+
+func (a *admin) chooseDataSource(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	var in struct {
+		Kind string `json:"kind"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	v, err := a.ws.ChooseDataSource(r.Context(), p, r.PathValue("ws"), in.Kind)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewWorkspace(v))
+	return nil
+}
+
+func (a *admin) listSpaces(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	spaces, err := a.ws.ListSpaces(r.Context(), p, r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	out := make([]spaceView, len(spaces))
+	for i, sp := range spaces {
+		out[i] = viewSpace(sp)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"spaces": out})
+	return nil
+}
+
+func (a *admin) createSpace(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	sp, err := a.ws.CreateSpace(r.Context(), p, r.PathValue("ws"), in.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, viewSpace(sp))
+	return nil
+}
+
+func (a *admin) createAccessToken(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	tok, err := a.ws.CreateAccessToken(r.Context(), p, r.PathValue("ws"), r.PathValue("sp"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok.Token, "space_id": tok.SpaceID})
+	return nil
+}
+
+func (a *admin) listSources(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	sources, err := a.ws.ListSources(r.Context(), p, r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	out := make([]sourceView, len(sources))
+	for i, src := range sources {
+		out[i] = viewSource(src)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sources": out})
+	return nil
+}
+
+func (a *admin) createSource(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	var in struct {
+		Name    string `json:"name"`
+		Type    string `json:"type"`
+		SpaceID string `json:"space_id"`
+		URL     string `json:"url"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	src, err := a.ws.CreateSource(r.Context(), p, r.PathValue("ws"), workspace.NewSource{Name: in.Name, Type: in.Type, SpaceID: in.SpaceID, URL: in.URL})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, viewSource(src))
+	return nil
+}
+
+func (a *admin) getSource(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	src, err := a.ws.GetSource(r.Context(), p, r.PathValue("ws"), r.PathValue("src"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewSource(src))
+	return nil
+}
+
+func (a *admin) updateSource(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	var in struct {
+		Name    *string `json:"name"`
+		Enabled *bool   `json:"enabled"`
+		URL     *string `json:"url"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	src, err := a.ws.UpdateSource(r.Context(), p, r.PathValue("ws"), r.PathValue("src"), workspace.SourceChange{Name: in.Name, Enabled: in.Enabled, URL: in.URL})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewSource(src))
+	return nil
+}
+
+func (a *admin) deleteSource(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	if err := a.ws.DeleteSource(r.Context(), p, r.PathValue("ws"), r.PathValue("src")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *admin) snippet(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	sn, err := a.ws.SourceSnippet(r.Context(), p, r.PathValue("ws"), r.PathValue("src"), a.baseURL(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"source_id": sn.SourceID, "type": sn.Type, "language": sn.Language, "snippet": sn.Code})
+	return nil
+}
+
+// baseURL is where clients reach this API.
+func (a *admin) baseURL(r *http.Request) string {
+	if a.publicURL != "" {
+		return a.publicURL
+	}
+	scheme := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+func (a *admin) listDestinations(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	ds, err := a.ws.ListDestinations(r.Context(), p, r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	out := make([]destinationView, len(ds))
+	for i, d := range ds {
+		out[i] = viewDestination(d)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"destinations": out})
+	return nil
+}
+
+func (a *admin) createDestination(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	var in struct {
+		Name     string         `json:"name"`
+		Category string         `json:"category"`
+		Settings map[string]any `json:"settings"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	d, err := a.ws.CreateDestination(r.Context(), p, r.PathValue("ws"), workspace.NewDestination{Name: in.Name, Category: in.Category, Settings: in.Settings})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, viewDestination(d))
+	return nil
+}
+
+func (a *admin) getDestination(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	d, err := a.ws.GetDestination(r.Context(), p, r.PathValue("ws"), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewDestination(d))
+	return nil
+}
+
+func (a *admin) deleteDestination(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	if err := a.ws.DeleteDestination(r.Context(), p, r.PathValue("ws"), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,128 @@
+// Package httpapi is the HTTP face of the domain packages: routes, authentication, request
+// decoding and the one error envelope. Domain error kinds become statuses here and only here.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/unifiedprofiles/up/shared/errcode"
+)
+
+// MaxBodyBytes bounds every request body of the admin API.
+const MaxBodyBytes = 1 << 20
+
+var statusOf = map[errcode.Kind]int{
+	errcode.Internal:     http.StatusInternalServerError,
+	errcode.Invalid:      http.StatusBadRequest,
+	errcode.Unauthorized: http.StatusUnauthorized,
+	errcode.Forbidden:    http.StatusForbidden,
+	errcode.NotFound:     http.StatusNotFound,
+	errcode.Conflict:     http.StatusConflict,
+	errcode.TooLarge:     http.StatusRequestEntityTooLarge,
+	errcode.RateLimited:  http.StatusTooManyRequests,
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// writeError answers with the error envelope. Errors that are not domain errors are bugs or
+// outages: they are logged and answered with a generic 500, never with their text.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	e := errcode.As(err)
+	if e == nil {
+		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = errcode.New(errcode.Internal, "internal", "something went wrong on our side; retry, and contact support if it persists")
+	}
+	status := statusOf[e.Kind]
+	if e.Kind == errcode.Unauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="unified-profiles"`)
+	}
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Field: e.Field}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v) // the client may be gone; nothing useful to do with the error
+}
+
+// decode reads a JSON object body into dst strictly: one object, known fields only, the
+// right types, at most MaxBodyBytes. Errors name what was wrong. The Content-Type is not
+// checked: the body is JSON whatever curl's -d calls it.
+func decode(w http.ResponseWriter, r *http.Request, dst any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		if tooLarge(err) {
+			return decodeError(err)
+		}
+		return &errcode.Error{Kind: errcode.Invalid, Code: "invalid_json", Message: "the body must hold exactly one JSON object"}
+	}
+	return nil
+}
+
+func tooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+func decodeError(err error) error {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+	)
+	switch {
+	case tooLarge(err):
+		return &errcode.Error{Kind: errcode.TooLarge, Code: "body_too_large", Message: fmt.Sprintf("the request body is over the limit of %d bytes", MaxBodyBytes)}
+	case errors.Is(err, io.EOF):
+		return &errcode.Error{Kind: errcode.Invalid, Code: "invalid_json", Message: "the request body is empty; send a JSON object"}
+	case errors.As(err, &syntax):
+		return &errcode.Error{Kind: errcode.Invalid, Code: "invalid_json", Message: fmt.Sprintf("the body is not valid JSON (at byte %d: %v)", syntax.Offset, syntax)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &errcode.Error{Kind: errcode.Invalid, Code: "invalid_json", Message: "the body is not valid JSON (it ends too early)"}
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return &errcode.Error{Kind: errcode.Invalid, Code: "invalid_json", Message: fmt.Sprintf("the body must be a JSON object, not %s", typ.Value)}
+		}
+		return errcode.InvalidField(typ.Field, "must be %s, not %s", jsonType(typ.Type.Kind().String()), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &errcode.Error{Kind: errcode.Invalid, Code: "unknown_field", Field: field, Message: fmt.Sprintf("%s: unknown field; check its spelling", field)}
+	}
+	return &errcode.Error{Kind: errcode.Invalid, Code: "invalid_json", Message: "the body is not valid JSON: " + err.Error()}
+}
+
+func jsonType(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "map", "struct":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "int", "int64", "float64":
+		return "a number"
+	}
+	return "of another type"
+}

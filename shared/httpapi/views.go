@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/workspace"
+)
+
+// The JSON shapes of the admin API (ARCHITECTURE.md section 5). They are written out here,
+// apart from the stored records, so the contract cannot drift with a storage change.
+
+type spaceView struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func viewSpace(sp workspace.Space) spaceView {
+	return spaceView{ID: sp.ID, Name: sp.Name, CreatedAt: sp.CreatedAt}
+}
+
+type sourceView struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Type        string    `json:"type"`
+	WriteKey    string    `json:"write_key"`
+	AutoCreated bool      `json:"auto_created"`
+	Enabled     bool      `json:"enabled"`
+	SpaceID     string    `json:"space_id"`
+	URL         string    `json:"url,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func viewSource(s workspace.Source) sourceView {
+	return sourceView{
+		ID: s.ID, Name: s.Name, Type: s.Type, WriteKey: s.WriteKey, AutoCreated: s.AutoCreated,
+		Enabled: s.Enabled, SpaceID: s.SpaceID, URL: s.URL, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+	}
+}
+
+type destinationView struct {
+	ID        string         `json:"id"`
+	Name      string         `json:"name"`
+	Category  string         `json:"category"`
+	Settings  map[string]any `json:"settings"`
+	CreatedAt time.Time      `json:"created_at"`
+}
+
+func viewDestination(d workspace.Destination) destinationView {
+	settings := d.Settings
+	if settings == nil {
+		settings = map[string]any{}
+	}
+	return destinationView{ID: d.ID, Name: d.Name, Category: d.Category, Settings: settings, CreatedAt: d.CreatedAt}
+}
+
+type createdWorkspaceView struct {
+	ID         string       `json:"id"`
+	Name       string       `json:"name"`
+	AccountSID string       `json:"account_sid"`
+	CreatedAt  time.Time    `json:"created_at"`
+	Token      string       `json:"token"`
+	Spaces     []spaceView  `json:"spaces"`
+	Sources    []sourceView `json:"sources"`
+}
+
+type stepView struct {
+	Status string `json:"status"`
+}
+
+type setupView struct {
+	DataSource *string             `json:"data_source"` // null until chosen
+	Locked     bool                `json:"locked"`
+	Steps      map[string]stepView `json:"steps"`
+}
+
+type workspaceView struct {
+	ID         string                     `json:"id"`
+	Name       string                     `json:"name"`
+	AccountSID string                     `json:"account_sid"`
+	CreatedAt  time.Time                  `json:"created_at"`
+	Setup      setupView                  `json:"setup"`
+	Usage      map[string]workspace.Quota `json:"usage"`
+}
+
+func viewWorkspace(v workspace.View) workspaceView {
+	setup := setupView{Locked: v.Workspace.Setup.Locked, Steps: make(map[string]stepView, len(v.Steps))}
+	if ds := v.Workspace.Setup.DataSource; ds != "" {
+		setup.DataSource = &ds
+	}
+	for step, status := range v.Steps {
+		setup.Steps[step] = stepView{Status: status}
+	}
+	return workspaceView{
+		ID: v.Workspace.ID, Name: v.Workspace.Name, AccountSID: v.Workspace.AccountSID,
+		CreatedAt: v.Workspace.CreatedAt, Setup: setup, Usage: v.Usage,
+	}
+}

@@ -1,0 +1,213 @@
+// Package bolt implements store.Store on bbolt: one file, serialisable transactions, and
+// concurrent writers grouped into one fsync with db.Batch.
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/unifiedprofiles/up/shared/store"
+)
+
+var itemsBucket = []byte("items")
+
+// Store is a store.Store on one bbolt file.
+type Store struct {
+	db  *bbolt.DB
+	now func() time.Time
+}
+
+// Open opens (creating if needed) the store file at path.
+func Open(path string) (*Store, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	// Many small concurrent transactions: group them generously, the fsync is the cost.
+	db.MaxBatchDelay = 2 * time.Millisecond
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(itemsBucket)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init store %s: %w", path, err)
+	}
+	return &Store{db: db, now: time.Now}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Keys are PK, a 0x00 separator, SK: the separator sorts before every other byte, so a
+// partition's items are contiguous and ordered by SK, as in DynamoDB.
+func encodeKey(k store.Key) []byte {
+	b := make([]byte, 0, len(k.PK)+1+len(k.SK))
+	b = append(b, k.PK...)
+	b = append(b, 0)
+	return append(b, k.SK...)
+}
+
+// Values: version, count, expiresAt as 3×8 bytes big-endian, then the data.
+const header = 24
+
+func encodeValue(it store.Item) []byte {
+	b := make([]byte, header+len(it.Data))
+	binary.BigEndian.PutUint64(b[0:], uint64(it.Version))
+	binary.BigEndian.PutUint64(b[8:], uint64(it.Count))
+	binary.BigEndian.PutUint64(b[16:], uint64(it.ExpiresAt))
+	copy(b[header:], it.Data)
+	return b
+}
+
+func decodeValue(k store.Key, v []byte) (store.Item, error) {
+	if len(v) < header {
+		return store.Item{}, fmt.Errorf("store: corrupt item %s (%d bytes)", k, len(v))
+	}
+	it := store.Item{
+		Key:       k,
+		Version:   int64(binary.BigEndian.Uint64(v[0:])),
+		Count:     int64(binary.BigEndian.Uint64(v[8:])),
+		ExpiresAt: int64(binary.BigEndian.Uint64(v[16:])),
+	}
+	if len(v) > header {
+		// bbolt's memory is only valid inside the transaction.
+		it.Data = bytes.Clone(v[header:])
+	}
+	return it, nil
+}
+
+// current returns the live item at k, or nil if absent or expired.
+func current(b *bbolt.Bucket, k store.Key, now time.Time) (*store.Item, error) {
+	v := b.Get(encodeKey(k))
+	if v == nil {
+		return nil, nil
+	}
+	it, err := decodeValue(k, v)
+	if err != nil {
+		return nil, err
+	}
+	if it.Expired(now) {
+		return nil, nil
+	}
+	return &it, nil
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, k store.Key) (store.Item, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Item{}, err
+	}
+	var out *store.Item
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		out, err = current(tx.Bucket(itemsBucket), k, s.now())
+		return err
+	})
+	if err != nil {
+		return store.Item{}, err
+	}
+	if out == nil {
+		return store.Item{}, store.ErrNotFound
+	}
+	return *out, nil
+}
+
+// Query implements store.Store.
+func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Item, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	prefix := encodeKey(store.Key{PK: pk, SK: p.Prefix})
+	start := prefix
+	if p.After != "" {
+		start = append(encodeKey(store.Key{PK: pk, SK: p.After}), 0) // strictly after
+	}
+	now := s.now()
+	items := []store.Item{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(itemsBucket).Cursor()
+		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			it, err := decodeValue(store.Key{PK: pk, SK: string(k[len(pk)+1:])}, v)
+			if err != nil {
+				return err
+			}
+			if it.Expired(now) {
+				continue
+			}
+			items = append(items, it)
+			if p.Limit > 0 && len(items) == p.Limit {
+				break
+			}
+		}
+		return nil
+	})
+	return items, err
+}
+
+// Transact implements store.Store. db.Batch groups concurrent callers into one commit; a
+// caller whose function fails is re-run alone, so one failed condition never spoils a batch.
+func (s *Store) Transact(ctx context.Context, ops ...store.Op) error {
+	if err := store.Validate(ops); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := s.db.Batch(func(tx *bbolt.Tx) error { return apply(tx.Bucket(itemsBucket), ops, s.now()) })
+	var ce *store.ConditionError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return err
+}
+
+// apply checks every condition first, then writes, so a failure leaves nothing half-done even
+// before the transaction rolls back.
+func apply(b *bbolt.Bucket, ops []store.Op, now time.Time) error {
+	curs := make([]*store.Item, len(ops))
+	for i, op := range ops {
+		cur, err := current(b, op.Item.Key, now)
+		if err != nil {
+			return err
+		}
+		curs[i] = cur
+		ok := store.Holds(op, cur)
+		if op.Kind == store.Add {
+			var n int64
+			if cur != nil {
+				n = cur.Count
+			}
+			ok = store.AddHolds(op, n)
+		}
+		if !ok {
+			return &store.ConditionError{Index: i, Key: op.Item.Key}
+		}
+	}
+	for i, op := range ops {
+		k := encodeKey(op.Item.Key)
+		var err error
+		switch op.Kind {
+		case store.Put:
+			err = b.Put(k, encodeValue(op.Item))
+		case store.Delete:
+			err = b.Delete(k)
+		case store.Add:
+			next := op.Item
+			if cur := curs[i]; cur != nil {
+				next = *cur
+			}
+			next.Count += op.Delta
+			err = b.Put(k, encodeValue(next))
+		}
+		if err != nil {
+			return fmt.Errorf("store: write %s: %w", op.Item.Key, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package bolt_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/store/bolt"
+	"github.com/unifiedprofiles/up/shared/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := bolt.Open(filepath.Join(t.TempDir(), "up.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// Data written before Close is there after reopening the file (a restart of the local stack).
+func TestReopenKeepsData(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "up.db")
+	s, err := bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := store.Key{PK: "WS#1", SK: "WS"}
+	if err := s.Transact(t.Context(), store.PutOp(store.Item{Key: k, Data: []byte("kept"), Version: 1}, store.MustNotExist)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = bolt.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Get(t.Context(), k)
+	if err != nil || string(got.Data) != "kept" || got.Version != 1 {
+		t.Fatalf("after reopen: %+v, %v", got, err)
+	}
+}

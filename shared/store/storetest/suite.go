@@ -1,0 +1,408 @@
+// Package storetest is the conformance suite every store.Store adapter must pass, and the
+// list of backends the domain tests run against.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/store"
+)
+
+// Run checks that the store returned by open behaves as the store.Store contract says.
+// open must return a fresh, empty store each call.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("GetMissing", func(t *testing.T) { t.Parallel(); testGetMissing(t, open(t)) })
+	t.Run("PutGet", func(t *testing.T) { t.Parallel(); testPutGet(t, open(t)) })
+	t.Run("Conditions", func(t *testing.T) { t.Parallel(); testConditions(t, open(t)) })
+	t.Run("Counters", func(t *testing.T) { t.Parallel(); testCounters(t, open(t)) })
+	t.Run("AllOrNothing", func(t *testing.T) { t.Parallel(); testAllOrNothing(t, open(t)) })
+	t.Run("InvalidTransactions", func(t *testing.T) { t.Parallel(); testInvalid(t, open(t)) })
+	t.Run("Query", func(t *testing.T) { t.Parallel(); testQuery(t, open(t)) })
+	t.Run("Expiry", func(t *testing.T) { t.Parallel(); testExpiry(t, open(t)) })
+	t.Run("ConcurrentBoundedCounter", func(t *testing.T) { t.Parallel(); testConcurrentCounter(t, open(t)) })
+	t.Run("ConcurrentVersionedUpdates", func(t *testing.T) { t.Parallel(); testConcurrentCAS(t, open(t)) })
+	t.Run("ConcurrentClaims", func(t *testing.T) { t.Parallel(); testConcurrentClaims(t, open(t)) })
+}
+
+func key(pk, sk string) store.Key { return store.Key{PK: pk, SK: sk} }
+
+func mustTransact(t *testing.T, s store.Store, ops ...store.Op) {
+	t.Helper()
+	if err := s.Transact(context.Background(), ops...); err != nil {
+		t.Fatalf("Transact: %v", err)
+	}
+}
+
+func mustGet(t *testing.T, s store.Store, k store.Key) store.Item {
+	t.Helper()
+	it, err := s.Get(context.Background(), k)
+	if err != nil {
+		t.Fatalf("Get %s: %v", k, err)
+	}
+	return it
+}
+
+func wantCondFail(t *testing.T, err error, index int) {
+	t.Helper()
+	var ce *store.ConditionError
+	if !errors.As(err, &ce) {
+		t.Fatalf("want *store.ConditionError at op %d, got %v", index, err)
+	}
+	if ce.Index != index {
+		t.Fatalf("condition failed at op %d, want op %d", ce.Index, index)
+	}
+}
+
+func testGetMissing(t *testing.T, s store.Store) {
+	_, err := s.Get(context.Background(), key("P", "missing"))
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get missing: got %v, want ErrNotFound", err)
+	}
+}
+
+func testPutGet(t *testing.T, s store.Store) {
+	in := store.Item{Key: key("WS#1", "SOURCE#a"), Data: []byte(`{"name":"é ✓"}`), Version: 3}
+	mustTransact(t, s, store.PutOp(in, store.Always))
+	got := mustGet(t, s, in.Key)
+	if string(got.Data) != string(in.Data) || got.Version != 3 || got.Key != in.Key || got.Count != 0 || got.ExpiresAt != 0 {
+		t.Fatalf("round trip: got %+v, want %+v", got, in)
+	}
+	// Overwrite with Always replaces the whole item.
+	mustTransact(t, s, store.PutOp(store.Item{Key: in.Key, Data: []byte("x")}, store.Always))
+	if got := mustGet(t, s, in.Key); string(got.Data) != "x" || got.Version != 0 {
+		t.Fatalf("overwrite: got %+v", got)
+	}
+	mustTransact(t, s, store.DeleteOp(in.Key, store.Always))
+	if _, err := s.Get(context.Background(), in.Key); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+	// Deleting an absent item without a condition is not an error.
+	mustTransact(t, s, store.DeleteOp(in.Key, store.Always))
+}
+
+func testConditions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	k := key("C", "item")
+	// MustNotExist on absent succeeds, on present fails.
+	mustTransact(t, s, store.PutOp(store.Item{Key: k, Data: []byte("v1"), Version: 1}, store.MustNotExist))
+	wantCondFail(t, s.Transact(ctx, store.PutOp(store.Item{Key: k, Data: []byte("other")}, store.MustNotExist)), 0)
+	if got := mustGet(t, s, k); string(got.Data) != "v1" {
+		t.Fatalf("failed put changed the item: %q", got.Data)
+	}
+	// VersionIs: stale version fails, current succeeds and bumps.
+	wantCondFail(t, s.Transact(ctx, store.ReplaceOp(store.Item{Key: k, Data: []byte("stale")}, 7)), 0)
+	mustTransact(t, s, store.ReplaceOp(store.Item{Key: k, Data: []byte("v2")}, 1))
+	if got := mustGet(t, s, k); string(got.Data) != "v2" || got.Version != 2 {
+		t.Fatalf("replace: got %q v%d, want v2 v2", got.Data, got.Version)
+	}
+	// VersionIs 0 means "must not exist".
+	wantCondFail(t, s.Transact(ctx, store.ReplaceOp(store.Item{Key: k}, 0)), 0)
+	mustTransact(t, s, store.ReplaceOp(store.Item{Key: key("C", "fresh"), Data: []byte("f")}, 0))
+	if got := mustGet(t, s, key("C", "fresh")); got.Version != 1 {
+		t.Fatalf("ReplaceOp from 0 stored version %d, want 1", got.Version)
+	}
+	// MustExist on absent fails, for Put, Delete and Check alike.
+	absent := key("C", "absent")
+	for i, op := range []store.Op{
+		store.PutOp(store.Item{Key: absent}, store.MustExist),
+		store.DeleteOp(absent, store.MustExist),
+		store.CheckOp(absent, store.MustExist),
+	} {
+		wantCondFail(t, s.Transact(ctx, op), 0)
+		if _, err := s.Get(ctx, absent); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("case %d wrote the absent item: %v", i, err)
+		}
+	}
+	// Delete with a version check.
+	wantCondFail(t, s.Transact(ctx, store.Op{Kind: store.Delete, Item: store.Item{Key: k}, Cond: store.VersionIs, Version: 1}), 0)
+	mustTransact(t, s, store.Op{Kind: store.Delete, Item: store.Item{Key: k}, Cond: store.VersionIs, Version: 2})
+	if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("versioned delete left the item: %v", err)
+	}
+	// Check passes and writes nothing.
+	mustTransact(t, s, store.CheckVersionOp(key("C", "fresh"), 1), store.PutOp(store.Item{Key: key("C", "other"), Data: []byte("o")}, store.Always))
+	if got := mustGet(t, s, key("C", "fresh")); got.Version != 1 || string(got.Data) != "f" {
+		t.Fatalf("check changed the item: %+v", got)
+	}
+}
+
+func testCounters(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	k := key("WS#1", "USAGE#sources")
+	// A decrement below zero fails, also on an absent counter.
+	wantCondFail(t, s.Transact(ctx, store.AddOp(k, -1, 0)), 0)
+	for i := 1; i <= 4; i++ {
+		mustTransact(t, s, store.AddOp(k, 1, 4))
+		if got := mustGet(t, s, k); got.Count != int64(i) {
+			t.Fatalf("after %d adds count is %d", i, got.Count)
+		}
+	}
+	wantCondFail(t, s.Transact(ctx, store.AddOp(k, 1, 4)), 0)
+	if got := mustGet(t, s, k); got.Count != 4 {
+		t.Fatalf("refused add changed the count to %d", got.Count)
+	}
+	mustTransact(t, s, store.AddOp(k, -1, 0))
+	mustTransact(t, s, store.AddOp(k, 1, 4))
+	// Adding more than one at a time respects the bound as a whole.
+	k2 := key("WS#1", "USAGE#other")
+	wantCondFail(t, s.Transact(ctx, store.AddOp(k2, 3, 2)), 0)
+	mustTransact(t, s, store.AddOp(k2, 2, 2))
+	if got := mustGet(t, s, k2); got.Count != 2 {
+		t.Fatalf("add 2: count %d", got.Count)
+	}
+	// A counter's data, given on creation, is kept by later adds.
+	k3 := key("WS#1", "USAGE#with-data")
+	mustTransact(t, s, store.Op{Kind: store.Add, Item: store.Item{Key: k3, Data: []byte("meta")}, Delta: 1, Max: 10})
+	mustTransact(t, s, store.AddOp(k3, 1, 10))
+	if got := mustGet(t, s, k3); got.Count != 2 || string(got.Data) != "meta" {
+		t.Fatalf("counter with data: %+v", got)
+	}
+}
+
+func testAllOrNothing(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustTransact(t, s, store.PutOp(store.Item{Key: key("A", "exists"), Data: []byte("e")}, store.Always))
+	counter := key("A", "USAGE#n")
+	ops := []store.Op{
+		store.PutOp(store.Item{Key: key("A", "new1"), Data: []byte("1")}, store.MustNotExist),
+		store.AddOp(counter, 1, 5),
+		store.DeleteOp(key("A", "exists"), store.Always),
+		store.PutOp(store.Item{Key: key("B", "new2"), Data: []byte("2")}, store.Always),
+		store.CheckOp(key("A", "never"), store.MustExist), // fails
+	}
+	wantCondFail(t, s.Transact(ctx, ops...), 4)
+	for _, k := range []store.Key{key("A", "new1"), counter, key("B", "new2")} {
+		if _, err := s.Get(ctx, k); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("failed transaction wrote %s: %v", k, err)
+		}
+	}
+	mustGet(t, s, key("A", "exists"))
+	// The same transaction without the failing op commits everything.
+	mustTransact(t, s, ops[:4]...)
+	mustGet(t, s, key("A", "new1"))
+	mustGet(t, s, key("B", "new2"))
+	if got := mustGet(t, s, counter); got.Count != 1 {
+		t.Fatalf("counter %d", got.Count)
+	}
+	if _, err := s.Get(ctx, key("A", "exists")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("delete in transaction did not apply: %v", err)
+	}
+	// The failing op's index is reported for a counter too.
+	wantCondFail(t, s.Transact(ctx,
+		store.PutOp(store.Item{Key: key("A", "new3")}, store.Always),
+		store.AddOp(counter, 5, 5)), 1)
+}
+
+func testInvalid(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	dup := key("I", "dup")
+	cases := map[string][]store.Op{
+		"empty":                   nil,
+		"duplicate key":           {store.PutOp(store.Item{Key: dup}, store.Always), store.DeleteOp(dup, store.Always)},
+		"empty key":               {store.PutOp(store.Item{Key: key("I", "")}, store.Always)},
+		"check without condition": {store.CheckOp(key("I", "x"), store.Always)},
+		"add without max":         {store.AddOp(key("I", "c"), 1, 0)},
+	}
+	tooMany := make([]store.Op, store.MaxOps+1)
+	for i := range tooMany {
+		tooMany[i] = store.PutOp(store.Item{Key: key("I", fmt.Sprintf("k%03d", i))}, store.Always)
+	}
+	cases["too many"] = tooMany
+	for name, ops := range cases {
+		if err := s.Transact(ctx, ops...); !errors.Is(err, store.ErrInvalidTransaction) {
+			t.Errorf("%s: got %v, want ErrInvalidTransaction", name, err)
+		}
+	}
+	if items, err := s.Query(ctx, "I", store.Page{}); err != nil || len(items) != 0 {
+		t.Fatalf("invalid transactions wrote %d items (err %v)", len(items), err)
+	}
+	// Exactly MaxOps is allowed.
+	mustTransact(t, s, tooMany[:store.MaxOps]...)
+}
+
+func testQuery(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var ops []store.Op
+	for _, sk := range []string{"SOURCE#b", "SOURCE#a", "SOURCE#c", "SPACE#a", "WS", "SOURCE"} {
+		ops = append(ops, store.PutOp(store.Item{Key: key("WS#q", sk), Data: []byte(sk)}, store.Always))
+	}
+	ops = append(ops, store.PutOp(store.Item{Key: key("WS#q2", "SOURCE#z")}, store.Always))
+	ops = append(ops, store.PutOp(store.Item{Key: key("WS#", "SOURCE#y")}, store.Always))
+	mustTransact(t, s, ops...)
+	sks := func(items []store.Item) []string {
+		out := make([]string, len(items))
+		for i, it := range items {
+			out[i] = it.SK
+		}
+		return out
+	}
+	tests := []struct {
+		page store.Page
+		want []string
+	}{
+		{store.Page{Prefix: "SOURCE#"}, []string{"SOURCE#a", "SOURCE#b", "SOURCE#c"}},
+		{store.Page{}, []string{"SOURCE", "SOURCE#a", "SOURCE#b", "SOURCE#c", "SPACE#a", "WS"}},
+		{store.Page{Prefix: "SOURCE#", Limit: 2}, []string{"SOURCE#a", "SOURCE#b"}},
+		{store.Page{Prefix: "SOURCE#", After: "SOURCE#b"}, []string{"SOURCE#c"}},
+		{store.Page{Prefix: "SOURCE#", After: "SOURCE#c"}, []string{}},
+		{store.Page{Prefix: "NOPE"}, []string{}},
+	}
+	for _, tc := range tests {
+		items, err := s.Query(ctx, "WS#q", tc.page)
+		if err != nil {
+			t.Fatalf("Query %+v: %v", tc.page, err)
+		}
+		if got := sks(items); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("Query %+v = %v, want %v", tc.page, got, tc.want)
+		}
+		for _, it := range items {
+			if it.PK != "WS#q" || string(it.Data) != it.SK {
+				t.Errorf("Query returned a wrong item: %+v", it)
+			}
+		}
+	}
+}
+
+func testExpiry(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	past := time.Now().Add(-time.Minute).Unix()
+	future := time.Now().Add(time.Hour).Unix()
+	mustTransact(t, s,
+		store.PutOp(store.Item{Key: key("E", "old"), Data: []byte("o"), ExpiresAt: past}, store.Always),
+		store.PutOp(store.Item{Key: key("E", "live"), Data: []byte("l"), ExpiresAt: future}, store.Always))
+	if _, err := s.Get(ctx, key("E", "old")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("expired item visible: %v", err)
+	}
+	if got := mustGet(t, s, key("E", "live")); got.ExpiresAt != future {
+		t.Fatalf("ExpiresAt %d, want %d", got.ExpiresAt, future)
+	}
+	items, err := s.Query(ctx, "E", store.Page{})
+	if err != nil || len(items) != 1 || items[0].SK != "live" {
+		t.Fatalf("Query with an expired item: %+v %v", items, err)
+	}
+	// An expired item counts as absent for conditions: a dedupe key can be claimed again.
+	mustTransact(t, s, store.PutOp(store.Item{Key: key("E", "old"), Data: []byte("again"), ExpiresAt: future}, store.MustNotExist))
+	if got := mustGet(t, s, key("E", "old")); string(got.Data) != "again" {
+		t.Fatalf("reclaimed item: %q", got.Data)
+	}
+	mustTransact(t, s, store.PutOp(store.Item{Key: key("E", "gone"), ExpiresAt: past}, store.Always))
+	wantCondFail(t, s.Transact(ctx, store.CheckOp(key("E", "gone"), store.MustExist)), 0)
+}
+
+// N writers race to take slots of a counter bounded at 4, each writing its own item in the
+// same transaction: exactly 4 transactions commit, with their items and nothing else.
+func testConcurrentCounter(t *testing.T, s store.Store) {
+	const writers, limit = 20, 4
+	ctx := context.Background()
+	counter := key("WS#race", "USAGE#sources")
+	var ok, refused atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Transact(ctx,
+				store.AddOp(counter, 1, limit),
+				store.PutOp(store.Item{Key: key("WS#race", fmt.Sprintf("SOURCE#%02d", i))}, store.MustNotExist))
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case store.FailedOp(err) == 0:
+				refused.Add(1)
+			default:
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("unexpected error: %v", err)
+	}
+	if ok.Load() != limit || refused.Load() != writers-limit {
+		t.Fatalf("%d committed, %d refused; want %d and %d", ok.Load(), refused.Load(), limit, writers-limit)
+	}
+	items, err := s.Query(ctx, "WS#race", store.Page{Prefix: "SOURCE#"})
+	if err != nil || len(items) != limit {
+		t.Fatalf("%d source items (err %v), want %d", len(items), err, limit)
+	}
+	if got := mustGet(t, s, counter); got.Count != limit {
+		t.Fatalf("counter %d, want %d", got.Count, limit)
+	}
+}
+
+// Read-modify-write with a version check loses no update under contention.
+func testConcurrentCAS(t *testing.T, s store.Store) {
+	const writers = 10
+	ctx := context.Background()
+	k := key("CAS", "doc")
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for attempt := 0; attempt < 200; attempt++ {
+				cur, err := s.Get(ctx, k)
+				var prev int64
+				if err == nil {
+					prev = cur.Version
+				} else if !errors.Is(err, store.ErrNotFound) {
+					errs <- err
+					return
+				}
+				next := append(append([]byte{}, cur.Data...), 'x')
+				err = s.Transact(ctx, store.ReplaceOp(store.Item{Key: k, Data: next}, prev))
+				if err == nil {
+					return
+				}
+				if store.FailedOp(err) != 0 && !errors.Is(err, store.ErrContention) {
+					errs <- err
+					return
+				}
+			}
+			errs <- errors.New("gave up after 200 attempts")
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, k); got.Version != writers || len(got.Data) != writers {
+		t.Fatalf("version %d, %d bytes; want %d and %d (lost update)", got.Version, len(got.Data), writers, writers)
+	}
+}
+
+// Many writers claim overlapping keys with MustNotExist: each key has exactly one owner.
+func testConcurrentClaims(t *testing.T, s store.Store) {
+	const writers, keys = 8, 5
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var wins atomic.Int64
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range keys {
+				err := s.Transact(ctx, store.PutOp(store.Item{Key: key("CLAIM", fmt.Sprint(k)), Data: []byte(fmt.Sprint(w))}, store.MustNotExist))
+				if err == nil {
+					wins.Add(1)
+				} else if store.FailedOp(err) != 0 {
+					t.Errorf("claim: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != keys {
+		t.Fatalf("%d claims won, want exactly %d", wins.Load(), keys)
+	}
+}

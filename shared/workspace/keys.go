@@ -1,0 +1,123 @@
+package workspace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/store"
+)
+
+// The item layout in the one table; shared/store/dynamo/ACCESS_PATTERNS.md lists the
+// patterns. Lookups by credential go through index items written in the same transaction
+// as their owner, so they are strongly consistent (a GSI would not be).
+func accountKey(sid string) store.Key  { return store.Key{PK: "ACCOUNT#" + sid, SK: "ACCOUNT"} }
+func tokenKey(hash string) store.Key   { return store.Key{PK: "TOKEN#" + hash, SK: "TOKEN"} }
+func writeKeyKey(hash string) store.Key { return store.Key{PK: "WRITEKEY#" + hash, SK: "WRITEKEY"} }
+func wsPK(ws string) string            { return "WS#" + ws }
+func workspaceKey(ws string) store.Key { return store.Key{PK: wsPK(ws), SK: "WS"} }
+func spaceKey(ws, sp string) store.Key { return store.Key{PK: wsPK(ws), SK: spacePrefix + sp} }
+func sourceKey(ws, src string) store.Key {
+	return store.Key{PK: wsPK(ws), SK: sourcePrefix + src}
+}
+func destinationKey(ws, id string) store.Key {
+	return store.Key{PK: wsPK(ws), SK: destinationPrefix + id}
+}
+func usageKey(ws, resource string) store.Key {
+	return store.Key{PK: wsPK(ws), SK: usagePrefix + resource}
+}
+
+const (
+	spacePrefix       = "SPACE#"
+	sourcePrefix      = "SOURCE#"
+	destinationPrefix = "DEST#"
+	usagePrefix       = "USAGE#"
+)
+
+// ID prefixes.
+const (
+	workspaceIDPrefix   = "ws_"
+	spaceIDPrefix       = "sp_"
+	sourceIDPrefix      = "src_"
+	destinationIDPrefix = "dst_"
+)
+
+// tokenRecord is what a credential's index item says about its holder.
+type tokenRecord struct {
+	Kind        PrincipalKind `json:"kind"`
+	WorkspaceID string        `json:"workspace_id,omitempty"`
+	SpaceID     string        `json:"space_id,omitempty"`
+	AccountSID  string        `json:"account_sid,omitempty"`
+}
+
+// writeKeyRecord points a write key at its source.
+type writeKeyRecord struct {
+	WorkspaceID string `json:"workspace_id"`
+	SourceID    string `json:"source_id"`
+}
+
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own plain structs are encoded here; failing is a programming error.
+		panic(fmt.Sprintf("workspace: encode %T: %v", v, err))
+	}
+	return b
+}
+
+func item(k store.Key, v any) store.Item { return store.Item{Key: k, Data: encode(v)} }
+
+// load reads and decodes the item at k; absent items give notFound.
+func load[T any](ctx context.Context, st store.Store, k store.Key, notFound error) (T, int64, error) {
+	var v T
+	it, err := st.Get(ctx, k)
+	if errors.Is(err, store.ErrNotFound) {
+		return v, 0, notFound
+	}
+	if err != nil {
+		return v, 0, fmt.Errorf("read %s: %w", k, err)
+	}
+	if err := json.Unmarshal(it.Data, &v); err != nil {
+		return v, 0, fmt.Errorf("decode %s: %w", k, err)
+	}
+	return v, it.Version, nil
+}
+
+// list reads and decodes every item of a workspace partition with the given prefix.
+func list[T any](ctx context.Context, st store.Store, ws, prefix string) ([]T, error) {
+	items, err := st.Query(ctx, wsPK(ws), store.Page{Prefix: prefix})
+	if err != nil {
+		return nil, fmt.Errorf("list %s%s: %w", wsPK(ws), prefix, err)
+	}
+	out := make([]T, 0, len(items))
+	for _, it := range items {
+		var v T
+		if err := json.Unmarshal(it.Data, &v); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", it.Key, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// maxAttempts bounds optimistic retries when a version check loses a race.
+const maxAttempts = 10
+
+// retryOnRace runs fn again while it reports errRace (a lost version check), at most
+// maxAttempts times; the caller re-reads state in fn, so every attempt decides afresh.
+func retryOnRace(ctx context.Context, fn func() error) error {
+	for range maxAttempts {
+		err := fn()
+		if !errors.Is(err, errRace) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return errcode.New(errcode.Conflict, "concurrent_update", "the workspace changed concurrently %d times in a row; retry the request", maxAttempts)
+}
+
+var errRace = errors.New("workspace: lost a race, retry")

@@ -1,0 +1,33 @@
+package workspace
+
+import (
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/token"
+)
+
+// Service is the workspace domain's entry point.
+type Service struct {
+	st           store.Store
+	now          func() time.Time
+	ids          token.IDs
+	operatorHash string
+}
+
+// Options configure a Service.
+type Options struct {
+	// OperatorTokenHash is the hex SHA-256 of the operator's bearer token; empty disables it.
+	OperatorTokenHash string
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// New returns a Service on st.
+func New(st store.Store, opts Options) *Service {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now}, operatorHash: opts.OperatorTokenHash}
+}
