@@ -3,6 +3,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/unifiedprofiles/up/shared/workspace"
@@ -31,10 +32,25 @@ func MountAdmin(mux *http.ServeMux, ws *workspace.Service, opts AdminOptions) {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
-	routes := []struct {
-		pattern string
-		methods map[string]authed
-	}{
+	for _, rt := range a.routes() {
+		var allow []string
+		for method, h := range rt.methods {
+			mux.Handle(method+" "+rt.pattern, a.authenticate(h))
+			allow = append(allow, method)
+		}
+		slices.Sort(allow)
+		mux.Handle(rt.pattern, methodNotAllowed(allow))
+	}
+}
+
+type route struct {
+	pattern string
+	methods map[string]authed
+}
+
+// routes is the admin API's route table; the isolation test walks every entry.
+func (a *admin) routes() []route {
+	return []route{
 		{"/v1/beta/accounts", map[string]authed{"POST": a.acceptBeta}},
 		{"/v1/workspaces", map[string]authed{"POST": a.createWorkspace}},
 		{"/v1/workspaces/{ws}", map[string]authed{"GET": a.getWorkspace}},
@@ -47,14 +63,6 @@ func MountAdmin(mux *http.ServeMux, ws *workspace.Service, opts AdminOptions) {
 		{"/v1/workspaces/{ws}/destinations", map[string]authed{"GET": a.listDestinations, "POST": a.createDestination}},
 		{"/v1/workspaces/{ws}/destinations/{id}", map[string]authed{"GET": a.getDestination, "DELETE": a.deleteDestination}},
 	}
-	for _, rt := range routes {
-		var allow []string
-		for method, h := range rt.methods {
-			mux.Handle(method+" "+rt.pattern, a.authenticate(h))
-			allow = append(allow, method)
-		}
-		mux.Handle(rt.pattern, methodNotAllowed(allow))
-	}
 }
 
 // authenticate resolves the bearer token before the handler runs, and answers the handler's
@@ -63,6 +71,11 @@ func (a *admin) authenticate(h authed) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		p, err := a.ws.Authenticate(r.Context(), strings.TrimSpace(bearer))
+		// Tenant check before the body is even read: another tenant learns nothing, not
+		// even whether its request would have been valid. The domain checks again.
+		if ws := r.PathValue("ws"); err == nil && ws != "" {
+			err = p.Owns(ws)
+		}
 		if err == nil {
 			err = h(w, r, p)
 		}
@@ -81,8 +94,10 @@ func methodNotAllowed(allow []string) http.Handler {
 	})
 }
 
-
 func (a *admin) acceptBeta(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	if err := p.IsOperator(); err != nil {
+		return err
+	}
 	var in struct {
 		AccountSID string `json:"account_sid"`
 	}

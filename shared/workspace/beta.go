@@ -22,7 +22,7 @@ type Acceptance struct {
 // Caller: the operator. Errors: forbidden, invalid_field, workspace_exists (409: the account
 // already has its workspace).
 func (s *Service) AcceptBeta(ctx context.Context, p Principal, accountSID string) (Acceptance, error) {
-	if err := p.isOperator(); err != nil {
+	if err := p.IsOperator(); err != nil {
 		return Acceptance{}, err
 	}
 	if err := validAccountSID(accountSID); err != nil {

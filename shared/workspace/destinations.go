@@ -18,7 +18,7 @@ type NewDestination struct {
 // MaxDestinations. Delivery comes with the destinations feature.
 // Caller: the workspace's token. Errors: forbidden, not_found, invalid_field, entitlement_exceeded (403).
 func (s *Service) CreateDestination(ctx context.Context, p Principal, wsID string, in NewDestination) (Destination, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return Destination{}, err
 	}
 	if err := validName("name", in.Name); err != nil {
@@ -50,7 +50,7 @@ func (s *Service) CreateDestination(ctx context.Context, p Principal, wsID strin
 // ListDestinations returns the workspace's destinations in creation order.
 // Caller: the workspace's token. Errors: forbidden.
 func (s *Service) ListDestinations(ctx context.Context, p Principal, wsID string) ([]Destination, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return nil, err
 	}
 	return list[Destination](ctx, s.st, wsID, destinationPrefix)
@@ -59,7 +59,7 @@ func (s *Service) ListDestinations(ctx context.Context, p Principal, wsID string
 // GetDestination returns one destination.
 // Caller: the workspace's token. Errors: forbidden, not_found.
 func (s *Service) GetDestination(ctx context.Context, p Principal, wsID, id string) (Destination, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return Destination{}, err
 	}
 	d, _, err := load[Destination](ctx, s.st, destinationKey(wsID, id), destinationNotFound(wsID, id))
@@ -73,7 +73,7 @@ func destinationNotFound(wsID, id string) error {
 // DeleteDestination deletes a destination, freeing its slot.
 // Caller: the workspace's token. Errors: forbidden, not_found.
 func (s *Service) DeleteDestination(ctx context.Context, p Principal, wsID, id string) error {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return err
 	}
 	err := s.st.Transact(ctx,

@@ -48,17 +48,19 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 	return Principal{Kind: rec.Kind, WorkspaceID: rec.WorkspaceID, SpaceID: rec.SpaceID, AccountSID: rec.AccountSID, tokenHash: h}, nil
 }
 
-// owns checks that p may manage workspace ws. Only that workspace's own token may: the
+// Owns checks that p may manage workspace ws. Only that workspace's own token may: the
 // operator runs the beta program, not tenants' data.
 // Errors: forbidden (403).
-func (p Principal) owns(ws string) error {
+func (p Principal) Owns(ws string) error {
 	if p.Kind == WorkspaceOwner && p.WorkspaceID == ws {
 		return nil
 	}
 	return errcode.New(errcode.Forbidden, "forbidden", "this token may not access workspace %s", ws)
 }
 
-func (p Principal) isOperator() error {
+// IsOperator checks that p is the operator.
+// Errors: forbidden (403).
+func (p Principal) IsOperator() error {
 	if p.Kind == Operator {
 		return nil
 	}

@@ -40,7 +40,7 @@ type NewSource struct {
 // Caller: the workspace's token. Errors: forbidden, not_found (workspace or space),
 // invalid_field, entitlement_exceeded (403).
 func (s *Service) CreateSource(ctx context.Context, p Principal, wsID string, in NewSource) (Source, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return Source{}, err
 	}
 	if err := validName("name", in.Name); err != nil {
@@ -105,7 +105,7 @@ func (s *Service) CreateSource(ctx context.Context, p Principal, wsID string, in
 // ListSources returns the workspace's sources in creation order.
 // Caller: the workspace's token. Errors: forbidden.
 func (s *Service) ListSources(ctx context.Context, p Principal, wsID string) ([]Source, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return nil, err
 	}
 	return list[Source](ctx, s.st, wsID, sourcePrefix)
@@ -114,7 +114,7 @@ func (s *Service) ListSources(ctx context.Context, p Principal, wsID string) ([]
 // GetSource returns one source.
 // Caller: the workspace's token. Errors: forbidden, not_found.
 func (s *Service) GetSource(ctx context.Context, p Principal, wsID, srcID string) (Source, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return Source{}, err
 	}
 	src, _, err := s.loadSource(ctx, wsID, srcID)
@@ -141,7 +141,7 @@ func protected(src Source, action string) error {
 // Caller: the workspace's token. Errors: forbidden, not_found, invalid_field,
 // protected_source (409: auto-created sources cannot change).
 func (s *Service) UpdateSource(ctx context.Context, p Principal, wsID, srcID string, ch SourceChange) (Source, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return Source{}, err
 	}
 	if ch.Name != nil {
@@ -191,7 +191,7 @@ func (s *Service) UpdateSource(ctx context.Context, p Principal, wsID, srcID str
 // DeleteSource deletes a source and its write key, freeing its entitlement slot.
 // Caller: the workspace's token. Errors: forbidden, not_found, protected_source (409).
 func (s *Service) DeleteSource(ctx context.Context, p Principal, wsID, srcID string) error {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return err
 	}
 	return retryOnRace(ctx, func() error {

@@ -11,7 +11,7 @@ import (
 // ListSpaces returns the workspace's Unify spaces in creation order.
 // Caller: the workspace's token. Errors: forbidden.
 func (s *Service) ListSpaces(ctx context.Context, p Principal, wsID string) ([]Space, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return nil, err
 	}
 	return list[Space](ctx, s.st, wsID, spacePrefix)
@@ -20,7 +20,7 @@ func (s *Service) ListSpaces(ctx context.Context, p Principal, wsID string) ([]S
 // CreateSpace adds a Unify space, within the entitlement of MaxSpaces.
 // Caller: the workspace's token. Errors: forbidden, not_found, invalid_field, entitlement_exceeded (403).
 func (s *Service) CreateSpace(ctx context.Context, p Principal, wsID, name string) (Space, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return Space{}, err
 	}
 	if err := validName("name", name); err != nil {
@@ -52,7 +52,7 @@ type AccessToken struct {
 // CreateAccessToken issues a Profile API token for a space; only its hash is kept.
 // Caller: the workspace's token. Errors: forbidden, not_found.
 func (s *Service) CreateAccessToken(ctx context.Context, p Principal, wsID, spaceID string) (AccessToken, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return AccessToken{}, err
 	}
 	tok := token.New(token.AccessPrefix)

@@ -100,7 +100,7 @@ func (s *Service) CreateWorkspace(ctx context.Context, p Principal, name, accoun
 // GetWorkspace returns the workspace with its setup steps and usage.
 // Caller: the workspace's token. Errors: forbidden, not_found.
 func (s *Service) GetWorkspace(ctx context.Context, p Principal, wsID string) (View, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return View{}, err
 	}
 	ws, _, err := s.loadWorkspace(ctx, wsID)
@@ -160,7 +160,7 @@ func (s *Service) exceeded(ctx context.Context, wsID, resource, extra string) er
 // choice other than csv, the choice is locked (PRODUCT.md section 2).
 // Caller: the workspace's token. Errors: forbidden, not_found, invalid_field, data_source_locked (409).
 func (s *Service) ChooseDataSource(ctx context.Context, p Principal, wsID, kind string) (View, error) {
-	if err := p.owns(wsID); err != nil {
+	if err := p.Owns(wsID); err != nil {
 		return View{}, err
 	}
 	if err := oneOf("kind", kind, DataSources); err != nil {
