@@ -16,10 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/unifiedprofiles/up/shared/httpapi"
-	"github.com/unifiedprofiles/up/shared/store/bolt"
+	"github.com/unifiedprofiles/up/shared/localstack"
 	"github.com/unifiedprofiles/up/shared/token"
-	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
 func main() {
@@ -41,22 +39,21 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	st, err := bolt.Open(filepath.Join(dataDir, "up.db"))
+	stack, err := localstack.Open(localstack.Config{
+		DataDir: dataDir, OperatorTokenHash: token.Hash(opToken), PublicURL: os.Getenv("UP_PUBLIC_URL"), Logger: log,
+	})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer stack.Close()
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (set UP_ADDR to use another address): %w", addr, err)
 	}
 	base := "http://" + ln.Addr().String()
-	svc := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)})
-	mux := httpapi.NewMux()
-	httpapi.MountAdmin(mux, svc, httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
 	srv := &http.Server{
-		Handler:           httpapi.Logged(mux, log),
+		Handler:           stack.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}

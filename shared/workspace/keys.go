@@ -13,12 +13,12 @@ import (
 // The item layout in the one table; shared/store/dynamo/ACCESS_PATTERNS.md lists the
 // patterns. Lookups by credential go through index items written in the same transaction
 // as their owner, so they are strongly consistent (a GSI would not be).
-func accountKey(sid string) store.Key  { return store.Key{PK: "ACCOUNT#" + sid, SK: "ACCOUNT"} }
-func tokenKey(hash string) store.Key   { return store.Key{PK: "TOKEN#" + hash, SK: "TOKEN"} }
+func accountKey(sid string) store.Key   { return store.Key{PK: "ACCOUNT#" + sid, SK: "ACCOUNT"} }
+func tokenKey(hash string) store.Key    { return store.Key{PK: "TOKEN#" + hash, SK: "TOKEN"} }
 func writeKeyKey(hash string) store.Key { return store.Key{PK: "WRITEKEY#" + hash, SK: "WRITEKEY"} }
-func wsPK(ws string) string            { return "WS#" + ws }
-func workspaceKey(ws string) store.Key { return store.Key{PK: wsPK(ws), SK: "WS"} }
-func spaceKey(ws, sp string) store.Key { return store.Key{PK: wsPK(ws), SK: spacePrefix + sp} }
+func wsPK(ws string) string             { return "WS#" + ws }
+func workspaceKey(ws string) store.Key  { return store.Key{PK: wsPK(ws), SK: "WS"} }
+func spaceKey(ws, sp string) store.Key  { return store.Key{PK: wsPK(ws), SK: spacePrefix + sp} }
 func sourceKey(ws, src string) store.Key {
 	return store.Key{PK: wsPK(ws), SK: sourcePrefix + src}
 }

@@ -12,10 +12,10 @@ import (
 type PrincipalKind string
 
 const (
-	Operator    PrincipalKind = "operator"     // runs the beta program
-	Invite      PrincipalKind = "invite"       // may create one workspace for one account, once
-	WorkspaceOwner PrincipalKind = "workspace" // manages one workspace
-	SpaceAccess PrincipalKind = "space_access" // reads one space's profiles (Profile API)
+	Operator       PrincipalKind = "operator"     // runs the beta program
+	Invite         PrincipalKind = "invite"       // may create one workspace for one account, once
+	WorkspaceOwner PrincipalKind = "workspace"    // manages one workspace
+	SpaceAccess    PrincipalKind = "space_access" // reads one space's profiles (Profile API)
 )
 
 // Principal is an authenticated caller.

@@ -159,12 +159,12 @@ type Space struct {
 
 // Source sends data into a space.
 type Source struct {
-	ID          string    `json:"id"`
-	WorkspaceID string    `json:"workspace_id"`
-	SpaceID     string    `json:"space_id"`
-	Name        string    `json:"name"`
-	Type        string    `json:"type"`
-	URL         string    `json:"url,omitempty"`
+	ID          string `json:"id"`
+	WorkspaceID string `json:"workspace_id"`
+	SpaceID     string `json:"space_id"`
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	URL         string `json:"url,omitempty"`
 	// WriteKey authenticates the tracking API. Like Segment's, it is published in page and app
 	// code, so it is an identifier rather than a secret; lookups go through its hash anyway.
 	WriteKey    string    `json:"write_key"`

@@ -391,7 +391,10 @@ func TestValidation(t *testing.T) {
 			field string
 		}{
 			{"empty name", func() error { _, err := svc.CreateSource(ctx, p, ws, workspace.NewSource{Type: "http"}); return err }, "name"},
-			{"long name", func() error { _, err := svc.CreateSource(ctx, p, ws, workspace.NewSource{Name: long, Type: "http"}); return err }, "name"},
+			{"long name", func() error {
+				_, err := svc.CreateSource(ctx, p, ws, workspace.NewSource{Name: long, Type: "http"})
+				return err
+			}, "name"},
 			{"padded name", func() error { _, err := svc.CreateSpace(ctx, p, ws, " x"); return err }, "name"},
 			{"control char", func() error { _, err := svc.CreateSpace(ctx, p, ws, "a\x00b"); return err }, "name"},
 			{"missing type", func() error { _, err := svc.CreateSource(ctx, p, ws, workspace.NewSource{Name: "x"}); return err }, "type"},

@@ -1,0 +1,43 @@
+# Unified Profiles. `make run` starts the local stack; `make test` runs every test, starting
+# what the tests need (moto_server) and installing pinned tools into ./bin.
+SHELL := /bin/bash
+GO    ?= go
+
+# Pinned tools, installed into ./bin by `make tools`.
+RIE_MODULE := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
+
+FUNCTIONS := $(notdir $(wildcard functions/*))
+# Deployment builds arm64 (template.yaml); `make build GOARCH=amd64` for the host.
+GOARCH ?= arm64
+
+.PHONY: run test build bench lint tools clean
+
+run:
+	$(GO) run ./infra/local
+
+test: tools
+	bash infra/scripts/test.sh
+
+bin/aws-lambda-rie:
+	GOBIN=$(CURDIR)/bin $(GO) install $(RIE_MODULE)
+
+tools: bin/aws-lambda-rie
+
+# Every function's bootstrap, as SAM's go1.x build makes it, into bin/functions/<name>/.
+build:
+	@set -e; for f in $(FUNCTIONS); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -tags lambda.norpc -trimpath \
+			-o bin/functions/$$f/bootstrap ./functions/$$f; \
+		echo "bin/functions/$$f/bootstrap $$(stat -c %s bin/functions/$$f/bootstrap) bytes"; \
+	done
+
+bench: tools
+	bash infra/scripts/bench.sh
+
+lint:
+	@test -z "$$(gofmt -l functions shared infra)" || { gofmt -l functions shared infra; echo "gofmt: the files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	cfn-lint template.yaml
+
+clean:
+	rm -rf bin .aws-sam

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// stack is the local stack binary running as `make run` runs it.
+type stack struct {
+	cmd      *exec.Cmd
+	base     string
+	operator string
+	done     chan error
+	stdout   *bytes.Buffer
+}
+
+func buildStack(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "local")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start runs the binary and reads the banner for the base URL and the operator token.
+func start(t *testing.T, bin, dataDir, addr string, env ...string) *stack {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), append([]string{"UP_DATA_DIR=" + dataDir, "UP_ADDR=" + addr, "UP_OPERATOR_TOKEN="}, env...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{cmd: cmd, done: make(chan error, 1), stdout: &bytes.Buffer{}}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-s.done
+	})
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		s.done <- cmd.Wait()
+	}()
+	deadline := time.After(30 * time.Second)
+	for s.base == "" || s.operator == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("the stack exited before printing its banner:\n%s", s.stdout)
+			}
+			s.stdout.WriteString(line + "\n")
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "base URL:"); ok {
+				s.base = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "operator token:"); ok {
+				s.operator = strings.TrimSpace(v)
+			}
+		case <-deadline:
+			t.Fatalf("no banner after 30s:\n%s", s.stdout)
+		}
+	}
+	go func() {
+		for line := range lines {
+			s.stdout.WriteString(line + "\n")
+		}
+	}()
+	return s
+}
+
+func (s *stack) call(t *testing.T, method, path, tok, body string, want int) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		t.Fatalf("%s %s: %d, want %d: %s", method, path, res.StatusCode, want, b)
+	}
+	var out map[string]any
+	json.Unmarshal(b, &out)
+	return out
+}
+
+// The README walkthrough against the real binary; then Ctrl-C, a restart on the same data
+// folder, and everything is still there with the same generated operator token.
+func TestReadmeWalkthroughAndRestart(t *testing.T) {
+	t.Parallel()
+	bin := buildStack(t)
+	data := t.TempDir()
+	addr := freeAddr(t)
+	s := start(t, bin, data, addr)
+	if s.base != "http://"+addr || !strings.HasPrefix(s.operator, "upo_") {
+		t.Fatalf("banner: base %q operator %q", s.base, s.operator)
+	}
+
+	sid := "AC0123456789abcdef0123456789abcdef"
+	inv := s.call(t, "POST", "/v1/beta/accounts", s.operator, `{"account_sid":"`+sid+`"}`, 201)
+	ws := s.call(t, "POST", "/v1/workspaces", inv["invite_token"].(string), `{"name":"Acme Support","account_sid":"`+sid+`"}`, 201)
+	id, tok := ws["id"].(string), ws["token"].(string)
+	s.call(t, "PUT", "/v1/workspaces/"+id+"/setup/data-source", tok, `{"kind":"website"}`, 200)
+	s.call(t, "POST", "/v1/workspaces/"+id+"/sources", tok, `{"name":"Website","type":"javascript","url":"https://acme.example"}`, 201)
+	view := s.call(t, "GET", "/v1/workspaces/"+id, tok, "", 200)
+	if got := fmt.Sprint(view["usage"].(map[string]any)["sources"]); got != "map[limit:4 used:1]" {
+		t.Fatalf("usage.sources %s", got)
+	}
+
+	// Ctrl-C: a clean shutdown, exit status 0.
+	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("exit after Ctrl-C: %v\n%s", err, s.stdout)
+		}
+		s.done <- nil // for the cleanup
+	case <-time.After(15 * time.Second):
+		t.Fatal("still running 15s after Ctrl-C")
+	}
+
+	again := start(t, bin, data, addr)
+	if again.operator != s.operator {
+		t.Fatalf("operator token changed across restarts: %q → %q", s.operator, again.operator)
+	}
+	after := again.call(t, "GET", "/v1/workspaces/"+id, tok, "", 200)
+	if fmt.Sprint(after) != fmt.Sprint(view) {
+		t.Fatalf("data changed across the restart:\n%v\n%v", view, after)
+	}
+	if fi, err := os.Stat(filepath.Join(data, "operator-token")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("operator token file: %v %v", fi, err)
+	}
+}
+
+func TestOperatorTokenFromEnvironment(t *testing.T) {
+	t.Parallel()
+	s := start(t, buildStack(t), t.TempDir(), freeAddr(t), "UP_OPERATOR_TOKEN=upo_from_env")
+	if s.operator != "upo_from_env" {
+		t.Fatalf("operator %q", s.operator)
+	}
+	s.call(t, "POST", "/v1/beta/accounts", "upo_from_env", `{"account_sid":"AC0123456789abcdef0123456789abcdef"}`, 201)
+}
