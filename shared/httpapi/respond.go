@@ -106,7 +106,7 @@ func decodeError(err error) error {
 		return errcode.InvalidField(typ.Field, "must be %s, not %s", jsonType(typ.Type.Kind().String()), typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return &errcode.Error{Kind: errcode.Invalid, Code: "unknown_field", Field: field, Message: fmt.Sprintf("%s: unknown field; check its spelling", field)}
+		return &errcode.Error{Kind: errcode.Invalid, Code: "unknown_field", Field: field, Message: fmt.Sprintf("unknown field %q; check its spelling", field)}
 	}
 	return &errcode.Error{Kind: errcode.Invalid, Code: "invalid_json", Message: "the body is not valid JSON: " + err.Error()}
 }
