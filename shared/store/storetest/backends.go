@@ -1,0 +1,217 @@
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	miniserver "github.com/truora/minidyn/server"
+
+	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/store/bolt"
+	"github.com/unifiedprofiles/up/shared/store/dynamo"
+)
+
+// EndpointEnv names the variable holding a DynamoDB-compatible endpoint (moto_server,
+// started by `make test`).
+const EndpointEnv = "UP_TEST_DYNAMODB_ENDPOINT"
+
+// Backend is a store implementation the tests can run against.
+type Backend struct {
+	Name string
+	// Open returns a fresh, empty store; it is closed (and its table removed) when t ends.
+	Open func(t *testing.T) store.Store
+}
+
+// Backends lists the stores available here: the embedded bolt store, the DynamoDB adapter
+// on in-process minidyn, and the DynamoDB adapter on moto_server when EndpointEnv is set
+// (see DynamoBackends for what happens when it is not).
+func Backends(t *testing.T) []Backend {
+	t.Helper()
+	bs := []Backend{{Name: "bolt", Open: openBolt}}
+	for _, d := range DynamoBackends(t) {
+		bs = append(bs, Backend{Name: d.Name, Open: func(t *testing.T) store.Store { return d.Open(t) }})
+	}
+	return bs
+}
+
+// DynamoBackend is a DynamoDB-compatible endpoint the dynamo adapter can run against.
+type DynamoBackend struct {
+	Name string
+	// Open creates a fresh table and returns the adapter on it, built with opts; the
+	// table is removed when t ends.
+	Open func(t *testing.T, opts ...dynamo.Option) *dynamo.Store
+}
+
+// DynamoBackends lists "minidyn" (in-process, always) and "moto" (moto_server at
+// EndpointEnv). Without the endpoint, CI fails (moto must not silently drop out there)
+// and a local run logs that moto is skipped.
+func DynamoBackends(t *testing.T) []DynamoBackend {
+	t.Helper()
+	bs := []DynamoBackend{{Name: "minidyn", Open: openMinidyn}}
+	if ep := os.Getenv(EndpointEnv); ep != "" {
+		bs = append(bs, DynamoBackend{Name: "moto", Open: func(t *testing.T, opts ...dynamo.Option) *dynamo.Store {
+			return openMoto(t, ep, opts...)
+		}})
+	} else if os.Getenv("CI") == "true" {
+		t.Fatalf("moto_server endpoint not set: run make test (it starts moto_server and sets %s)", EndpointEnv)
+	} else {
+		t.Logf("skipping the moto backend: %s is not set (make test starts moto_server and sets it)", EndpointEnv)
+	}
+	return bs
+}
+
+func openBolt(t *testing.T) store.Store {
+	t.Helper()
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "up.db"))
+	if err != nil {
+		t.Fatalf("open bolt store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close bolt store: %v", err)
+		}
+	})
+	return s
+}
+
+// openMinidyn starts a private minidyn server, so its table needs no deleting.
+func openMinidyn(t *testing.T, opts ...dynamo.Option) *dynamo.Store {
+	t.Helper()
+	srv := httptest.NewServer(miniserver.NewServer())
+	t.Cleanup(srv.Close)
+	client := Client(t, srv.URL, true)
+	table := TableName(t)
+	ensureTable(t, client, table)
+	return openStore(t, client, table, opts)
+}
+
+// openMoto creates a table on the shared moto_server and deletes it when t ends.
+func openMoto(t *testing.T, endpoint string, opts ...dynamo.Option) *dynamo.Store {
+	t.Helper()
+	client := Client(t, endpoint, false)
+	table := TableName(t)
+	ensureTable(t, client, table)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := client.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(table)}); err != nil {
+			t.Errorf("delete table %s: %v", table, err)
+		}
+	})
+	return openStore(t, &serialAPI{api: client}, table, opts)
+}
+
+func ensureTable(t *testing.T, client *dynamodb.Client, table string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := dynamo.EnsureTable(ctx, client, table); err != nil {
+		t.Fatalf("create table %s: %v", table, err)
+	}
+}
+
+func openStore(t *testing.T, api dynamo.API, table string, opts []dynamo.Option) *dynamo.Store {
+	s := dynamo.New(api, table, opts...)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close dynamo store: %v", err)
+		}
+	})
+	return s
+}
+
+// Client returns a real DynamoDB client for a local endpoint, with dummy credentials.
+// The HTTP client is left to the SDK: AWS_CA_BUNDLE may be set, and the SDK can only
+// apply it to its own buildable client. noCRC turns off the SDK's response CRC32 check,
+// for endpoints that send no X-Amz-Crc32 header (minidyn; harmless for moto): the SDK
+// would compare against 0 and log a warning on every response.
+func Client(t *testing.T, endpoint string, noCRC bool) *dynamodb.Client {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
+	)
+	if err != nil {
+		t.Fatalf("aws config: %v", err)
+	}
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.DisableValidateResponseChecksum = noCRC
+	})
+}
+
+// TableName returns a table name unique to this test and run: moto outlives a test, and
+// parallel tests must not see each other's items.
+func TableName(t *testing.T) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	// Table names are at most 255 characters; keep the random suffix.
+	if len(name) > 200 {
+		name = name[:200]
+	}
+	return "up-" + name + "-" + hex.EncodeToString(b[:])
+}
+
+// serialAPI sends one request at a time. moto_server handles requests on concurrent threads
+// without locking its tables: a conditional write checks and writes non-atomically, and a
+// failed TransactWriteItems rolls back by restoring a copy of the whole table, undoing other
+// requests' writes. Real DynamoDB is linearizable per item and serializable across a
+// transaction; serialising this store's calls restores that for the (per-test) table.
+type serialAPI struct {
+	mu  sync.Mutex
+	api dynamo.API
+}
+
+func (s *serialAPI) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.api.GetItem(ctx, in, optFns...)
+}
+
+func (s *serialAPI) Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.api.Query(ctx, in, optFns...)
+}
+
+func (s *serialAPI) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.api.PutItem(ctx, in, optFns...)
+}
+
+func (s *serialAPI) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.api.UpdateItem(ctx, in, optFns...)
+}
+
+func (s *serialAPI) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.api.DeleteItem(ctx, in, optFns...)
+}
+
+func (s *serialAPI) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.api.TransactWriteItems(ctx, in, optFns...)
+}
