@@ -1,18 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	miniserver "github.com/truora/minidyn/server"
-
 	"github.com/unifiedprofiles/up/infra/lambdatest"
-	"github.com/unifiedprofiles/up/shared/store/dynamo"
 	"github.com/unifiedprofiles/up/shared/store/storetest"
 	"github.com/unifiedprofiles/up/shared/token"
 )
@@ -20,34 +14,11 @@ import (
 // The operator token the sample events in events/ carry.
 const eventOperatorToken = "op_rie_test_operator_token"
 
-// dynamoEndpoint returns moto_server's endpoint (make test starts it), or, outside CI, an
-// in-process minidyn server, with a fresh table on it.
-func dynamoEndpoint(t *testing.T) (endpoint, table string) {
-	t.Helper()
-	endpoint = os.Getenv(storetest.EndpointEnv)
-	if endpoint == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set: run make test, which starts moto_server", storetest.EndpointEnv)
-		}
-		t.Logf("%s not set: using in-process minidyn instead of moto_server", storetest.EndpointEnv)
-		srv := httptest.NewServer(miniserver.NewServer())
-		t.Cleanup(srv.Close)
-		endpoint = srv.URL
-	}
-	table = storetest.TableName(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := dynamo.EnsureTable(ctx, storetest.Client(t, endpoint, true), table); err != nil {
-		t.Fatalf("create table: %v", err)
-	}
-	return endpoint, table
-}
-
 // The setup function's bootstrap, under the Lambda Runtime Interface Emulator, answers the
 // sample API Gateway v2 events with DynamoDB behind it.
 func TestSetupUnderRIE(t *testing.T) {
 	t.Parallel()
-	endpoint, table := dynamoEndpoint(t)
+	endpoint, table := storetest.DynamoTable(t)
 	em := lambdatest.Run(t, "setup", map[string]string{
 		"UP_TABLE_NAME":             table,
 		"UP_OPERATOR_TOKEN_SHA256":  token.Hash(eventOperatorToken),

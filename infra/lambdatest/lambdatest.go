@@ -205,7 +205,7 @@ func Start(t testing.TB, b Bootstrap, env map[string]string) *Emulator {
 		}()
 
 		if err := em.waitReady(10*time.Second, addr, apiAddr); err != nil {
-			em.stop()
+			em.Stop()
 			lastOut = em.out.String()
 			if errors.Is(err, errExited) {
 				// Most likely another process took a port between freeAddr
@@ -215,7 +215,7 @@ func Start(t testing.TB, b Bootstrap, env map[string]string) *Emulator {
 			t.Fatalf("lambdatest: %v\naws-lambda-rie output:\n%s", err, lastOut)
 		}
 		t.Cleanup(func() {
-			em.stop()
+			em.Stop()
 			if t.Failed() {
 				t.Logf("aws-lambda-rie output (%s):\n%s", b.Name, em.out.String())
 			}
@@ -300,9 +300,9 @@ func (em *Emulator) waitReady(timeout time.Duration, addrs ...string) error {
 	}
 }
 
-// stop asks the emulator to shut down (it kills the function process on
+// Stop asks the emulator to shut down (it kills the function process on
 // SIGTERM) and kills it if it has not exited within a few seconds.
-func (em *Emulator) stop() {
+func (em *Emulator) Stop() {
 	em.client.CloseIdleConnections()
 	select {
 	case <-em.done:

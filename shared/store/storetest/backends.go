@@ -137,7 +137,7 @@ func openStore(t *testing.T, api dynamo.API, table string, opts []dynamo.Option)
 // apply it to its own buildable client. noCRC turns off the SDK's response CRC32 check,
 // for endpoints that send no X-Amz-Crc32 header (minidyn; harmless for moto): the SDK
 // would compare against 0 and log a warning on every response.
-func Client(t *testing.T, endpoint string, noCRC bool) *dynamodb.Client {
+func Client(t testing.TB, endpoint string, noCRC bool) *dynamodb.Client {
 	t.Helper()
 	cfg, err := config.LoadDefaultConfig(context.Background(),
 		config.WithRegion("us-east-1"),
@@ -154,7 +154,7 @@ func Client(t *testing.T, endpoint string, noCRC bool) *dynamodb.Client {
 
 // TableName returns a table name unique to this test and run: moto outlives a test, and
 // parallel tests must not see each other's items.
-func TableName(t *testing.T) string {
+func TableName(t testing.TB) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := strings.Map(func(r rune) rune {
