@@ -75,6 +75,12 @@ func (s *server) workspace(b *testing.B) (string, string) {
 	return ws.ID, ws.Token
 }
 
+func (s *server) createDeleteSource(b *testing.B, ws, tok string) {
+	var src struct{ ID string }
+	json.Unmarshal(s.do(b, "POST", "/v1/workspaces/"+ws+"/sources", tok, `{"name":"Site","type":"javascript"}`, 201), &src)
+	s.do(b, "DELETE", "/v1/workspaces/"+ws+"/sources/"+src.ID, tok, "", 204)
+}
+
 // latencies records one duration per operation and reports percentiles.
 type latencies struct {
 	mu sync.Mutex
@@ -137,9 +143,7 @@ func BenchmarkAdminCreateDeleteSource(b *testing.B) {
 	var l latencies
 	for b.Loop() {
 		start := time.Now()
-		var src struct{ ID string }
-		json.Unmarshal(s.do(b, "POST", "/v1/workspaces/"+ws+"/sources", tok, `{"name":"Site","type":"javascript"}`, 201), &src)
-		s.do(b, "DELETE", "/v1/workspaces/"+ws+"/sources/"+src.ID, tok, "", 204)
+		s.createDeleteSource(b, ws, tok)
 		l.add(time.Since(start))
 	}
 	l.report(b)
@@ -154,9 +158,7 @@ func BenchmarkAdminCreateDeleteSourceParallel16(b *testing.B) {
 		ws, tok := s.workspace(b)
 		for pb.Next() {
 			start := time.Now()
-			var src struct{ ID string }
-			json.Unmarshal(s.do(b, "POST", "/v1/workspaces/"+ws+"/sources", tok, `{"name":"Site","type":"javascript"}`, 201), &src)
-			s.do(b, "DELETE", "/v1/workspaces/"+ws+"/sources/"+src.ID, tok, "", 204)
+			s.createDeleteSource(b, ws, tok)
 			l.add(time.Since(start))
 		}
 	})

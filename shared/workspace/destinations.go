@@ -31,17 +31,7 @@ func (s *Service) CreateDestination(ctx context.Context, p Principal, wsID strin
 		return Destination{}, err
 	}
 	d := Destination{ID: s.ids.New(destinationIDPrefix), WorkspaceID: wsID, Name: in.Name, Category: in.Category, Settings: in.Settings, CreatedAt: s.now()}
-	err := s.st.Transact(ctx,
-		store.AddOp(usageKey(wsID, ResourceDestinations), 1, MaxDestinations),
-		store.CheckOp(workspaceKey(wsID), store.MustExist),
-		store.ReplaceOp(item(destinationKey(wsID, d.ID), d), 0))
-	switch store.FailedOp(err) {
-	case 0:
-		return Destination{}, s.exceeded(ctx, wsID, ResourceDestinations, " destinations")
-	case 1:
-		return Destination{}, errcode.NotFoundf("workspace %s was not found", wsID)
-	}
-	if err != nil {
+	if err := s.createCounted(ctx, wsID, ResourceDestinations, " destinations", item(destinationKey(wsID, d.ID), d)); err != nil {
 		return Destination{}, err
 	}
 	return d, nil

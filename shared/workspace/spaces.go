@@ -27,17 +27,7 @@ func (s *Service) CreateSpace(ctx context.Context, p Principal, wsID, name strin
 		return Space{}, err
 	}
 	sp := Space{ID: s.ids.New(spaceIDPrefix), WorkspaceID: wsID, Name: name, CreatedAt: s.now()}
-	err := s.st.Transact(ctx,
-		store.AddOp(usageKey(wsID, ResourceSpaces), 1, MaxSpaces),
-		store.CheckOp(workspaceKey(wsID), store.MustExist),
-		store.ReplaceOp(item(spaceKey(wsID, sp.ID), sp), 0))
-	switch store.FailedOp(err) {
-	case 0:
-		return Space{}, s.exceeded(ctx, wsID, ResourceSpaces, " Unify spaces")
-	case 1:
-		return Space{}, errcode.NotFoundf("workspace %s was not found", wsID)
-	}
-	if err != nil {
+	if err := s.createCounted(ctx, wsID, ResourceSpaces, " Unify spaces", item(spaceKey(wsID, sp.ID), sp)); err != nil {
 		return Space{}, err
 	}
 	return sp, nil

@@ -146,6 +146,23 @@ func (s *Service) usage(ctx context.Context, wsID string) (Usage, error) {
 	return u, nil
 }
 
+// createCounted writes a new record that takes one slot of resource's entitlement, in one
+// transaction with the counter, so the limit holds under concurrent requests.
+// Errors: entitlement_exceeded (403), not_found (the workspace).
+func (s *Service) createCounted(ctx context.Context, wsID, resource, what string, rec store.Item) error {
+	err := s.st.Transact(ctx,
+		store.AddOp(usageKey(wsID, resource), 1, int64(Limit(resource))),
+		store.CheckOp(workspaceKey(wsID), store.MustExist),
+		store.ReplaceOp(rec, 0))
+	switch store.FailedOp(err) {
+	case 0:
+		return s.exceeded(ctx, wsID, resource, what)
+	case 1:
+		return errcode.NotFoundf("workspace %s was not found", wsID)
+	}
+	return err
+}
+
 // exceeded builds the entitlement error with the current usage.
 func (s *Service) exceeded(ctx context.Context, wsID, resource, extra string) error {
 	used := Limit(resource)
