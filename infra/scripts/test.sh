@@ -21,4 +21,5 @@ fi
 start_moto
 
 echo "== go test"
-go test -count=1 ./...
+# -race: the store and domain tests are concurrent by design.
+go test -race -count=1 ./...
