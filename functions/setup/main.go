@@ -11,6 +11,7 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/unifiedprofiles/up/shared/httpapi"
+	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/dynamo"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
@@ -24,6 +25,6 @@ func main() {
 	}
 	svc := workspace.New(st, workspace.Options{OperatorTokenHash: os.Getenv("UP_OPERATOR_TOKEN_SHA256")})
 	mux := httpapi.NewMux()
-	httpapi.MountAdmin(mux, svc, httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
+	httpapi.MountAdmin(mux, svc, profile.New(st, profile.Options{}), httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
 	lambda.Start(httpadapter.NewV2(httpapi.Logged(mux, log)).ProxyWithContext)
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -19,6 +21,7 @@ type AdminOptions struct {
 
 type admin struct {
 	ws        *workspace.Service
+	profiles  *profile.Service
 	log       *slog.Logger
 	publicURL string
 }
@@ -27,8 +30,8 @@ type admin struct {
 type authed func(w http.ResponseWriter, r *http.Request, p workspace.Principal) error
 
 // MountAdmin adds the admin / setup API (ARCHITECTURE.md section 5) to mux.
-func MountAdmin(mux *http.ServeMux, ws *workspace.Service, opts AdminOptions) {
-	a := &admin{ws: ws, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/")}
+func MountAdmin(mux *http.ServeMux, ws *workspace.Service, profiles *profile.Service, opts AdminOptions) {
+	a := &admin{ws: ws, profiles: profiles, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/")}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -57,6 +60,7 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/setup/data-source", map[string]authed{"PUT": a.chooseDataSource}},
 		{"/v1/workspaces/{ws}/spaces", map[string]authed{"GET": a.listSpaces, "POST": a.createSpace}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/access-tokens", map[string]authed{"POST": a.createAccessToken}},
+		{"/v1/workspaces/{ws}/spaces/{sp}/identity", map[string]authed{"GET": a.getIdentity, "PUT": a.putIdentity}},
 		{"/v1/workspaces/{ws}/sources", map[string]authed{"GET": a.listSources, "POST": a.createSource}},
 		{"/v1/workspaces/{ws}/sources/{src}", map[string]authed{"GET": a.getSource, "PATCH": a.updateSource, "DELETE": a.deleteSource}},
 		{"/v1/workspaces/{ws}/sources/{src}/snippet", map[string]authed{"GET": a.snippet}},
@@ -336,5 +340,35 @@ func (a *admin) deleteDestination(w http.ResponseWriter, r *http.Request, p work
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *admin) getIdentity(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	sp, err := a.ws.GetSpace(r.Context(), p, r.PathValue("ws"), r.PathValue("sp"))
+	if err != nil {
+		return err
+	}
+	set, err := a.profiles.Settings(r.Context(), sp.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, set)
+	return nil
+}
+
+func (a *admin) putIdentity(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	sp, err := a.ws.GetSpace(r.Context(), p, r.PathValue("ws"), r.PathValue("sp"))
+	if err != nil {
+		return err
+	}
+	var in identity.Settings
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	set, err := a.profiles.SaveSettings(r.Context(), sp.ID, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, set)
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/workspace"
@@ -33,7 +34,7 @@ func newServer(t *testing.T) *client {
 	t.Cleanup(func() { st.Close() })
 	mux := NewMux()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	MountAdmin(mux, workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)}), AdminOptions{Logger: log})
+	MountAdmin(mux, workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)}), profile.New(st, profile.Options{}), AdminOptions{Logger: log})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)
 	return &client{t: t, base: srv.URL}
@@ -189,6 +190,8 @@ func validBody(pattern, method string) any {
 	switch {
 	case method == "GET" || method == "DELETE" || strings.HasSuffix(pattern, "/access-tokens"):
 		return nil
+	case strings.HasSuffix(pattern, "/identity"):
+		return map[string]any{"identifiers": []any{map[string]any{"type": "user_id", "limit": 1, "window": "ever", "priority": 1}}}
 	case strings.HasSuffix(pattern, "/data-source"):
 		return map[string]any{"kind": "csv"}
 	case strings.HasSuffix(pattern, "/sources"):

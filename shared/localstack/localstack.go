@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/unifiedprofiles/up/shared/httpapi"
+	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
@@ -44,7 +45,7 @@ func Open(cfg Config) (*Stack, error) {
 	}
 	svc := workspace.New(st, workspace.Options{OperatorTokenHash: cfg.OperatorTokenHash})
 	mux := httpapi.NewMux()
-	httpapi.MountAdmin(mux, svc, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL})
+	httpapi.MountAdmin(mux, svc, profile.New(st, profile.Options{}), httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL})
 	return &Stack{Handler: httpapi.Logged(mux, log), store: st}, nil
 }
 

@@ -57,3 +57,13 @@ func (s *Service) CreateAccessToken(ctx context.Context, p Principal, wsID, spac
 	}
 	return AccessToken{Token: tok, SpaceID: spaceID}, nil
 }
+
+// GetSpace returns one space of the workspace.
+// Caller: the workspace's token. Errors: forbidden, not_found.
+func (s *Service) GetSpace(ctx context.Context, p Principal, wsID, spaceID string) (Space, error) {
+	if err := p.Owns(wsID); err != nil {
+		return Space{}, err
+	}
+	sp, _, err := load[Space](ctx, s.st, spaceKey(wsID, spaceID), errcode.NotFoundf("space %s was not found in workspace %s", spaceID, wsID))
+	return sp, err
+}

@@ -1,0 +1,119 @@
+package profile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/token"
+)
+
+// Service is the profile domain's entry point.
+type Service struct {
+	st  store.Store
+	now func() time.Time
+	ids token.IDs
+
+	mu       sync.Mutex
+	compiled map[string]compiledSettings // space → its settings at a version
+}
+
+type compiledSettings struct {
+	version int64
+	rules   *identity.Compiled
+}
+
+// Options configure a Service.
+type Options struct {
+	Now func() time.Time // time.Now when nil
+}
+
+// New returns a Service on st.
+func New(st store.Store, opts Options) *Service {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now}, compiled: map[string]compiledSettings{}}
+}
+
+// Settings returns a space's identity settings (the defaults until they are first saved).
+// The caller has checked that the space is the caller's.
+func (s *Service) Settings(ctx context.Context, spaceID string) (identity.Settings, error) {
+	set, _, err := s.settings(ctx, spaceID)
+	return set, err
+}
+
+func (s *Service) settings(ctx context.Context, spaceID string) (identity.Settings, int64, error) {
+	it, err := s.st.Get(ctx, settingsKey(spaceID))
+	if errors.Is(err, store.ErrNotFound) {
+		return identity.DefaultSettings(), 0, nil
+	}
+	if err != nil {
+		return identity.Settings{}, 0, fmt.Errorf("read identity settings of %s: %w", spaceID, err)
+	}
+	var set identity.Settings
+	if err := json.Unmarshal(it.Data, &set); err != nil {
+		return identity.Settings{}, 0, fmt.Errorf("decode identity settings of %s: %w", spaceID, err)
+	}
+	return set, it.Version, nil
+}
+
+// SaveSettings replaces a space's identity settings; they apply to data that arrives from
+// now on. Errors: invalid_field (400) naming the path of the first problem.
+func (s *Service) SaveSettings(ctx context.Context, spaceID string, set identity.Settings) (identity.Settings, error) {
+	if err := set.Validate(); err != nil {
+		return identity.Settings{}, err
+	}
+	set = set.Normalize()
+	for attempt := 0; ; attempt++ {
+		_, version, err := s.settings(ctx, spaceID)
+		if err != nil {
+			return identity.Settings{}, err
+		}
+		b, _ := json.Marshal(set)
+		err = s.st.Transact(ctx, store.ReplaceOp(store.Item{Key: settingsKey(spaceID), Data: b}, version))
+		if err == nil {
+			return set, nil
+		}
+		if store.FailedOp(err) != 0 || attempt == maxAttempts {
+			return identity.Settings{}, err
+		}
+	}
+}
+
+// rules returns the compiled settings of a space, compiling each saved version once.
+func (s *Service) rules(ctx context.Context, spaceID string) (*identity.Compiled, error) {
+	set, version, err := s.settings(ctx, spaceID)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	c, ok := s.compiled[spaceID]
+	s.mu.Unlock()
+	if ok && c.version == version {
+		return c.rules, nil
+	}
+	rules, err := identity.Compile(set)
+	if err != nil {
+		return nil, fmt.Errorf("stored identity settings of %s do not compile: %w", spaceID, err)
+	}
+	s.mu.Lock()
+	s.compiled[spaceID] = compiledSettings{version: version, rules: rules}
+	s.mu.Unlock()
+	return rules, nil
+}
+
+// errContended marks a lost race; Apply starts over from fresh state.
+var errContended = errors.New("profile: lost a race")
+
+func contention(spaceID string) error {
+	return errcode.New(errcode.Conflict, "identity_contention",
+		"the identity graph of space %s kept changing under this message (%d attempts); it was not applied, retry it", spaceID, maxAttempts)
+}
