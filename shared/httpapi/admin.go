@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/workspace"
@@ -61,6 +63,8 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/spaces", map[string]authed{"GET": a.listSpaces, "POST": a.createSpace}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/access-tokens", map[string]authed{"POST": a.createAccessToken}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/identity", map[string]authed{"GET": a.getIdentity, "PUT": a.putIdentity}},
+		{"/v1/workspaces/{ws}/spaces/{sp}/profiles", map[string]authed{"GET": a.findProfiles}},
+		{"/v1/workspaces/{ws}/spaces/{sp}/profiles/{profile}", map[string]authed{"GET": a.getProfile}},
 		{"/v1/workspaces/{ws}/sources", map[string]authed{"GET": a.listSources, "POST": a.createSource}},
 		{"/v1/workspaces/{ws}/sources/{src}", map[string]authed{"GET": a.getSource, "PATCH": a.updateSource, "DELETE": a.deleteSource}},
 		{"/v1/workspaces/{ws}/sources/{src}/snippet", map[string]authed{"GET": a.snippet}},
@@ -370,5 +374,53 @@ func (a *admin) putIdentity(w http.ResponseWriter, r *http.Request, p workspace.
 		return err
 	}
 	writeJSON(w, http.StatusOK, set)
+	return nil
+}
+
+// explorerEvents is how many of the latest events the profile explorer shows.
+const explorerEvents = 20
+
+// findProfiles is the explorer's search: the profile owning ?identifier=type:value, if any.
+func (a *admin) findProfiles(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	sp, err := a.ws.GetSpace(r.Context(), p, r.PathValue("ws"), r.PathValue("sp"))
+	if err != nil {
+		return err
+	}
+	id, err := profile.ParseIdentifier("identifier", r.URL.Query().Get("identifier"))
+	if err != nil {
+		return err
+	}
+	found := []profileSummary{}
+	prof, err := a.profiles.Lookup(r.Context(), sp.ID, id)
+	switch {
+	case err == nil:
+		found = append(found, summarize(prof))
+	case !errcode.Is(err, "not_found"):
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"profiles": found})
+	return nil
+}
+
+// getProfile is the explorer's view of one profile; a merged-away id shows its survivor.
+func (a *admin) getProfile(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	sp, err := a.ws.GetSpace(r.Context(), p, r.PathValue("ws"), r.PathValue("sp"))
+	if err != nil {
+		return err
+	}
+	prof, err := a.profiles.Get(r.Context(), sp.ID, r.PathValue("profile"))
+	if err != nil {
+		return err
+	}
+	end := time.Now()
+	events, err := a.profiles.Events(r.Context(), sp.ID, prof, end.Add(-profile.EventQueryWindow), end.Add(time.Minute))
+	if err != nil {
+		return err
+	}
+	if len(events) > explorerEvents {
+		events = events[len(events)-explorerEvents:]
+	}
+	slices.Reverse(events)
+	writeJSON(w, http.StatusOK, viewProfile(prof, events))
 	return nil
 }

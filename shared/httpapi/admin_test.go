@@ -21,8 +21,9 @@ import (
 const opToken = "upo_admin_test"
 
 type client struct {
-	t    *testing.T
-	base string
+	t        *testing.T
+	base     string
+	profiles *profile.Service
 }
 
 func newServer(t *testing.T) *client {
@@ -34,10 +35,11 @@ func newServer(t *testing.T) *client {
 	t.Cleanup(func() { st.Close() })
 	mux := NewMux()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	MountAdmin(mux, workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)}), profile.New(st, profile.Options{}), AdminOptions{Logger: log})
+	profiles := profile.New(st, profile.Options{})
+	MountAdmin(mux, workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)}), profiles, AdminOptions{Logger: log})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)
-	return &client{t: t, base: srv.URL}
+	return &client{t: t, base: srv.URL, profiles: profiles}
 }
 
 type response struct {

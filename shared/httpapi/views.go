@@ -3,6 +3,9 @@ package httpapi
 import (
 	"time"
 
+	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/profile"
+
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -96,4 +99,67 @@ func viewWorkspace(v workspace.View) workspaceView {
 		ID: v.Workspace.ID, Name: v.Workspace.Name, AccountSID: v.Workspace.AccountSID,
 		CreatedAt: v.Workspace.CreatedAt, Setup: setup, Usage: v.Usage,
 	}
+}
+
+type profileSummary struct {
+	ID          string    `json:"id"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Identifiers int       `json:"identifiers"`
+	Traits      int       `json:"traits"`
+}
+
+func summarize(p profile.Profile) profileSummary {
+	return profileSummary{ID: p.ID, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, Identifiers: len(p.Identifiers), Traits: len(p.TraitValues())}
+}
+
+type identifierView struct {
+	Type      string    `json:"type"`
+	Value     string    `json:"value"`
+	FirstSeen time.Time `json:"first_seen"`
+	SourceID  string    `json:"source_id,omitempty"`
+}
+
+type eventView struct {
+	MessageID  string         `json:"message_id"`
+	Type       string         `json:"type"`
+	Event      string         `json:"event,omitempty"`
+	Name       string         `json:"name,omitempty"`
+	Timestamp  time.Time      `json:"timestamp"`
+	SourceID   string         `json:"source_id,omitempty"`
+	Properties map[string]any `json:"properties,omitempty"`
+}
+
+type profileView struct {
+	ID             string               `json:"id"`
+	CreatedAt      time.Time            `json:"created_at"`
+	UpdatedAt      time.Time            `json:"updated_at"`
+	Identifiers    []identifierView     `json:"identifiers"`
+	Traits         map[string]any       `json:"traits"`
+	ComputedTraits map[string]any       `json:"computed_traits"`
+	Events         []eventView          `json:"events"`
+	Merges         mergesView           `json:"merges"`
+	Violations     []identity.Violation `json:"violations"`
+	Groups         []string             `json:"groups"`
+}
+
+type mergesView struct {
+	Count     int      `json:"count"`
+	MergedIDs []string `json:"merged_ids"`
+}
+
+func viewProfile(p profile.Profile, events []profile.Event) profileView {
+	v := profileView{
+		ID: p.ID, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, Traits: p.TraitValues(), ComputedTraits: map[string]any{},
+		Identifiers: make([]identifierView, len(p.Identifiers)), Events: make([]eventView, len(events)),
+		Merges:     mergesView{Count: p.Merges, MergedIDs: append([]string{}, p.MergedIDs...)},
+		Violations: append([]identity.Violation{}, p.Violations...), Groups: append([]string{}, p.Groups...),
+	}
+	for i, id := range p.Identifiers {
+		v.Identifiers[i] = identifierView{Type: id.Type, Value: id.Value, FirstSeen: id.FirstSeen, SourceID: id.SourceID}
+	}
+	for i, e := range events {
+		v.Events[i] = eventView{MessageID: e.MessageID, Type: e.Type, Event: e.Event, Name: e.Name, Timestamp: e.Timestamp, SourceID: e.SourceID, Properties: e.Properties}
+	}
+	return v
 }

@@ -16,8 +16,10 @@ const (
 	MaxTraitsPerIdentify = 300
 	// MaxViolationsKept: the most recent violations a profile keeps for people to read.
 	MaxViolationsKept = 100
-	// EventRetention: events are stored this long (queryable 14 days back).
+	// EventRetention: events are stored this long.
 	EventRetention = 30 * 24 * time.Hour
+	// EventQueryWindow: how far back events can be queried.
+	EventQueryWindow = 14 * 24 * time.Hour
 	// DedupeWindow: a messageId seen within it is acknowledged and not applied again.
 	DedupeWindow = 48 * time.Hour
 	// maxAttempts bounds optimistic retries of one Apply under contention.
