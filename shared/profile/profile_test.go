@@ -351,3 +351,50 @@ func TestConcurrentWritersMatchSerial(t *testing.T) {
 		}
 	})
 }
+
+// The 101st merge into one profile is refused with a violation; the message still resolves
+// and its event is kept.
+func TestMergeCapEndToEnd(t *testing.T) {
+	t.Parallel()
+	st := storetest.Backends(t)[0].Open(t) // bolt: 200 messages in sequence
+	svc := profile.New(st, profile.Options{})
+	ctx := context.Background()
+	set := identity.DefaultSettings()
+	for i := range set.Identifiers {
+		if set.Identifiers[i].Type == identity.TypeAnonymousID {
+			set.Identifiers[i].Limit = 1000
+			set.Identifiers[i].Window = identity.WindowEver
+		}
+	}
+	if _, err := svc.SaveSettings(ctx, sp, set); err != nil {
+		t.Fatal(err)
+	}
+	user := mustApply(t, svc, identify("cap-user", "", nil, t0))
+	for i := range identity.MaxMerges + 1 {
+		anon := fmt.Sprintf("visitor-%03d", i)
+		mustApply(t, svc, message.Message{Type: message.Track, MessageID: "t-" + anon, AnonymousID: anon, Event: "Visit", Timestamp: t0, ReceivedAt: t0})
+		res := mustApply(t, svc, message.Message{Type: message.Identify, MessageID: "i-" + anon, UserID: "cap-user", AnonymousID: anon, Timestamp: t0, ReceivedAt: t0})
+		if res.ProfileID != user.ProfileID {
+			t.Fatalf("merge %d resolved to %s", i+1, res.ProfileID)
+		}
+		if i < identity.MaxMerges && len(res.Merged) != 1 {
+			t.Fatalf("merge %d did not happen: %+v", i+1, res)
+		}
+		if i == identity.MaxMerges {
+			if len(res.Merged) != 0 || len(res.Violations) != 1 || res.Violations[0].Kind != identity.ViolationMergeLimit {
+				t.Fatalf("the 101st merge: %+v", res)
+			}
+		}
+	}
+	p := lookup(t, svc, "user_id:cap-user")
+	if p.Merges != identity.MaxMerges {
+		t.Fatalf("merges %d", p.Merges)
+	}
+	if q := lookup(t, svc, fmt.Sprintf("anonymous_id:visitor-%03d", identity.MaxMerges)); q.ID == p.ID {
+		t.Fatal("the refused visitor was merged anyway")
+	}
+	evs, err := svc.Events(ctx, sp, p, t0.Add(-time.Hour), t0.Add(time.Hour))
+	if err != nil || len(evs) != 1+2*identity.MaxMerges+1 {
+		t.Fatalf("%d events on the capped profile (%v), want %d", len(evs), err, 2+2*identity.MaxMerges)
+	}
+}
