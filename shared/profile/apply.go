@@ -140,10 +140,10 @@ func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) 
 		}
 		target.UpdatedAt = now
 		ops = append(ops, store.ReplaceOp(item(profileKey(spaceID, target.ID), target), prev))
-	} else {
-		// Nothing on the profile changes, but it must still be the live one we resolved to.
-		ops = append(ops, store.CheckVersionOp(profileKey(spaceID, target.ID), prev))
 	}
+	// When nothing on the profile changes (a returning visitor) it is not even checked: if it
+	// was merged away meanwhile, the event stays under its id, which the survivor lists in
+	// MergedIDs and reads. That keeps a returning visitor at two writes (event, dedupe key).
 	exp := now.Add(EventRetention).Unix()
 	ev := Event{MessageID: m.MessageID, Type: m.Type, Event: m.Event, Name: m.Name, Timestamp: m.Timestamp,
 		ReceivedAt: m.ReceivedAt, SourceID: m.SourceID, Properties: m.Properties, Raw: m.Raw}
