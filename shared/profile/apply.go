@@ -271,10 +271,4 @@ func ref(m message.Message) MessageRef {
 	return MessageRef{ID: m.MessageID, Type: m.Type, At: m.Timestamp, SourceID: m.SourceID}
 }
 
-func item(k store.Key, v any) store.Item {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("profile: encode %T: %v", v, err)) // only our own plain structs
-	}
-	return store.Item{Key: k, Data: b}
-}
+func item(k store.Key, v any) store.Item { return store.JSONItem(k, v) }

@@ -77,8 +77,7 @@ func (s *Service) SaveSettings(ctx context.Context, spaceID string, set identity
 		if err != nil {
 			return identity.Settings{}, err
 		}
-		b, _ := json.Marshal(set)
-		err = s.st.Transact(ctx, store.ReplaceOp(store.Item{Key: settingsKey(spaceID), Data: b}, version))
+		err = s.st.Transact(ctx, store.ReplaceOp(store.JSONItem(settingsKey(spaceID), set), version))
 		if err == nil {
 			return set, nil
 		}

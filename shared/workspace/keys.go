@@ -58,16 +58,7 @@ type writeKeyRecord struct {
 	SourceID    string `json:"source_id"`
 }
 
-func encode(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only our own plain structs are encoded here; failing is a programming error.
-		panic(fmt.Sprintf("workspace: encode %T: %v", v, err))
-	}
-	return b
-}
-
-func item(k store.Key, v any) store.Item { return store.Item{Key: k, Data: encode(v)} }
+func item(k store.Key, v any) store.Item { return store.JSONItem(k, v) }
 
 // load reads and decodes the item at k; absent items give notFound.
 func load[T any](ctx context.Context, st store.Store, k store.Key, notFound error) (T, int64, error) {
