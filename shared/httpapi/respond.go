@@ -43,7 +43,7 @@ type errorDetail struct {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e := errcode.As(err)
 	if e == nil {
-		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "route", r.Pattern, "err", err)
 		e = errcode.New(errcode.Internal, "internal", "something went wrong on our side; retry, and contact support if it persists")
 	}
 	status := statusOf[e.Kind]

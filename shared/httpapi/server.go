@@ -17,20 +17,21 @@ func NewMux() *http.ServeMux {
 	return mux
 }
 
-// Logged logs one line per request: method, path, status, duration. Headers and bodies are
-// never logged: they carry tokens and customer data.
+// Logged logs one line per request: method, route pattern, status, duration. Headers,
+// bodies and raw paths are never logged: they carry tokens and customer data (a Profile API
+// path holds an email or a phone number).
 func Logged(h http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if v := recover(); v != nil {
-				log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+				log.ErrorContext(r.Context(), "panic", "method", r.Method, "route", r.Pattern, "panic", v)
 				if !rec.wrote {
 					writeError(rec, r, log, errcode.New(errcode.Internal, "internal", "something went wrong on our side; retry, and contact support if it persists"))
 				}
 			}
-			log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", rec.status, "ms", float64(time.Since(start).Microseconds())/1000)
+			log.InfoContext(r.Context(), "request", "method", r.Method, "route", r.Pattern, "status", rec.status, "ms", float64(time.Since(start).Microseconds())/1000)
 		}()
 		h.ServeHTTP(rec, r)
 	})

@@ -46,6 +46,7 @@ func Open(cfg Config) (*Stack, error) {
 	svc := workspace.New(st, workspace.Options{OperatorTokenHash: cfg.OperatorTokenHash})
 	mux := httpapi.NewMux()
 	httpapi.MountAdmin(mux, svc, profile.New(st, profile.Options{}), httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL})
+	httpapi.MountProfiles(mux, svc, profile.New(st, profile.Options{}), httpapi.ProfilesOptions{Logger: log})
 	return &Stack{Handler: httpapi.Logged(mux, log), store: st}, nil
 }
 

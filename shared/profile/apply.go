@@ -146,7 +146,7 @@ func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) 
 	// MergedIDs and reads. That keeps a returning visitor at two writes (event, dedupe key).
 	exp := now.Add(EventRetention).Unix()
 	ev := Event{MessageID: m.MessageID, Type: m.Type, Event: m.Event, Name: m.Name, Timestamp: m.Timestamp,
-		ReceivedAt: m.ReceivedAt, SourceID: m.SourceID, Properties: m.Properties, Raw: m.Raw}
+		ReceivedAt: m.ReceivedAt, SourceID: m.SourceID, Properties: m.Properties, Identifiers: ids, Raw: m.Raw}
 	evItem := item(eventKey(spaceID, target.ID, m.Timestamp, m.MessageID), ev)
 	evItem.ExpiresAt = exp
 	dd := item(dedupeKey(spaceID, m.MessageID), dedupeRecord{ProfileID: target.ID})

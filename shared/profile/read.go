@@ -79,7 +79,10 @@ type Event struct {
 	ReceivedAt time.Time       `json:"received_at"`
 	SourceID   string          `json:"source_id,omitempty"`
 	Properties map[string]any  `json:"properties,omitempty"`
-	Raw        json.RawMessage `json:"raw,omitempty"`
+	// Identifiers are those the message carried under the space's rules when it arrived
+	// (blocked values left out), so a read shows them without parsing Raw again.
+	Identifiers []identity.Identifier `json:"identifiers,omitempty"`
+	Raw         json.RawMessage       `json:"raw,omitempty"`
 }
 
 // Events returns a profile's events between start and end (inclusive start, exclusive end),
