@@ -71,14 +71,14 @@ func (s *Service) Get(ctx context.Context, spaceID, pid string) (Profile, error)
 
 // Event is an event of a profile, as stored (the raw message kept as received).
 type Event struct {
-	MessageID  string          `json:"message_id"`
-	Type       string          `json:"type"`
-	Event      string          `json:"event,omitempty"`
-	Name       string          `json:"name,omitempty"`
-	Timestamp  time.Time       `json:"timestamp"`
-	ReceivedAt time.Time       `json:"received_at"`
-	SourceID   string          `json:"source_id,omitempty"`
-	Properties map[string]any  `json:"properties,omitempty"`
+	MessageID  string         `json:"message_id"`
+	Type       string         `json:"type"`
+	Event      string         `json:"event,omitempty"`
+	Name       string         `json:"name,omitempty"`
+	Timestamp  time.Time      `json:"timestamp"`
+	ReceivedAt time.Time      `json:"received_at"`
+	SourceID   string         `json:"source_id,omitempty"`
+	Properties map[string]any `json:"properties,omitempty"`
 	// Identifiers are those the message carried under the space's rules when it arrived
 	// (blocked values left out), so a read shows them without parsing Raw again.
 	Identifiers []identity.Identifier `json:"identifiers,omitempty"`
