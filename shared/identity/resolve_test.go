@@ -1,10 +1,11 @@
-package identity
+package identity_test
 
 import (
 	"fmt"
+	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/identity/identitytest"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -12,13 +13,13 @@ import (
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
-func id(s string) Identifier {
+func id(s string) identity.Identifier {
 	typ, val, _ := strings.Cut(s, ":")
-	return Identifier{Type: typ, Value: val}
+	return identity.Identifier{Type: typ, Value: val}
 }
 
-func ids(ss ...string) []Identifier {
-	out := make([]Identifier, len(ss))
+func ids(ss ...string) []identity.Identifier {
+	out := make([]identity.Identifier, len(ss))
 	for i, s := range ss {
 		out[i] = id(s)
 	}
@@ -27,37 +28,37 @@ func ids(ss ...string) []Identifier {
 
 // memGraph applies decisions in memory: the system under test for the resolver alone.
 type memGraph struct {
-	r        *Resolver
-	owner    map[Identifier]string
-	profiles map[string]*Candidate
-	viol     map[string][]Violation
+	r        *identity.Resolver
+	owner    map[identity.Identifier]string
+	profiles map[string]*identity.Candidate
+	viol     map[string][]identity.Violation
 	next     int
 }
 
-func compiled(t testing.TB, s Settings) *Compiled {
+func compiled(t testing.TB, s identity.Settings) *identity.Compiled {
 	t.Helper()
-	c, err := Compile(s)
+	c, err := identity.Compile(s)
 	if err != nil {
 		t.Fatalf("settings: %v", err)
 	}
 	return c
 }
 
-func newMemGraph(t testing.TB, s Settings) *memGraph {
-	return &memGraph{r: NewResolver(compiled(t, s)), owner: map[Identifier]string{}, profiles: map[string]*Candidate{}, viol: map[string][]Violation{}}
+func newMemGraph(t testing.TB, s identity.Settings) *memGraph {
+	return &memGraph{r: identity.NewResolver(compiled(t, s)), owner: map[identity.Identifier]string{}, profiles: map[string]*identity.Candidate{}, viol: map[string][]identity.Violation{}}
 }
 
-func (g *memGraph) resolve(now time.Time, msg ...Identifier) (string, Decision) {
-	cands := map[string]Candidate{}
+func (g *memGraph) resolve(now time.Time, msg ...identity.Identifier) (string, identity.Decision) {
+	cands := map[string]identity.Candidate{}
 	for p, c := range g.profiles {
 		cands[p] = *c
 	}
-	d := g.r.Decide(msg, func(i Identifier) string { return g.owner[i] }, cands, now)
+	d := g.r.Decide(msg, func(i identity.Identifier) string { return g.owner[i] }, cands, now)
 	p := d.Profile
 	if d.Create {
 		g.next++
 		p = fmt.Sprintf("prof_%04d", g.next)
-		g.profiles[p] = &Candidate{ID: p, CreatedAt: now}
+		g.profiles[p] = &identity.Candidate{ID: p, CreatedAt: now}
 	}
 	surv := g.profiles[p]
 	for _, m := range d.Merge {
@@ -71,19 +72,19 @@ func (g *memGraph) resolve(now time.Time, msg ...Identifier) (string, Decision) 
 		delete(g.profiles, m)
 	}
 	for _, i := range d.Add {
-		surv.Identifiers = append(surv.Identifiers, Seen{Identifier: i, FirstSeen: now})
+		surv.Identifiers = append(surv.Identifiers, identity.Seen{Identifier: i, FirstSeen: now})
 		g.owner[i] = p
 	}
 	g.viol[p] = append(g.viol[p], d.Violations...)
 	return p, d
 }
 
-func testSettings() Settings {
-	return Settings{Identifiers: []Rule{
-		{Type: "user_id", Limit: 1, Window: WindowEver, Priority: 1},
-		{Type: "email", Limit: 5, Window: WindowEver, Priority: 2},
-		{Type: "anonymous_id", Limit: 5, Window: WindowWeekly, Priority: 3},
-		{Type: "phone", Custom: true, Keys: []string{"phone"}, Limit: 5, Window: WindowAnnually, Priority: 4},
+func testSettings() identity.Settings {
+	return identity.Settings{Identifiers: []identity.Rule{
+		{Type: "user_id", Limit: 1, Window: identity.WindowEver, Priority: 1},
+		{Type: "email", Limit: 5, Window: identity.WindowEver, Priority: 2},
+		{Type: "anonymous_id", Limit: 5, Window: identity.WindowWeekly, Priority: 3},
+		{Type: "phone", Custom: true, Keys: []string{"phone"}, Limit: 5, Window: identity.WindowAnnually, Priority: 4},
 	}}
 }
 
@@ -95,7 +96,7 @@ func TestDemotionExample(t *testing.T) {
 	if p == jane || !d.Create || !slices.Equal(d.Add, ids("user_id:abc456")) {
 		t.Fatalf("resolved to %s (jane %s), decision %+v; want a new profile with user_id abc456 only", p, jane, d)
 	}
-	if len(d.Violations) != 1 || d.Violations[0].Kind != ViolationValueLimit || d.Violations[0].Identifier != id("email:jane@x") {
+	if len(d.Violations) != 1 || d.Violations[0].Kind != identity.ViolationValueLimit || d.Violations[0].Identifier != id("email:jane@x") {
 		t.Fatalf("violations %+v, want one value_limit_exceeded for the email", d.Violations)
 	}
 	if got := g.profiles[jane].Identifiers; len(got) != 2 {
@@ -164,17 +165,17 @@ func TestThreeProfilesMergeIntoOldest(t *testing.T) {
 
 func TestMergeCap(t *testing.T) {
 	t.Parallel()
-	r := NewResolver(compiled(t, testSettings()))
-	cands := map[string]Candidate{
-		"old": {ID: "old", CreatedAt: t0, Merges: MaxMerges, Identifiers: []Seen{{Identifier: id("anonymous_id:a"), FirstSeen: t0}}},
-		"new": {ID: "new", CreatedAt: t0.Add(time.Hour), Identifiers: []Seen{{Identifier: id("email:e"), FirstSeen: t0}}},
+	r := identity.NewResolver(compiled(t, testSettings()))
+	cands := map[string]identity.Candidate{
+		"old": {ID: "old", CreatedAt: t0, Merges: identity.MaxMerges, Identifiers: []identity.Seen{{Identifier: id("anonymous_id:a"), FirstSeen: t0}}},
+		"new": {ID: "new", CreatedAt: t0.Add(time.Hour), Identifiers: []identity.Seen{{Identifier: id("email:e"), FirstSeen: t0}}},
 	}
-	owner := map[Identifier]string{id("anonymous_id:a"): "old", id("email:e"): "new"}
-	d := r.Decide(ids("email:e", "anonymous_id:a", "phone:1"), func(i Identifier) string { return owner[i] }, cands, t0.Add(2*time.Hour))
+	owner := map[identity.Identifier]string{id("anonymous_id:a"): "old", id("email:e"): "new"}
+	d := r.Decide(ids("email:e", "anonymous_id:a", "phone:1"), func(i identity.Identifier) string { return owner[i] }, cands, t0.Add(2*time.Hour))
 	if d.Profile != "old" || len(d.Merge) != 0 || len(d.Add) != 0 {
 		t.Fatalf("the 101st merge happened: %+v", d)
 	}
-	if len(d.Violations) != 1 || d.Violations[0].Kind != ViolationMergeLimit || !strings.Contains(d.Violations[0].Detail, "new") {
+	if len(d.Violations) != 1 || d.Violations[0].Kind != identity.ViolationMergeLimit || !strings.Contains(d.Violations[0].Detail, "new") {
 		t.Fatalf("violations %+v", d.Violations)
 	}
 }
@@ -183,216 +184,61 @@ func TestIdentifierCap(t *testing.T) {
 	t.Parallel()
 	s := testSettings()
 	s.Identifiers[3].Limit = 1000
-	s.Identifiers[3].Window = WindowEver
-	r := NewResolver(compiled(t, s))
-	full := Candidate{ID: "p", CreatedAt: t0}
-	owner := map[Identifier]string{}
-	for i := range MaxIdentifiers {
-		sn := Seen{Identifier: Identifier{Type: "phone", Value: fmt.Sprint(i)}, FirstSeen: t0}
+	s.Identifiers[3].Window = identity.WindowEver
+	r := identity.NewResolver(compiled(t, s))
+	full := identity.Candidate{ID: "p", CreatedAt: t0}
+	owner := map[identity.Identifier]string{}
+	for i := range identity.MaxIdentifiers {
+		sn := identity.Seen{Identifier: identity.Identifier{Type: "phone", Value: fmt.Sprint(i)}, FirstSeen: t0}
 		full.Identifiers = append(full.Identifiers, sn)
 		owner[sn.Identifier] = "p"
 	}
-	d := r.Decide([]Identifier{{Type: "phone", Value: "0"}, {Type: "email", Value: "e"}}, func(i Identifier) string { return owner[i] }, map[string]Candidate{"p": full}, t0)
-	if d.Profile != "p" || len(d.Add) != 0 || len(d.Violations) != 1 || d.Violations[0].Kind != ViolationMappingLimit {
+	d := r.Decide([]identity.Identifier{{Type: "phone", Value: "0"}, {Type: "email", Value: "e"}}, func(i identity.Identifier) string { return owner[i] }, map[string]identity.Candidate{"p": full}, t0)
+	if d.Profile != "p" || len(d.Add) != 0 || len(d.Violations) != 1 || d.Violations[0].Kind != identity.ViolationMappingLimit {
 		t.Fatalf("mapping past the cap: %+v", d)
 	}
-}
-
-// refModel is the rules of PRODUCT.md section 3 written again, plainly and apart from the
-// resolver: profiles are slices scanned in full for every message.
-type refModel struct {
-	rules    map[string]Rule
-	profiles []*refProfile
-}
-
-type refProfile struct {
-	seq    int
-	ids    map[Identifier]time.Time
-	merges int
-	alive  bool
-}
-
-func (m *refModel) apply(now time.Time, msg []Identifier) {
-	cur := slices.Clone(msg)
-	sort.SliceStable(cur, func(i, j int) bool {
-		if m.rules[cur[i].Type].Priority != m.rules[cur[j].Type].Priority {
-			return m.rules[cur[i].Type].Priority < m.rules[cur[j].Type].Priority
-		}
-		return cur[i].Value < cur[j].Value
-	})
-	cur = slices.Compact(cur)
-	var owners []*refProfile
-	for {
-		owners = nil
-		for _, p := range m.profiles {
-			if !p.alive {
-				continue
-			}
-			for _, i := range cur {
-				if _, ok := p.ids[i]; ok {
-					owners = append(owners, p)
-					break
-				}
-			}
-		}
-		if len(cur) <= 1 || !m.over(now, cur, owners) {
-			break
-		}
-		cur = cur[:len(cur)-1]
-	}
-	if len(owners) == 0 {
-		p := &refProfile{seq: len(m.profiles), ids: map[Identifier]time.Time{}, alive: true}
-		for _, i := range cur {
-			p.ids[i] = now
-		}
-		m.profiles = append(m.profiles, p)
-		return
-	}
-	surv := owners[0] // profiles are kept in creation order
-	total, merges := 0, surv.merges
-	all := map[Identifier]bool{}
-	for _, p := range owners {
-		for i := range p.ids {
-			all[i] = true
-		}
-		if p != surv {
-			merges += p.merges + 1
-		}
-	}
-	for _, i := range cur {
-		all[i] = true
-	}
-	total = len(all)
-	if len(owners) > 1 && (merges > MaxMerges || total > MaxIdentifiers) {
-		return
-	}
-	if total > MaxIdentifiers {
-		return
-	}
-	for _, p := range owners[1:] {
-		for i, at := range p.ids {
-			surv.ids[i] = at
-		}
-		p.alive = false
-	}
-	surv.merges = merges
-	for _, i := range cur {
-		if _, ok := surv.ids[i]; !ok {
-			surv.ids[i] = now
-		}
-	}
-}
-
-func (m *refModel) over(now time.Time, cur []Identifier, owners []*refProfile) bool {
-	counts := map[string]map[string]bool{}
-	single := map[string]int{}
-	live := func(typ string, at time.Time) bool {
-		switch m.rules[typ].Window {
-		case WindowWeekly:
-			return now.Sub(at) < 7*24*time.Hour
-		case WindowMonthly:
-			return now.Sub(at) < 30*24*time.Hour
-		case WindowAnnually:
-			return now.Sub(at) < 365*24*time.Hour
-		}
-		return true
-	}
-	put := func(i Identifier) {
-		if counts[i.Type] == nil {
-			counts[i.Type] = map[string]bool{}
-		}
-		counts[i.Type][i.Value] = true
-	}
-	for _, p := range owners {
-		n := map[string]int{}
-		for i, at := range p.ids {
-			if live(i.Type, at) {
-				put(i)
-				n[i.Type]++
-			}
-		}
-		for typ, k := range n {
-			single[typ] = max(single[typ], k)
-		}
-	}
-	for _, i := range cur {
-		put(i)
-	}
-	for typ, vals := range counts {
-		if len(vals) > m.rules[typ].Limit && len(vals) > single[typ] {
-			return true
-		}
-	}
-	return false
-}
-
-// partition lists each live profile's identifiers, sorted, for comparison.
-func partition(groups [][]Identifier) []string {
-	var out []string
-	for _, g := range groups {
-		var s []string
-		for _, i := range g {
-			s = append(s, i.String())
-		}
-		sort.Strings(s)
-		out = append(out, strings.Join(s, " "))
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Random message sequences over a small pool of identifiers, applied serially, give the same
 // profiles through the resolver as through the reference model.
 func TestResolverMatchesReferenceModel(t *testing.T) {
 	t.Parallel()
-	s := Settings{Identifiers: []Rule{
-		{Type: "user_id", Limit: 1, Window: WindowEver, Priority: 1},
-		{Type: "email", Limit: 2, Window: WindowEver, Priority: 2},
-		{Type: "anonymous_id", Limit: 3, Window: WindowWeekly, Priority: 3},
-		{Type: "phone", Custom: true, Keys: []string{"phone"}, Limit: 2, Window: WindowMonthly, Priority: 4},
+	s := identity.Settings{Identifiers: []identity.Rule{
+		{Type: "user_id", Limit: 1, Window: identity.WindowEver, Priority: 1},
+		{Type: "email", Limit: 2, Window: identity.WindowEver, Priority: 2},
+		{Type: "anonymous_id", Limit: 3, Window: identity.WindowWeekly, Priority: 3},
+		{Type: "phone", Custom: true, Keys: []string{"phone"}, Limit: 2, Window: identity.WindowMonthly, Priority: 4},
 	}}
 	pool := map[string]int{"user_id": 6, "email": 6, "anonymous_id": 12, "phone": 5}
 	types := []string{"user_id", "email", "anonymous_id", "phone"}
 	for seed := range uint64(300) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		g := newMemGraph(t, s)
-		ref := &refModel{rules: map[string]Rule{}}
-		for _, r := range s.Identifiers {
-			ref.rules[r.Type] = r
-		}
+		ref := identitytest.NewReference(s)
 		now := t0
 		for range 60 {
 			now = now.Add(time.Duration(rng.IntN(48)) * time.Hour)
-			var msg []Identifier
+			var msg []identity.Identifier
 			for _, typ := range types {
 				if rng.IntN(3) == 0 {
-					msg = append(msg, Identifier{Type: typ, Value: fmt.Sprintf("%s%d", typ[:1], rng.IntN(pool[typ]))})
+					msg = append(msg, identity.Identifier{Type: typ, Value: fmt.Sprintf("%s%d", typ[:1], rng.IntN(pool[typ]))})
 				}
 			}
 			if len(msg) == 0 {
-				msg = append(msg, Identifier{Type: "anonymous_id", Value: fmt.Sprintf("a%d", rng.IntN(pool["anonymous_id"]))})
+				msg = append(msg, identity.Identifier{Type: "anonymous_id", Value: fmt.Sprintf("a%d", rng.IntN(pool["anonymous_id"]))})
 			}
 			g.resolve(now, msg...)
-			ref.apply(now, msg)
+			ref.Apply(now, msg)
 		}
-		var got, want [][]Identifier
+		var got [][]identity.Identifier
 		for _, p := range g.profiles {
-			var l []Identifier
+			var l []identity.Identifier
 			for _, s := range p.Identifiers {
 				l = append(l, s.Identifier)
 			}
 			got = append(got, l)
 		}
-		for _, p := range ref.profiles {
-			if p.alive {
-				var l []Identifier
-				for i := range p.ids {
-					l = append(l, i)
-				}
-				want = append(want, l)
-			}
-		}
-		if g, w := partition(got), partition(want); !slices.Equal(g, w) {
+		if g, w := identitytest.Partition(got), ref.Partition(); !slices.Equal(g, w) {
 			t.Fatalf("seed %d: resolver and reference disagree\nresolver:  %q\nreference: %q", seed, g, w)
 		}
 		// Every mapped identifier resolves to exactly one live profile.
