@@ -27,7 +27,9 @@ type Config struct {
 // Stack is a running local stack.
 type Stack struct {
 	Handler http.Handler
-	store   *bolt.Store
+	// Profiles is the ingest entry point (profile.Service.Apply) the stack's APIs share.
+	Profiles *profile.Service
+	store    *bolt.Store
 }
 
 // Open opens the store in cfg.DataDir and mounts the APIs.
@@ -44,10 +46,11 @@ func Open(cfg Config) (*Stack, error) {
 		log = slog.Default()
 	}
 	svc := workspace.New(st, workspace.Options{OperatorTokenHash: cfg.OperatorTokenHash})
+	profiles := profile.New(st, profile.Options{})
 	mux := httpapi.NewMux()
-	httpapi.MountAdmin(mux, svc, profile.New(st, profile.Options{}), httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL})
-	httpapi.MountProfiles(mux, svc, profile.New(st, profile.Options{}), httpapi.ProfilesOptions{Logger: log})
-	return &Stack{Handler: httpapi.Logged(mux, log), store: st}, nil
+	httpapi.MountAdmin(mux, svc, profiles, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL})
+	httpapi.MountProfiles(mux, svc, profiles, httpapi.ProfilesOptions{Logger: log})
+	return &Stack{Handler: httpapi.Logged(mux, log), Profiles: profiles, store: st}, nil
 }
 
 // Close closes the store.
