@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/unifiedprofiles/up/shared/message"
+	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/store/dynamo"
+	"github.com/unifiedprofiles/up/shared/store/storetest"
+)
+
+// meter counts the write units a DynamoDB endpoint reports for each write. moto_server
+// reports consumed capacity for single-item writes but leaves it empty for
+// TransactWriteItems, so for those the units are computed the way DynamoDB bills them:
+// each item ⌈size / 1 KB⌉, doubled for a transaction; a condition check counts as a write.
+type meter struct {
+	dynamo.API
+	mu                 sync.Mutex
+	reported, computed float64
+}
+
+func (m *meter) add(reported *float64, computed float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if reported != nil {
+		m.reported += *reported
+	} else {
+		m.computed += computed
+	}
+}
+
+func (m *meter) total() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reported + m.computed
+}
+
+// reportedShare is the part of all units that moto_server itself reported.
+func (m *meter) reportedShare() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.reported+m.computed == 0 {
+		return 0
+	}
+	return m.reported / (m.reported + m.computed)
+}
+
+func units(cc *types.ConsumedCapacity) *float64 {
+	if cc == nil || cc.CapacityUnits == nil {
+		return nil
+	}
+	return cc.CapacityUnits
+}
+
+func (m *meter) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := m.API.PutItem(ctx, in, o...)
+	if out != nil {
+		m.add(units(out.ConsumedCapacity), kb(in.Item))
+	}
+	return out, err
+}
+
+func (m *meter) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := m.API.UpdateItem(ctx, in, o...)
+	if out != nil {
+		m.add(units(out.ConsumedCapacity), 1)
+	}
+	return out, err
+}
+
+func (m *meter) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := m.API.DeleteItem(ctx, in, o...)
+	if out != nil {
+		m.add(units(out.ConsumedCapacity), 1)
+	}
+	return out, err
+}
+
+func (m *meter) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
+	out, err := m.API.TransactWriteItems(ctx, in, o...)
+	if err != nil {
+		return out, err // a cancelled transaction is billed too, but it is a retry, not the event's cost
+	}
+	var reported *float64
+	if len(out.ConsumedCapacity) > 0 {
+		var sum float64
+		for _, cc := range out.ConsumedCapacity {
+			if u := units(&cc); u != nil {
+				sum += *u
+			}
+		}
+		reported = &sum
+	}
+	var computed float64
+	for _, ti := range in.TransactItems {
+		switch {
+		case ti.Put != nil:
+			computed += 2 * kb(ti.Put.Item)
+		default: // update, delete, condition check: items under 1 KB here
+			computed += 2
+		}
+	}
+	m.add(reported, computed)
+	return out, err
+}
+
+// kb is the billed size of an item in KB units: names plus values, rounded up.
+func kb(item map[string]types.AttributeValue) float64 {
+	size := 0
+	for name, v := range item {
+		size += len(name)
+		switch v := v.(type) {
+		case *types.AttributeValueMemberS:
+			size += len(v.Value)
+		case *types.AttributeValueMemberB:
+			size += len(v.Value)
+		case *types.AttributeValueMemberN:
+			size += len(v.Value)/2 + 1
+		default:
+			size += 1
+		}
+	}
+	return math.Ceil(float64(size) / 1024)
+}
+
+// Write units per event on DynamoDB (moto_server) for the three kinds of visitor.
+func BenchmarkDynamoWriteUnits(b *testing.B) {
+	endpoint, table := storetest.DynamoTable(b)
+	for _, tc := range []struct {
+		name string
+		msgs func(n int) []message.Message
+	}{
+		{"new", func(n int) []message.Message { return []message.Message{track(fmt.Sprintf("wn-%d", n), fmt.Sprintf("wa-%d", n))} }},
+		{"returning", func(n int) []message.Message { return []message.Message{track(fmt.Sprintf("wr-%d", n), "wa-returning")} }},
+		{"merging", func(n int) []message.Message {
+			now := time.Now()
+			return []message.Message{{Type: message.Identify, MessageID: fmt.Sprintf("wm-%d", n), UserID: fmt.Sprintf("wu-%d", n),
+				AnonymousID: fmt.Sprintf("wn-anon-%d", n), Timestamp: now, ReceivedAt: now}}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			m := &meter{API: storetest.Client(b, endpoint, false)}
+			svc := profile.New(dynamo.New(m, table), profile.Options{})
+			ctx := context.Background()
+			apply := func(ms []message.Message) {
+				for _, msg := range ms {
+					if _, err := svc.Apply(ctx, "sp_wu_"+tc.name, msg); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			apply([]message.Message{track("warm-"+tc.name, "wa-returning")})
+			var wu float64
+			events := 0
+			for i := 0; b.Loop(); i++ {
+				if tc.name == "merging" { // first an anonymous profile and a user's, not counted
+					now := time.Now()
+					apply([]message.Message{track(fmt.Sprintf("pre-a-%d", i), fmt.Sprintf("wn-anon-%d", i)),
+						{Type: message.Identify, MessageID: fmt.Sprintf("pre-u-%d", i), UserID: fmt.Sprintf("wu-%d", i), Timestamp: now, ReceivedAt: now}})
+				}
+				before := m.total()
+				ms := tc.msgs(i)
+				apply(ms)
+				wu += m.total() - before
+				events += len(ms)
+			}
+			b.ReportMetric(wu/float64(events), "WU/event")
+			b.ReportMetric(m.reportedShare(), "reported-share")
+		})
+	}
+}
