@@ -36,7 +36,9 @@ func newServer(t *testing.T) *client {
 	mux := NewMux()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	profiles := profile.New(st, profile.Options{})
-	MountAdmin(mux, workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)}), profiles, AdminOptions{Logger: log})
+	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)})
+	MountAdmin(mux, ws, profiles, AdminOptions{Logger: log})
+	MountProfiles(mux, ws, profiles, ProfilesOptions{Logger: log})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)
 	return &client{t: t, base: srv.URL, profiles: profiles}

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -107,4 +109,60 @@ func TestProfileExplorer(t *testing.T) {
 	other := c.newTenant(42)
 	c.want(403, "GET", base+"/"+pid, other.token, nil)
 	c.want(404, "GET", "/v1/workspaces/"+other.ws+"/spaces/"+tn.space+"/profiles/"+pid, other.token, nil)
+}
+
+// Three profiles merge into the oldest; through the Profile API every identifier of the
+// three, old ones included, answers with the survivor's traits and identifiers.
+func TestThreeWayMergeThroughProfileAPI(t *testing.T) {
+	t.Parallel()
+	c := newServer(t)
+	tn := c.newTenant(43)
+	at := c.want(201, "POST", "/v1/workspaces/"+tn.ws+"/spaces/"+tn.space+"/access-tokens", tn.token, nil)["token"].(string)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	msgs := []message.Message{
+		{Type: message.Track, MessageID: "x1", AnonymousID: "anon-1", Event: "Visit", Timestamp: now, ReceivedAt: now},
+		{Type: message.Identify, MessageID: "x2", AnonymousID: "anon-2", Traits: map[string]any{"email": "ada@x", "plan": "free"}, Timestamp: now.Add(time.Second), ReceivedAt: now},
+		{Type: message.Identify, MessageID: "x3", UserID: "ada", Traits: map[string]any{"plan": "pro"}, Timestamp: now.Add(2 * time.Second), ReceivedAt: now},
+		{Type: message.Identify, MessageID: "x4", UserID: "ada", AnonymousID: "anon-1", Traits: map[string]any{"email": "ada@x"}, Timestamp: now.Add(3 * time.Second), ReceivedAt: now},
+	}
+	var first string
+	for i, m := range msgs {
+		res, err := c.profiles.Apply(ctx, tn.space, m)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if i == 0 {
+			first = res.ProfileID
+		}
+		if i == 3 && (res.ProfileID != first || len(res.Merged) != 2) {
+			t.Fatalf("the merge: %+v (oldest %s)", res, first)
+		}
+	}
+	get := func(path string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("GET", c.base+path, nil)
+		req.SetBasicAuth(at, "")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %v %v", path, res.StatusCode, out, err)
+		}
+		return out
+	}
+	base := "/v1/spaces/" + tn.space + "/collections/users/profiles/"
+	for _, id := range []string{"anonymous_id:anon-1", "anonymous_id:anon-2", "user_id:ada", "email:ada%40x"} {
+		traits := get(base + id + "/traits")["traits"].(map[string]any)
+		if traits["plan"] != "pro" || traits["email"] != "ada@x" {
+			t.Errorf("%s: traits %v", id, traits)
+		}
+		ids := get(base + id + "/external_ids?limit=10")["data"].([]any)
+		if len(ids) != 4 {
+			t.Errorf("%s: %d external ids, want the 4 of the merged profile", id, len(ids))
+		}
+	}
 }

@@ -398,3 +398,30 @@ func TestMergeCapEndToEnd(t *testing.T) {
 		t.Fatalf("%d events on the capped profile (%v), want %d", len(evs), err, 2+2*identity.MaxMerges)
 	}
 }
+
+// The default weekly limit of 5 anonymous ids: the 6th within a week is not mapped (a
+// violation says so); a week later it is.
+func TestWeeklyLimitEndToEnd(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *clock, _ store.Store) {
+		for i := range 5 {
+			mustApply(t, svc, identify("weekly", fmt.Sprintf("device-%d", i), nil, c.Now()))
+			c.Add(time.Hour)
+		}
+		res := mustApply(t, svc, identify("weekly", "device-5", nil, c.Now()))
+		if len(res.Added) != 0 || len(res.Violations) != 1 || res.Violations[0].Kind != identity.ViolationValueLimit {
+			t.Fatalf("6th anonymous id in a week: %+v", res)
+		}
+		if _, err := svc.Lookup(context.Background(), sp, identity.Identifier{Type: "anonymous_id", Value: "device-5"}); !errcode.Is(err, "not_found") {
+			t.Fatalf("device-5 was mapped: %v", err)
+		}
+		c.Add(8 * 24 * time.Hour)
+		res = mustApply(t, svc, identify("weekly", "device-5", nil, c.Now()))
+		if len(res.Added) != 1 || len(res.Violations) != 0 {
+			t.Fatalf("after the week: %+v", res)
+		}
+		if p := lookup(t, svc, "anonymous_id:device-5"); p.ID != res.ProfileID {
+			t.Fatalf("device-5 resolves to %s", p.ID)
+		}
+	})
+}
