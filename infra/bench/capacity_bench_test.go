@@ -142,8 +142,12 @@ func BenchmarkDynamoWriteUnits(b *testing.B) {
 		name string
 		msgs func(n int) []message.Message
 	}{
-		{"new", func(n int) []message.Message { return []message.Message{track(fmt.Sprintf("wn-%d", n), fmt.Sprintf("wa-%d", n))} }},
-		{"returning", func(n int) []message.Message { return []message.Message{track(fmt.Sprintf("wr-%d", n), "wa-returning")} }},
+		{"new", func(n int) []message.Message {
+			return []message.Message{track(fmt.Sprintf("wn-%d", n), fmt.Sprintf("wa-%d", n))}
+		}},
+		{"returning", func(n int) []message.Message {
+			return []message.Message{track(fmt.Sprintf("wr-%d", n), "wa-returning")}
+		}},
 		{"merging", func(n int) []message.Message {
 			now := time.Now()
 			return []message.Message{{Type: message.Identify, MessageID: fmt.Sprintf("wm-%d", n), UserID: fmt.Sprintf("wu-%d", n),
