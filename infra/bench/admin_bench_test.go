@@ -25,6 +25,7 @@ const operator = "upo_bench"
 type server struct {
 	base   string
 	client *http.Client
+	stack  *localstack.Stack // for seeding data through the ingest entry point
 }
 
 func newStack(b *testing.B) *server {
@@ -40,7 +41,7 @@ func newStack(b *testing.B) *server {
 	b.Cleanup(func() { srv.Close(); st.Close() })
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	return &server{base: srv.URL, client: &http.Client{Transport: tr}}
+	return &server{base: srv.URL, client: &http.Client{Transport: tr}, stack: st}
 }
 
 func (s *server) do(b *testing.B, method, path, tok, body string, want int) []byte {

@@ -5,30 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/unifiedprofiles/up/shared/localstack"
 	"github.com/unifiedprofiles/up/shared/message"
-	"github.com/unifiedprofiles/up/shared/token"
 )
 
 // Profile API /traits on the local stack, paced at 1,000 requests/s from 16 clients (the
 // budget's load) over 1,000 profiles with 20 traits each. The API allows 100 requests/s per
 // space, so the load is spread over 10 spaces of 10 workspaces. Run with -benchtime Nx.
 func BenchmarkProfilesTraits(b *testing.B) {
-	st, err := localstack.Open(localstack.Config{DataDir: b.TempDir(), OperatorTokenHash: token.Hash(operator), Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(st.Handler)
-	b.Cleanup(func() { srv.Close(); st.Close() })
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 64
-	s := &server{base: srv.URL, client: &http.Client{Transport: tr}}
+	s := newStack(b)
 
 	// Ten workspaces (a space each, at most 100 requests/s per space), 100 profiles per space.
 	type target struct{ space, token string }
@@ -52,7 +40,7 @@ func BenchmarkProfilesTraits(b *testing.B) {
 			}
 			m := message.Message{Type: message.Identify, MessageID: fmt.Sprintf("seed-%d-%d", w, p), UserID: fmt.Sprintf("u%d", p),
 				Traits: traits, Timestamp: now, ReceivedAt: now}
-			if _, err := st.Profiles.Apply(ctx, sp, m); err != nil {
+			if _, err := s.stack.Profiles.Apply(ctx, sp, m); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -228,11 +228,7 @@ type paLink struct {
 // traits: ?limit=1..200 (10), include=a,b, class=computed_trait|audience, verbose=true, next.
 func (a *profilesAPI) traits(w http.ResponseWriter, r *http.Request, sp string, id identity.Identifier) error {
 	q := r.URL.Query()
-	limit, err := paLimit(q, 10, 200)
-	if err != nil {
-		return err
-	}
-	after, err := paCursorParam(q, cursorTraits)
+	limit, after, err := paPageParams(q, 200, cursorTraits)
 	if err != nil {
 		return err
 	}
@@ -278,11 +274,7 @@ func (a *profilesAPI) traits(w http.ResponseWriter, r *http.Request, sp string, 
 // external_ids: ?limit=1..100 (10), include=type1,type2, next; in first-seen order.
 func (a *profilesAPI) externalIDs(w http.ResponseWriter, r *http.Request, sp string, id identity.Identifier) error {
 	q := r.URL.Query()
-	limit, err := paLimit(q, 10, 100)
-	if err != nil {
-		return err
-	}
-	after, err := paCursorParam(q, cursorExternalIDs)
+	limit, after, err := paPageParams(q, 100, cursorExternalIDs)
 	if err != nil {
 		return err
 	}
@@ -324,11 +316,7 @@ func paViewExternalID(x profile.Identifier, collection string) paExternalID {
 // limit=1..100 (10), next.
 func (a *profilesAPI) events(w http.ResponseWriter, r *http.Request, sp string, id identity.Identifier) error {
 	q := r.URL.Query()
-	limit, err := paLimit(q, 10, 100)
-	if err != nil {
-		return err
-	}
-	after, err := paCursorParam(q, cursorEvents)
+	limit, after, err := paPageParams(q, 100, cursorEvents)
 	if err != nil {
 		return err
 	}
@@ -473,11 +461,7 @@ func (a *profilesAPI) metadata(w http.ResponseWriter, r *http.Request, sp string
 // links: the accounts (groups) the user belongs to; ?limit=1..100 (10), next.
 func (a *profilesAPI) links(w http.ResponseWriter, r *http.Request, sp string, id identity.Identifier) error {
 	q := r.URL.Query()
-	limit, err := paLimit(q, 10, 100)
-	if err != nil {
-		return err
-	}
-	after, err := paCursorParam(q, cursorLinks)
+	limit, after, err := paPageParams(q, 100, cursorLinks)
 	if err != nil {
 		return err
 	}
@@ -532,6 +516,15 @@ func paEncodeCursor(kind, position string) string {
 
 // paCursorParam returns the position in ?next, "" when absent.
 // Errors: invalid_field (400) naming next.
+// paPageParams reads a list's paging: limit (1..most, default 10) and the cursor of kind.
+func paPageParams(q url.Values, most int, kind string) (limit int, after string, err error) {
+	if limit, err = paLimit(q, 10, most); err != nil {
+		return 0, "", err
+	}
+	after, err = paCursorParam(q, kind)
+	return limit, after, err
+}
+
 func paCursorParam(q url.Values, kind string) (string, error) {
 	s := q.Get("next")
 	if s == "" {
