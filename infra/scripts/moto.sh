@@ -1,5 +1,7 @@
-# Sourced by test.sh and bench.sh: start_moto starts moto_server on a free loopback port,
-# exports UP_TEST_DYNAMODB_ENDPOINT and stops it when the calling script exits.
+# Sourced by test.sh and bench.sh: start_moto starts moto_server on a free loopback port and
+# exports UP_TEST_DYNAMODB_ENDPOINT; start_moto_journaled starts the same moto through
+# moto_journaled.py (cheap transaction rollback, for load tests) and exports
+# UP_TEST_DYNAMODB_JOURNALED_ENDPOINT. Both stop when the calling script exits.
 # Outside CI a missing tool is skipped with a message; with CI=true it fails.
 
 missing() {
@@ -10,12 +12,35 @@ missing() {
 	echo "SKIP: $1 is not installed; what needs it is skipped (CI fails instead)." >&2
 }
 
-moto_pid=""
+moto_pids=()
 stop_moto() {
-	if [[ -n "$moto_pid" ]]; then
-		kill "$moto_pid" 2>/dev/null || true
-		wait "$moto_pid" 2>/dev/null || true
-	fi
+	local pid
+	for pid in "${moto_pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+}
+trap stop_moto EXIT
+
+# launch_moto VAR COMMAND...: run COMMAND -H 127.0.0.1 -p PORT and export VAR once it answers.
+launch_moto() {
+	local var=$1 port log pid
+	shift
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	log=$(mktemp)
+	"$@" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+	pid=$!
+	moto_pids+=("$pid")
+	for _ in $(seq 1 200); do
+		if curl -fs -o /dev/null "http://127.0.0.1:$port/moto-api/"; then
+			export "$var=http://127.0.0.1:$port"
+			echo "== $* on http://127.0.0.1:$port ($var)"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || { echo "$* exited:"; cat "$log"; exit 1; }
+		sleep 0.1
+	done
+	echo "$* did not answer within 20 s:"; cat "$log"; exit 1
 }
 
 start_moto() {
@@ -23,20 +48,13 @@ start_moto() {
 		missing moto_server
 		return 0
 	fi
-	local port log
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	log=$(mktemp)
-	moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
-	moto_pid=$!
-	trap stop_moto EXIT
-	for _ in $(seq 1 200); do
-		if curl -fs -o /dev/null "http://127.0.0.1:$port/moto-api/"; then
-			export UP_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
-			echo "== moto_server on $UP_TEST_DYNAMODB_ENDPOINT"
-			return 0
-		fi
-		kill -0 "$moto_pid" 2>/dev/null || { echo "moto_server exited:"; cat "$log"; exit 1; }
-		sleep 0.1
-	done
-	echo "moto_server did not answer within 20 s:"; cat "$log"; exit 1
+	launch_moto UP_TEST_DYNAMODB_ENDPOINT moto_server
+}
+
+start_moto_journaled() {
+	if ! python3 -c 'import moto.server' 2>/dev/null; then
+		missing "moto (python3 -c 'import moto.server')"
+		return 0
+	fi
+	launch_moto UP_TEST_DYNAMODB_JOURNALED_ENDPOINT python3 infra/scripts/moto_journaled.py
 }

@@ -19,6 +19,7 @@ else
 fi
 
 start_moto
+start_moto_journaled
 
 echo "== go test"
 # -race: the store and domain tests are concurrent by design.

@@ -61,14 +61,29 @@ type loaded struct {
 }
 
 func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) (Result, error) {
-	if dup, err := s.st.Get(ctx, dedupeKey(spaceID, m.MessageID)); err == nil {
+	// First round trip: the dedupe key, the settings, and the claims of the identifiers the
+	// last known settings extract (usually the right ones: settings rarely change).
+	dk, sk := dedupeKey(spaceID, m.MessageID), settingsKey(spaceID)
+	asked := map[store.Key]bool{dk: true, sk: true}
+	keys := []store.Key{dk, sk}
+	if last := s.lastRules(spaceID); last != nil {
+		guess, _ := last.Extract(m)
+		keys = appendClaimKeys(keys, asked, spaceID, guess)
+	}
+	got := map[store.Key]store.Item{}
+	if err := s.getMany(ctx, got, keys); err != nil {
+		return Result{}, err
+	}
+	if dup, ok := got[dk]; ok {
 		var rec dedupeRecord
 		json.Unmarshal(dup.Data, &rec)
 		return Result{ProfileID: rec.ProfileID, Duplicate: true}, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return Result{}, err
 	}
-	rules, err := s.rules(ctx, spaceID)
+	var settingsItem *store.Item
+	if it, ok := got[sk]; ok {
+		settingsItem = &it
+	}
+	rules, err := s.rules(spaceID, settingsItem)
 	if err != nil {
 		return Result{}, err
 	}
@@ -83,17 +98,17 @@ func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) 
 		return Result{}, &errcode.Error{Kind: errcode.Invalid, Code: "no_identifiers",
 			Message: "the message carries no usable identifier (userId, anonymousId or a configured identifier; blocked values do not count)"}
 	}
+	if missing := appendClaimKeys(nil, asked, spaceID, ids); len(missing) > 0 {
+		if err := s.getMany(ctx, got, missing); err != nil {
+			return Result{}, err
+		}
+	}
 
 	// Who owns each identifier now: claims point at the profile that first took them, which
 	// forwards (MergedInto) to the survivor of any merge.
-	owners := map[identity.Identifier]string{}
-	profiles := map[string]*loaded{}
-	for _, id := range ids {
-		pid, err := s.owner(ctx, spaceID, id, profiles)
-		if err != nil {
-			return Result{}, err
-		}
-		owners[id] = pid
+	owners, profiles, err := s.owners(ctx, spaceID, ids, got)
+	if err != nil {
+		return Result{}, err
 	}
 	cands := make(map[string]identity.Candidate, len(profiles))
 	for pid, l := range profiles {
@@ -172,45 +187,82 @@ type claim struct {
 	ProfileID string `json:"profile_id"`
 }
 
-// owner returns the live profile owning id ("" when none), loading every profile on the way
-// into profiles.
-func (s *Service) owner(ctx context.Context, spaceID string, id identity.Identifier, profiles map[string]*loaded) (string, error) {
-	it, err := s.st.Get(ctx, claimKey(spaceID, id))
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil
+// appendClaimKeys adds the claim keys of ids not yet asked for.
+func appendClaimKeys(keys []store.Key, asked map[store.Key]bool, spaceID string, ids []identity.Identifier) []store.Key {
+	for _, id := range ids {
+		if k := claimKey(spaceID, id); !asked[k] {
+			asked[k] = true
+			keys = append(keys, k)
+		}
 	}
-	if err != nil {
-		return "", err
-	}
-	var c claim
-	if err := json.Unmarshal(it.Data, &c); err != nil {
-		return "", fmt.Errorf("decode claim %s: %w", id, err)
-	}
-	pid := c.ProfileID
-	for hops := 0; hops <= identity.MaxMerges+1; hops++ {
-		l, ok := profiles[pid]
+	return keys
+}
+
+// owners maps each identifier to the live profile owning it (absent when none), reading
+// the claims in got and then the profiles they point at, one round trip per merge hop.
+// Every profile read is returned, forwarded ones included.
+func (s *Service) owners(ctx context.Context, spaceID string, ids []identity.Identifier, got map[store.Key]store.Item) (map[identity.Identifier]string, map[string]*loaded, error) {
+	pointed := map[identity.Identifier]string{}
+	for _, id := range ids {
+		it, ok := got[claimKey(spaceID, id)]
 		if !ok {
-			it, err := s.st.Get(ctx, profileKey(spaceID, pid))
-			if errors.Is(err, store.ErrNotFound) {
-				// A claim committed with its profile in one transaction: a missing profile
+			continue
+		}
+		var c claim
+		if err := json.Unmarshal(it.Data, &c); err != nil {
+			return nil, nil, fmt.Errorf("decode claim %s: %w", id, err)
+		}
+		pointed[id] = c.ProfileID
+	}
+	profiles := map[string]*loaded{}
+	next := slices.Sorted(maps.Values(pointed))
+	for hops := 0; len(next) > 0; hops++ {
+		if hops > identity.MaxMerges+1 {
+			return nil, nil, fmt.Errorf("profile: a merge chain in space %s is longer than %d", spaceID, identity.MaxMerges+1)
+		}
+		var pids []string
+		var keys []store.Key
+		for _, pid := range slices.Compact(next) {
+			if profiles[pid] == nil {
+				pids = append(pids, pid)
+				keys = append(keys, profileKey(spaceID, pid))
+			}
+		}
+		read := map[store.Key]store.Item{}
+		if err := s.getMany(ctx, read, keys); err != nil {
+			return nil, nil, err
+		}
+		next = next[:0]
+		for i, pid := range pids {
+			it, ok := read[keys[i]]
+			if !ok {
+				// A claim commits with its profile in one transaction: a missing profile
 				// means we read between two of someone else's steps. Start over.
-				return "", errContended
+				return nil, nil, errContended
 			}
-			if err != nil {
-				return "", err
-			}
-			l = &loaded{version: it.Version}
+			l := &loaded{version: it.Version}
 			if err := json.Unmarshal(it.Data, &l.p); err != nil {
-				return "", fmt.Errorf("decode profile %s: %w", pid, err)
+				return nil, nil, fmt.Errorf("decode profile %s: %w", pid, err)
 			}
 			profiles[pid] = l
+			if l.p.MergedInto != "" && profiles[l.p.MergedInto] == nil {
+				next = append(next, l.p.MergedInto)
+			}
 		}
-		if l.p.MergedInto == "" {
-			return pid, nil
-		}
-		pid = l.p.MergedInto
+		slices.Sort(next)
 	}
-	return "", fmt.Errorf("profile: merge chain from %s is longer than %d", id, identity.MaxMerges+1)
+	owners := make(map[identity.Identifier]string, len(pointed))
+	for id, pid := range pointed {
+		// Every hop was read above; the bound only guards against a corrupt cycle.
+		for hops := 0; profiles[pid].p.MergedInto != ""; hops++ {
+			if hops > identity.MaxMerges+1 {
+				return nil, nil, fmt.Errorf("profile: the merge chain of %s in space %s does not end", id, spaceID)
+			}
+			pid = profiles[pid].p.MergedInto
+		}
+		owners[id] = pid
+	}
+	return owners, profiles, nil
 }
 
 // mergeInto moves loser's identifiers, traits and history into survivor.

@@ -31,17 +31,22 @@ func ParseIdentifier(field, s string) (identity.Identifier, error) {
 // Lookup returns the live profile that owns id. Errors: not_found (404).
 func (s *Service) Lookup(ctx context.Context, spaceID string, id identity.Identifier) (Profile, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		pid, err := s.owner(ctx, spaceID, id, map[string]*loaded{})
+		got := map[store.Key]store.Item{}
+		if err := s.getMany(ctx, got, []store.Key{claimKey(spaceID, id)}); err != nil {
+			return Profile{}, err
+		}
+		owners, profiles, err := s.owners(ctx, spaceID, []identity.Identifier{id}, got)
 		if errors.Is(err, errContended) {
 			continue
 		}
 		if err != nil {
 			return Profile{}, err
 		}
-		if pid == "" {
+		pid, ok := owners[id]
+		if !ok {
 			return Profile{}, profileNotFound()
 		}
-		return s.Get(ctx, spaceID, pid)
+		return profiles[pid].p, nil
 	}
 	return Profile{}, contention(spaceID)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -87,17 +88,24 @@ func (s *Service) SaveSettings(ctx context.Context, spaceID string, set identity
 	}
 }
 
-// rules returns the compiled settings of a space, compiling each saved version once.
-func (s *Service) rules(ctx context.Context, spaceID string) (*identity.Compiled, error) {
-	set, version, err := s.settings(ctx, spaceID)
-	if err != nil {
-		return nil, err
+// rules returns the compiled settings of a space stored in it (nil: never saved, the
+// defaults), compiling each saved version once.
+func (s *Service) rules(spaceID string, it *store.Item) (*identity.Compiled, error) {
+	set, version := identity.DefaultSettings(), int64(0)
+	if it != nil {
+		version = it.Version
 	}
 	s.mu.Lock()
 	c, ok := s.compiled[spaceID]
 	s.mu.Unlock()
 	if ok && c.version == version {
 		return c.rules, nil
+	}
+	if it != nil {
+		set = identity.Settings{}
+		if err := json.Unmarshal(it.Data, &set); err != nil {
+			return nil, fmt.Errorf("decode identity settings of %s: %w", spaceID, err)
+		}
 	}
 	rules, err := identity.Compile(set)
 	if err != nil {
@@ -107,6 +115,29 @@ func (s *Service) rules(ctx context.Context, spaceID string) (*identity.Compiled
 	s.compiled[spaceID] = compiledSettings{version: version, rules: rules}
 	s.mu.Unlock()
 	return rules, nil
+}
+
+// lastRules returns the rules this Service last compiled for a space, or nil. Apply uses
+// them to guess the claims to read in its first round trip, then checks the guess against
+// the settings it read in the same round trip.
+func (s *Service) lastRules(spaceID string) *identity.Compiled {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.compiled[spaceID].rules
+}
+
+// getMany reads any number of keys, store.MaxGets per round trip, adding them to got.
+func (s *Service) getMany(ctx context.Context, got map[store.Key]store.Item, keys []store.Key) error {
+	for len(keys) > 0 {
+		n := min(len(keys), store.MaxGets)
+		part, err := s.st.GetMany(ctx, keys[:n]...)
+		if err != nil {
+			return err
+		}
+		maps.Copy(got, part)
+		keys = keys[n:]
+	}
+	return nil
 }
 
 // errContended marks a lost race; Apply starts over from fresh state.

@@ -119,6 +119,9 @@ type Page struct {
 type Store interface {
 	// Get returns the item at k, or ErrNotFound.
 	Get(ctx context.Context, k Key) (Item, error)
+	// GetMany reads up to MaxGets distinct keys in one round trip; absent and expired keys
+	// are missing from the map.
+	GetMany(ctx context.Context, keys ...Key) (map[Key]Item, error)
 	// Query returns the items of partition pk selected by p.
 	Query(ctx context.Context, pk string, p Page) ([]Item, error)
 	// Transact applies ops all-or-nothing. If a condition fails, nothing is written and the
@@ -134,6 +137,8 @@ var (
 	ErrNotFound = errors.New("store: item not found")
 	// ErrInvalidTransaction: the transaction is malformed (duplicate keys, too many ops, bad op).
 	ErrInvalidTransaction = errors.New("store: invalid transaction")
+	// ErrInvalidRead: a GetMany with too many, empty or repeated keys.
+	ErrInvalidRead = errors.New("store: invalid read")
 	// ErrContention: the store kept reporting conflicting concurrent transactions; try later.
 	ErrContention = errors.New("store: too much contention, try again")
 )
@@ -155,6 +160,27 @@ func FailedOp(err error) int {
 		return ce.Index
 	}
 	return -1
+}
+
+// MaxGets is the most keys one GetMany reads (DynamoDB's BatchGetItem limit).
+const MaxGets = 100
+
+// ValidateKeys checks a GetMany call; adapters call it first.
+func ValidateKeys(keys []Key) error {
+	if len(keys) > MaxGets {
+		return fmt.Errorf("%w: %d keys (at most %d)", ErrInvalidRead, len(keys), MaxGets)
+	}
+	seen := make(map[Key]struct{}, len(keys))
+	for _, k := range keys {
+		if k.PK == "" || k.SK == "" {
+			return fmt.Errorf("%w: empty key", ErrInvalidRead)
+		}
+		if _, dup := seen[k]; dup {
+			return fmt.Errorf("%w: %s asked twice", ErrInvalidRead, k)
+		}
+		seen[k] = struct{}{}
+	}
+	return nil
 }
 
 // Validate checks the shape of a transaction; adapters call it first.

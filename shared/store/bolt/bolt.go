@@ -118,6 +118,35 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Item, error) {
 	return *out, nil
 }
 
+// GetMany implements store.Store: one read transaction.
+func (s *Store) GetMany(ctx context.Context, keys ...store.Key) (map[store.Key]store.Item, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := store.ValidateKeys(keys); err != nil {
+		return nil, err
+	}
+	out := make(map[store.Key]store.Item, len(keys))
+	now := s.now()
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(itemsBucket)
+		for _, k := range keys {
+			it, err := current(b, k, now)
+			if err != nil {
+				return err
+			}
+			if it != nil {
+				out[k] = *it
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Query implements store.Store.
 func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Item, error) {
 	if err := ctx.Err(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -380,6 +381,9 @@ type fakeAPI struct {
 	calls []string
 	sent  []any              // inputs, in order
 	errs  map[string][]error // per operation, consumed in order; then success
+	// unprocessed: how many of the asked keys each BatchGetItem answer hands back as
+	// unprocessed, consumed in order; then none.
+	unprocessed []int
 }
 
 func (f *fakeAPI) record(op string, in any) error {
@@ -396,6 +400,22 @@ func (f *fakeAPI) record(op string, in any) error {
 
 func (f *fakeAPI) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
 	return &dynamodb.GetItemOutput{}, f.record("GetItem", in)
+}
+
+func (f *fakeAPI) BatchGetItem(_ context.Context, in *dynamodb.BatchGetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	err := f.record("BatchGetItem", in)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := &dynamodb.BatchGetItemOutput{}
+	if len(f.unprocessed) > 0 {
+		n := f.unprocessed[0]
+		f.unprocessed = f.unprocessed[1:]
+		for table, ka := range in.RequestItems {
+			ka.Keys = ka.Keys[:min(n, len(ka.Keys))]
+			out.UnprocessedKeys = map[string]types.KeysAndAttributes{table: ka}
+		}
+	}
+	return out, err
 }
 
 func (f *fakeAPI) Query(_ context.Context, in *dynamodb.QueryInput, _ ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
@@ -503,6 +523,34 @@ func TestRetryStopsWithContext(t *testing.T) {
 	err := s.Transact(ctx, store.PutOp(store.Item{Key: k("a")}, store.Always), store.PutOp(store.Item{Key: k("b")}, store.Always))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want DeadlineExceeded", err)
+	}
+}
+
+// GetMany asks again for the keys DynamoDB leaves unprocessed, and only those, always with
+// consistent reads; it gives up with ErrContention after the configured tries.
+func TestGetManyUnprocessed(t *testing.T) {
+	t.Parallel()
+	keys := []store.Key{k("a"), k("b"), k("c")}
+	f := &fakeAPI{unprocessed: []int{2, 1}}
+	if _, err := dynamo.New(f, "T", dynamo.WithRetry(3, time.Millisecond)).GetMany(context.Background(), keys...); err != nil {
+		t.Fatal(err)
+	}
+	var asked []int
+	for _, in := range f.sent {
+		ka := in.(*dynamodb.BatchGetItemInput).RequestItems["T"]
+		if ka.ConsistentRead == nil || !*ka.ConsistentRead {
+			t.Errorf("a BatchGetItem without ConsistentRead")
+		}
+		asked = append(asked, len(ka.Keys))
+	}
+	if !slices.Equal(asked, []int{3, 2, 1}) {
+		t.Errorf("keys asked per call %v, want [3 2 1]", asked)
+	}
+
+	f = &fakeAPI{unprocessed: []int{1, 1, 1}}
+	_, err := dynamo.New(f, "T", dynamo.WithRetry(3, time.Millisecond)).GetMany(context.Background(), keys...)
+	if !errors.Is(err, store.ErrContention) || len(f.calls) != 3 {
+		t.Fatalf("after %d calls: %v, want ErrContention after 3", len(f.calls), err)
 	}
 }
 

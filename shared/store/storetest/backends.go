@@ -27,6 +27,12 @@ import (
 // started by `make test`).
 const EndpointEnv = "UP_TEST_DYNAMODB_ENDPOINT"
 
+// JournaledEndpointEnv names the variable holding moto_server started through
+// infra/scripts/moto_journaled.py: the same moto, except that a transaction backs up only
+// the items it names instead of deep-copying the table (see the script). Stock moto's copy
+// makes every transaction cost time in proportion to the table, so load tests run here.
+const JournaledEndpointEnv = "UP_TEST_DYNAMODB_JOURNALED_ENDPOINT"
+
 // Backend is a store implementation the tests can run against.
 type Backend struct {
 	Name string
@@ -36,12 +42,26 @@ type Backend struct {
 
 // Backends lists the stores available here: the embedded bolt store, the DynamoDB adapter
 // on in-process minidyn, and the DynamoDB adapter on moto_server when EndpointEnv is set
-// (see DynamoBackends for what happens when it is not).
+// (see motoEndpoint for what happens when it is not).
 func Backends(t *testing.T) []Backend {
 	t.Helper()
 	bs := []Backend{{Name: "bolt", Open: openBolt}}
 	for _, d := range DynamoBackends(t) {
+		if d.Name == "moto-journaled" {
+			continue // the journaled server is for load tests and the conformance suite
+		}
 		bs = append(bs, Backend{Name: d.Name, Open: func(t *testing.T) store.Store { return d.Open(t) }})
+	}
+	return bs
+}
+
+// LoadBackends lists the stores a load test (thousands of transactions on one table) can
+// afford: bolt, and the DynamoDB adapter on the journaled moto_server.
+func LoadBackends(t *testing.T) []Backend {
+	t.Helper()
+	bs := []Backend{{Name: "bolt", Open: openBolt}}
+	if ep := motoEndpoint(t, JournaledEndpointEnv); ep != "" {
+		bs = append(bs, Backend{Name: "moto-journaled", Open: func(t *testing.T) store.Store { return openMoto(t, ep) }})
 	}
 	return bs
 }
@@ -54,22 +74,33 @@ type DynamoBackend struct {
 	Open func(t *testing.T, opts ...dynamo.Option) *dynamo.Store
 }
 
-// DynamoBackends lists "minidyn" (in-process, always) and "moto" (moto_server at
-// EndpointEnv). Without the endpoint, CI fails (moto must not silently drop out there)
-// and a local run logs that moto is skipped.
+// DynamoBackends lists "minidyn" (in-process, always), "moto" (moto_server at EndpointEnv)
+// and "moto-journaled" (at JournaledEndpointEnv).
 func DynamoBackends(t *testing.T) []DynamoBackend {
 	t.Helper()
 	bs := []DynamoBackend{{Name: "minidyn", Open: openMinidyn}}
-	if ep := os.Getenv(EndpointEnv); ep != "" {
-		bs = append(bs, DynamoBackend{Name: "moto", Open: func(t *testing.T, opts ...dynamo.Option) *dynamo.Store {
-			return openMoto(t, ep, opts...)
-		}})
-	} else if os.Getenv("CI") == "true" {
-		t.Fatalf("moto_server endpoint not set: run make test (it starts moto_server and sets %s)", EndpointEnv)
-	} else {
-		t.Logf("skipping the moto backend: %s is not set (make test starts moto_server and sets it)", EndpointEnv)
+	for _, m := range []struct{ name, env string }{{"moto", EndpointEnv}, {"moto-journaled", JournaledEndpointEnv}} {
+		if ep := motoEndpoint(t, m.env); ep != "" {
+			bs = append(bs, DynamoBackend{Name: m.name, Open: func(t *testing.T, opts ...dynamo.Option) *dynamo.Store {
+				return openMoto(t, ep, opts...)
+			}})
+		}
 	}
 	return bs
+}
+
+// motoEndpoint reads a moto_server endpoint from env. Without it, CI fails (moto must not
+// silently drop out there) and a local run logs that the backend is skipped.
+func motoEndpoint(t *testing.T, env string) string {
+	t.Helper()
+	ep := os.Getenv(env)
+	if ep == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set: run make test (it starts moto_server and sets it)", env)
+		}
+		t.Logf("skipping a moto backend: %s is not set (make test starts moto_server and sets it)", env)
+	}
+	return ep
 }
 
 func openBolt(t *testing.T) store.Store {
@@ -184,6 +215,12 @@ func (s *serialAPI) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optF
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.api.GetItem(ctx, in, optFns...)
+}
+
+func (s *serialAPI) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.api.BatchGetItem(ctx, in, optFns...)
 }
 
 func (s *serialAPI) Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {

@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Counters", func(t *testing.T) { t.Parallel(); testCounters(t, open(t)) })
 	t.Run("AllOrNothing", func(t *testing.T) { t.Parallel(); testAllOrNothing(t, open(t)) })
 	t.Run("InvalidTransactions", func(t *testing.T) { t.Parallel(); testInvalid(t, open(t)) })
+	t.Run("GetMany", func(t *testing.T) { t.Parallel(); testGetMany(t, open(t)) })
 	t.Run("Query", func(t *testing.T) { t.Parallel(); testQuery(t, open(t)) })
 	t.Run("Expiry", func(t *testing.T) { t.Parallel(); testExpiry(t, open(t)) })
 	t.Run("ConcurrentBoundedCounter", func(t *testing.T) { t.Parallel(); testConcurrentCounter(t, open(t)) })
@@ -265,6 +266,39 @@ func testQuery(t *testing.T, s store.Store) {
 			if it.PK != "WS#q" || string(it.Data) != it.SK {
 				t.Errorf("Query returned a wrong item: %+v", it)
 			}
+		}
+	}
+}
+
+// GetMany returns present items, leaves out absent and expired ones, and refuses a read it
+// cannot make in one round trip.
+func testGetMany(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustTransact(t, s,
+		store.PutOp(store.Item{Key: key("G", "a"), Data: []byte("A"), Version: 3}, store.Always),
+		store.PutOp(store.Item{Key: key("H", "b"), Data: []byte("B")}, store.Always),
+		store.PutOp(store.Item{Key: key("G", "old"), Data: []byte("o"), ExpiresAt: time.Now().Add(-time.Minute).Unix()}, store.Always))
+	got, err := s.GetMany(ctx, key("G", "a"), key("G", "missing"), key("H", "b"), key("G", "old"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || string(got[key("G", "a")].Data) != "A" || got[key("G", "a")].Version != 3 || string(got[key("H", "b")].Data) != "B" {
+		t.Fatalf("GetMany = %+v", got)
+	}
+	if got, err := s.GetMany(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("GetMany of nothing = %+v, %v", got, err)
+	}
+	tooMany := make([]store.Key, store.MaxGets+1)
+	for i := range tooMany {
+		tooMany[i] = key("G", fmt.Sprint(i))
+	}
+	for name, keys := range map[string][]store.Key{
+		"too many": tooMany,
+		"repeated": {key("G", "a"), key("G", "a")},
+		"empty":    {key("G", "")},
+	} {
+		if _, err := s.GetMany(ctx, keys...); !errors.Is(err, store.ErrInvalidRead) {
+			t.Errorf("%s: %v, want ErrInvalidRead", name, err)
 		}
 	}
 }
