@@ -11,12 +11,15 @@ import (
 	"github.com/unifiedprofiles/up/shared/lambdahttp"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
 func main() {
 	lambdahttp.Serve("setup", func(mux *http.ServeMux, st store.Store, log *slog.Logger) {
 		svc := workspace.New(st, workspace.Options{OperatorTokenHash: os.Getenv("UP_OPERATOR_TOKEN_SHA256")})
-		httpapi.MountAdmin(mux, svc, profile.New(st, profile.Options{}), httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
+		profiles := profile.New(st, profile.Options{})
+		tr := tracking.New(st, svc, profiles, tracking.Options{Logger: log})
+		httpapi.MountAdmin(mux, svc, profiles, tr, httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
 	})
 }

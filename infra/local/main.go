@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/localstack"
 	"github.com/unifiedprofiles/up/shared/token"
 )
@@ -39,8 +41,13 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	rate, err := strconv.Atoi(env("UP_TRACKING_RATE_LIMIT", "0"))
+	if err != nil || rate < 0 {
+		return fmt.Errorf("UP_TRACKING_RATE_LIMIT must be a whole number of requests per second per workspace, not %q", os.Getenv("UP_TRACKING_RATE_LIMIT"))
+	}
 	stack, err := localstack.Open(localstack.Config{
 		DataDir: dataDir, OperatorTokenHash: token.Hash(opToken), PublicURL: os.Getenv("UP_PUBLIC_URL"), Logger: log,
+		Tracking: httpapi.TrackingOptions{RateLimit: rate},
 	})
 	if err != nil {
 		return err
@@ -52,8 +59,11 @@ func run() error {
 		return fmt.Errorf("listen on %s (set UP_ADDR to use another address): %w", addr, err)
 	}
 	base := "http://" + ln.Addr().String()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	srv := &http.Server{
 		Handler:           stack.Handler,
+		BaseContext:       func(net.Listener) context.Context { return ctx }, // Ctrl-C ends live tails too
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
@@ -62,8 +72,6 @@ func run() error {
 	fmt.Printf("Unified Profiles local stack\n  base URL:       %s\n  data folder:    %s\n  operator token: %s\n", base, abs, opToken)
 	fmt.Printf("Try: curl -s -X POST %s/v1/beta/accounts -H 'Authorization: Bearer %s' -d '{\"account_sid\":\"AC0123456789abcdef0123456789abcdef\"}'\n", base, opToken)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -21,6 +21,13 @@ fi
 start_moto
 start_moto_journaled
 
+echo "== npm ci infra/sdktest/node (the Node SDKs infra/sdktest runs)"
+if command -v npm >/dev/null; then
+	npm ci --prefix infra/sdktest/node --no-audit --no-fund
+else
+	missing npm
+fi
+
 echo "== go test"
 # -race: the store and domain tests are concurrent by design.
-go test -race -count=1 ./...
+go test -race -count=1 -timeout 30m ./...

@@ -20,6 +20,7 @@ const (
 	Conflict                 // 409: the current state forbids it (locked, protected, exists)
 	TooLarge                 // 413
 	RateLimited              // 429
+	Unavailable              // 503: try again shortly (clients and SDKs retry it)
 )
 
 // Error is a domain error with a stable code.

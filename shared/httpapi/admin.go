@@ -10,6 +10,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -24,6 +25,7 @@ type AdminOptions struct {
 type admin struct {
 	ws        *workspace.Service
 	profiles  *profile.Service
+	tracking  *tracking.Service
 	log       *slog.Logger
 	publicURL string
 }
@@ -32,8 +34,8 @@ type admin struct {
 type authed func(w http.ResponseWriter, r *http.Request, p workspace.Principal) error
 
 // MountAdmin adds the admin / setup API (ARCHITECTURE.md section 5) to mux.
-func MountAdmin(mux *http.ServeMux, ws *workspace.Service, profiles *profile.Service, opts AdminOptions) {
-	a := &admin{ws: ws, profiles: profiles, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/")}
+func MountAdmin(mux *http.ServeMux, ws *workspace.Service, profiles *profile.Service, tr *tracking.Service, opts AdminOptions) {
+	a := &admin{ws: ws, profiles: profiles, tracking: tr, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/")}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -68,6 +70,8 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/sources", map[string]authed{"GET": a.listSources, "POST": a.createSource}},
 		{"/v1/workspaces/{ws}/sources/{src}", map[string]authed{"GET": a.getSource, "PATCH": a.updateSource, "DELETE": a.deleteSource}},
 		{"/v1/workspaces/{ws}/sources/{src}/snippet", map[string]authed{"GET": a.snippet}},
+		{"/v1/workspaces/{ws}/sources/{src}/test-connection", map[string]authed{"POST": a.testConnection}},
+		{"/v1/workspaces/{ws}/sources/{src}/debugger", map[string]authed{"GET": a.debugger}},
 		{"/v1/workspaces/{ws}/destinations", map[string]authed{"GET": a.listDestinations, "POST": a.createDestination}},
 		{"/v1/workspaces/{ws}/destinations/{id}", map[string]authed{"GET": a.getDestination, "DELETE": a.deleteDestination}},
 	}

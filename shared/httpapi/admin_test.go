@@ -15,6 +15,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/token"
+	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -37,7 +38,7 @@ func newServer(t *testing.T) *client {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	profiles := profile.New(st, profile.Options{})
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)})
-	MountAdmin(mux, ws, profiles, AdminOptions{Logger: log})
+	MountAdmin(mux, ws, profiles, tracking.New(st, ws, profiles, tracking.Options{Logger: log}), AdminOptions{Logger: log})
 	MountProfiles(mux, ws, profiles, ProfilesOptions{Logger: log})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)

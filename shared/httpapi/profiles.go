@@ -83,7 +83,7 @@ func MountProfiles(mux *http.ServeMux, ws *workspace.Service, profiles *profile.
 
 func (a *profilesAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := a.serve(w, r); err != nil {
-		writeError(paBasicChallenge{w}, r, a.log, err)
+		writeError(basicChallenge{w, `Basic realm="profiles"`}, r, a.log, err)
 	}
 }
 
@@ -136,17 +136,6 @@ func (a *profilesAPI) authorize(r *http.Request, sp string) error {
 		return errcode.New(errcode.Forbidden, "forbidden", "this access token may not read space %s", sp)
 	}
 	return nil
-}
-
-// paBasicChallenge makes a 401 ask for Basic credentials, which the Profile API takes,
-// instead of the bearer token of the other APIs.
-type paBasicChallenge struct{ http.ResponseWriter }
-
-func (b paBasicChallenge) WriteHeader(status int) {
-	if status == http.StatusUnauthorized {
-		b.Header().Set("WWW-Authenticate", `Basic realm="profiles"`)
-	}
-	b.ResponseWriter.WriteHeader(status)
 }
 
 // paSplitPath returns the identifier ("type:value", decoded) and the resource of

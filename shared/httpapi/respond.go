@@ -26,6 +26,7 @@ var statusOf = map[errcode.Kind]int{
 	errcode.Conflict:     http.StatusConflict,
 	errcode.TooLarge:     http.StatusRequestEntityTooLarge,
 	errcode.RateLimited:  http.StatusTooManyRequests,
+	errcode.Unavailable:  http.StatusServiceUnavailable,
 }
 
 type errorBody struct {
@@ -51,6 +52,20 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		w.Header().Set("WWW-Authenticate", `Bearer realm="unified-profiles"`)
 	}
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Field: e.Field}})
+}
+
+// basicChallenge makes a 401 ask for Basic credentials (the Profile and tracking APIs take
+// them) instead of the bearer token writeError asks for.
+type basicChallenge struct {
+	http.ResponseWriter
+	challenge string // e.g. Basic realm="profiles"
+}
+
+func (b basicChallenge) WriteHeader(status int) {
+	if status == http.StatusUnauthorized {
+		b.Header().Set("WWW-Authenticate", b.challenge)
+	}
+	b.ResponseWriter.WriteHeader(status)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

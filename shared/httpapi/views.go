@@ -33,12 +33,15 @@ type sourceView struct {
 	URL         string    `json:"url,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// Connected: the source passed its connection test (its step-2 tile is complete).
+	Connected bool `json:"connected"`
 }
 
 func viewSource(s workspace.Source) sourceView {
 	return sourceView{
 		ID: s.ID, Name: s.Name, Type: s.Type, WriteKey: s.WriteKey, AutoCreated: s.AutoCreated,
 		Enabled: s.Enabled, SpaceID: s.SpaceID, URL: s.URL, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+		Connected: s.ConnectedAt != nil,
 	}
 }
 

@@ -172,6 +172,8 @@ type Source struct {
 	Enabled     bool      `json:"enabled"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// ConnectedAt is when the source first passed its connection test (its step-2 tile).
+	ConnectedAt *time.Time `json:"connected_at,omitempty"`
 }
 
 // Destination receives data from the workspace (delivery arrives with its own feature).

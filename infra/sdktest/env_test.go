@@ -1,0 +1,241 @@
+package sdktest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/httpapi"
+	"github.com/unifiedprofiles/up/shared/localstack"
+	"github.com/unifiedprofiles/up/shared/token"
+	"github.com/unifiedprofiles/up/shared/workspace"
+)
+
+// env is one local stack served over HTTP, with a workspace, a server source whose write key
+// the SDKs use, and a space access token for the Profile API. Each test gets its own, so the
+// SDKs' tests run in parallel without seeing each other's messages.
+type env struct {
+	URL         string // the stack's base URL: the SDKs' host / endpoint
+	WorkspaceID string
+	SpaceID     string
+	SourceID    string
+	WriteKey    string
+	wsToken     string // workspace token: the debugger
+	accessToken string // space access token: the Profile API
+
+	batches atomic.Int64 // POST /v1/batch requests that reached the stack
+	gzipped atomic.Int64 // of those, sent with Content-Encoding: gzip
+	lost    atomic.Int64 // of those, answered by closing the connection (loseFirstBatch)
+}
+
+type envOptions struct {
+	// loseFirstBatch makes the first POST /v1/batch lose its response: the messages are
+	// committed, then the connection is closed without an answer, as when a network drops
+	// the response. SDKs see a network error and retry the same batch.
+	loseFirstBatch bool
+}
+
+func newEnv(t *testing.T, opts envOptions) *env {
+	t.Helper()
+	e := &env{}
+	logs := &syncBuffer{}
+	// Registered first, so it runs last: after the server and the store are closed.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("local stack log:\n%s", logs.String())
+		}
+	})
+
+	operator := token.New(token.OperatorPrefix)
+	cfg := localstack.Config{
+		DataDir:           t.TempDir(),
+		OperatorTokenHash: token.Hash(operator),
+		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if opts.loseFirstBatch {
+		var done atomic.Bool
+		cfg.Tracking = httpapi.TrackingOptions{AfterCommit: func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path != "/v1/batch" || !done.CompareAndSwap(false, true) {
+				return false
+			}
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("lose the first batch's response: hijack: %v", err)
+				return false
+			}
+			conn.Close()
+			e.lost.Add(1)
+			return true
+		}}
+	}
+	stack, err := localstack.Open(cfg)
+	if err != nil {
+		t.Fatalf("open the local stack: %v", err)
+	}
+	t.Cleanup(func() { stack.Close() })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/batch" {
+			e.batches.Add(1)
+			if r.Header.Get("Content-Encoding") == "gzip" {
+				e.gzipped.Add(1)
+			}
+		}
+		stack.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	e.URL = srv.URL
+
+	// The workspace, created through the services as an operator would (README walkthrough).
+	ctx := context.Background()
+	ws := stack.Workspaces
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	op, err := ws.Authenticate(ctx, operator)
+	must("authenticate the operator", err)
+	sid := "AC" + randomHex(t, 16)
+	acc, err := ws.AcceptBeta(ctx, op, sid)
+	must("accept the beta account", err)
+	inv, err := ws.Authenticate(ctx, acc.InviteToken)
+	must("authenticate the invite", err)
+	created, err := ws.CreateWorkspace(ctx, inv, "SDK tests", sid)
+	must("create the workspace", err)
+	owner, err := ws.Authenticate(ctx, created.Token)
+	must("authenticate the workspace token", err)
+	e.WorkspaceID, e.SpaceID, e.wsToken = created.Workspace.ID, created.Spaces[0].ID, created.Token
+	src, err := ws.CreateSource(ctx, owner, e.WorkspaceID, workspace.NewSource{Name: "Node and Go servers", Type: "http"})
+	must("create the http source", err)
+	e.SourceID, e.WriteKey = src.ID, src.WriteKey
+	at, err := ws.CreateAccessToken(ctx, owner, e.WorkspaceID, e.SpaceID)
+	must("create the space access token", err)
+	e.accessToken = at.Token
+	return e
+}
+
+// get GETs path on the stack with auth and decodes a 200 answer's JSON into out. It returns
+// the status and body; any other status is the caller's to judge (out is left alone).
+func (e *env) get(t *testing.T, path string, auth func(*http.Request), out any) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, e.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth(req)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	var body bytes.Buffer
+	if _, err := body.ReadFrom(res.Body); err != nil {
+		t.Fatalf("GET %s: read the answer: %v", path, err)
+	}
+	if res.StatusCode == http.StatusOK && out != nil {
+		if err := json.Unmarshal(body.Bytes(), out); err != nil {
+			t.Fatalf("GET %s: decode the answer: %v\n%s", path, err, body.Bytes())
+		}
+	}
+	return res.StatusCode, body.Bytes()
+}
+
+// mustGet is get that fails the test on any answer but 200.
+func (e *env) mustGet(t *testing.T, path string, auth func(*http.Request), out any) []byte {
+	t.Helper()
+	status, body := e.get(t, path, auth, out)
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: status %d, want 200; body:\n%s", path, status, body)
+	}
+	return body
+}
+
+func (e *env) profileAuth(r *http.Request)   { r.SetBasicAuth(e.accessToken, "") }
+func (e *env) workspaceAuth(r *http.Request) { r.Header.Set("Authorization", "Bearer "+e.wsToken) }
+
+// profile GETs a Profile API resource of the profile identified by "type:value".
+func (e *env) profile(t *testing.T, identifier, resource, query string, out any) []byte {
+	t.Helper()
+	path := fmt.Sprintf("/v1/spaces/%s/collections/users/profiles/%s/%s", e.SpaceID, url.PathEscape(identifier), resource)
+	if query != "" {
+		path += "?" + query
+	}
+	return e.mustGet(t, path, e.profileAuth, out)
+}
+
+// debugEntry is one entry of a source's debugger (shared/tracking.Entry, as the API shows it).
+type debugEntry struct {
+	ReceivedAt time.Time       `json:"received_at"`
+	Status     string          `json:"status"`
+	Raw        json.RawMessage `json:"raw"`
+	Normalised *struct {
+		Type       string `json:"type"`
+		MessageID  string `json:"message_id"`
+		UserID     string `json:"user_id"`
+		GroupID    string `json:"group_id"`
+		PreviousID string `json:"previous_id"`
+		Event      string `json:"event"`
+		Name       string `json:"name"`
+	} `json:"normalised"`
+	Outcome *struct {
+		ProfileID string `json:"profile_id"`
+	} `json:"outcome"`
+	Rejection *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"rejection"`
+}
+
+func (d debugEntry) String() string {
+	b, _ := json.Marshal(d)
+	return string(b)
+}
+
+// debugger returns the source's debugger entries, newest first, and the answer's body.
+func (e *env) debugger(t *testing.T) ([]debugEntry, []byte) {
+	t.Helper()
+	var out struct {
+		Entries []debugEntry `json:"entries"`
+	}
+	body := e.mustGet(t, fmt.Sprintf("/v1/workspaces/%s/sources/%s/debugger?limit=500", e.WorkspaceID, e.SourceID), e.workspaceAuth, &out)
+	return out.Entries, body
+}
+
+// syncBuffer is a bytes.Buffer the stack's logger and the test may share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,147 @@
+package httpapi
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/token"
+	"github.com/unifiedprofiles/up/shared/tracking"
+)
+
+// DefaultTrackingRateLimit is each workspace's tracking-API budget, in requests per second.
+const DefaultTrackingRateLimit = 1000
+
+// TrackingOptions configure the tracking API.
+type TrackingOptions struct {
+	Logger    *slog.Logger
+	RateLimit int              // requests per second per workspace; DefaultTrackingRateLimit when 0
+	Now       func() time.Time // receivedAt and the rate limiter's clock; time.Now when nil
+	// AfterCommit, when set, runs after a request's messages are committed and before the
+	// answer is written; a test uses it to lose a response the way a network can.
+	AfterCommit func(w http.ResponseWriter, r *http.Request) (answered bool)
+}
+
+type trackingAPI struct {
+	svc         *tracking.Service
+	log         *slog.Logger
+	now         func() time.Time
+	limiter     *rateLimiter
+	afterCommit func(w http.ResponseWriter, r *http.Request) bool
+}
+
+// MountTracking adds the Segment-compatible tracking API: POST /v1/<call>.
+func MountTracking(mux *http.ServeMux, svc *tracking.Service, opts TrackingOptions) {
+	t := &trackingAPI{svc: svc, log: opts.Logger, now: opts.Now, afterCommit: opts.AfterCommit}
+	if t.log == nil {
+		t.log = slog.Default()
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	rate := opts.RateLimit
+	if rate <= 0 {
+		rate = DefaultTrackingRateLimit
+	}
+	t.limiter = newRateLimiter(rate, rate, t.now)
+	for _, call := range tracking.Calls {
+		mux.Handle("POST /v1/"+call, t.handler(call))
+		mux.Handle("/v1/"+call, methodNotAllowed([]string{"POST"}))
+	}
+}
+
+func (t *trackingAPI) handler(call string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := t.serve(w, r, call); err != nil {
+			var e *errcode.Error
+			if errors.As(err, &e) && e.Code == "identity_contention" {
+				// SDKs retry 5xx and 429, not 409: make the lost race a retryable answer.
+				w.Header().Set("Retry-After", "1")
+				err = &errcode.Error{Kind: errcode.Unavailable, Code: e.Code, Message: e.Message}
+			}
+			writeError(basicChallenge{w, `Basic realm="tracking"`}, r, t.log, err)
+		}
+	})
+}
+
+func (t *trackingAPI) serve(w http.ResponseWriter, r *http.Request, call string) error {
+	received := t.now().UTC()
+	body, err := readTrackingBody(r)
+	if err != nil {
+		return err
+	}
+	env := tracking.Env{ReceivedAt: received, IP: clientIP(r), NewID: func() string { return token.New("up-") }}
+	req, parseErr := tracking.Parse(call, body, env)
+	key, _, hasBasic := r.BasicAuth()
+	if !hasBasic {
+		if parseErr != nil {
+			return parseErr // no credentials to check, and nothing to record them against
+		}
+		key = req.WriteKey
+	}
+	src, err := t.svc.Authenticate(r.Context(), key)
+	if err != nil {
+		return err
+	}
+	// Counted after authentication, so a stranger cannot spend a workspace's budget.
+	if ok, wait := t.limiter.take(src.WorkspaceID); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+		return errcode.New(errcode.RateLimited, "rate_limited",
+			"workspace %s is over its tracking limit of %d requests per second; retry after the Retry-After delay", src.WorkspaceID, int(t.limiter.rate))
+	}
+	if parseErr != nil {
+		// The debugger shows what was refused and why (the body, up to one message's size).
+		e := errcode.As(parseErr)
+		if e == nil {
+			return parseErr
+		}
+		req = tracking.Request{Total: 1, Rejected: []tracking.Rejection{{Code: e.Code, Message: e.Message, Raw: body[:min(len(body), tracking.MaxMessageBytes)]}}}
+		if _, err := t.svc.Ingest(r.Context(), src, req); err != nil {
+			return err
+		}
+		return parseErr
+	}
+	res, err := t.svc.Ingest(r.Context(), src, req)
+	if err != nil {
+		return err
+	}
+	if t.afterCommit != nil && t.afterCommit(w, r) {
+		return nil
+	}
+	if call != "batch" && call != "import" && len(res.Rejected) > 0 {
+		rj := res.Rejected[0]
+		return &errcode.Error{Kind: errcode.Invalid, Code: rj.Code, Message: rj.Message}
+	}
+	out := struct {
+		Success  bool                 `json:"success"`
+		Rejected []tracking.Rejection `json:"rejected,omitempty"`
+	}{Success: true, Rejected: res.Rejected}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// readTrackingBody reads at most MaxRequestBytes (compressed or not) and gunzips it.
+func readTrackingBody(r *http.Request) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, tracking.MaxRequestBytes+1))
+	if err != nil {
+		return nil, errcode.New(errcode.Invalid, "invalid_body", "the request body could not be read: %v", err)
+	}
+	if len(raw) > tracking.MaxRequestBytes {
+		return nil, errcode.New(errcode.Invalid, "request_too_large", "the request body is over the limit of %d bytes", tracking.MaxRequestBytes)
+	}
+	return tracking.Decompress(raw, r.Header.Get("Content-Encoding"), tracking.MaxRequestBytes)
+}
+
+// clientIP is the caller's address as the server saw it (API Gateway's source IP on AWS).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,260 @@
+package tracking
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/message"
+	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/workspace"
+)
+
+// Service ingests parsed tracking requests into their source's space.
+type Service struct {
+	st       store.Store
+	ws       *workspace.Service
+	profiles *profile.Service
+	now      func() time.Time
+	log      *slog.Logger
+
+	mu   sync.Mutex
+	seen map[store.Key]bool // "seen" records this process has written (they never change)
+}
+
+// Options configure a Service.
+type Options struct {
+	Now    func() time.Time // time.Now when nil
+	Logger *slog.Logger     // slog.Default() when nil
+}
+
+// New returns a Service; profiles is the identity entry point every ingest path shares.
+func New(st store.Store, ws *workspace.Service, profiles *profile.Service, opts Options) *Service {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{st: st, ws: ws, profiles: profiles, now: func() time.Time { return now().UTC() }, log: log, seen: map[store.Key]bool{}}
+}
+
+// Authenticate returns the enabled source a write key belongs to.
+// Errors: invalid_write_key (401).
+func (s *Service) Authenticate(ctx context.Context, writeKey string) (workspace.Source, error) {
+	return s.ws.SourceByWriteKey(ctx, writeKey)
+}
+
+// Outcome is what happened to one accepted message.
+type Outcome struct {
+	Index int
+	profile.Result
+}
+
+// Result says what Ingest did with each message of a request.
+type Result struct {
+	Outcomes []Outcome
+	Rejected []Rejection // the parser's rejections and the identity rules' refusals, by index
+}
+
+// Ingest applies req's messages, in order, to src's space through the identity entry point:
+// each is committed, exactly once per messageId, before Ingest returns. A message the
+// identity rules refuse (no usable identifier, too many traits) is rejected like an invalid
+// one. Every message, accepted or not, then goes to the source's debugger.
+// Errors: anything but a refusal (the store, identity_contention) stops the request there;
+// the messages before it are committed and a retry of the whole request skips them.
+func (s *Service) Ingest(ctx context.Context, src workspace.Source, req Request) (Result, error) {
+	type done struct {
+		out      profile.Result
+		rejected *Rejection
+		ok       bool
+	}
+	results := make([]done, len(req.Messages))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		errOnce   sync.Once
+		ingestErr error
+		wg        sync.WaitGroup
+	)
+	// Messages that share an identifier are applied in request order, one after the other;
+	// unrelated ones concurrently, so their commits share the store's group commits. The
+	// store's version checks keep concurrent messages that meet on one profile correct.
+	groups := make(chan []int)
+	for range min(maxParallelApplies, len(req.Messages)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for g := range groups {
+				for _, i := range g {
+					if ctx.Err() != nil {
+						break
+					}
+					m := req.Messages[i].Message
+					m.SourceID = src.ID
+					out, err := s.profiles.Apply(ctx, src.SpaceID, m)
+					if e := errcode.As(err); e != nil && e.Kind == errcode.Invalid {
+						results[i] = done{rejected: &Rejection{Index: req.Messages[i].Index, Code: e.Code, Message: e.Message, Raw: m.Raw}, ok: true}
+						continue
+					}
+					if err != nil {
+						errOnce.Do(func() { ingestErr = err; cancel() })
+						break
+					}
+					results[i] = done{out: out, ok: true}
+				}
+			}
+		}()
+	}
+	for _, g := range sameIdentity(req.Messages) {
+		groups <- g
+	}
+	close(groups)
+	wg.Wait()
+
+	res := Result{Rejected: req.Rejected}
+	var applied []Parsed
+	for i, d := range results {
+		switch {
+		case !d.ok:
+			continue
+		case d.rejected != nil:
+			res.Rejected = append(res.Rejected, *d.rejected)
+		default:
+			res.Outcomes = append(res.Outcomes, Outcome{Index: req.Messages[i].Index, Result: d.out})
+		}
+		applied = append(applied, req.Messages[i])
+	}
+	slices.SortFunc(res.Rejected, func(a, b Rejection) int { return a.Index - b.Index })
+	// The debugger is a troubleshooting view, not a record: a failure to write it must not
+	// fail (and so re-send) messages that are already committed.
+	if err := s.record(context.WithoutCancel(ctx), src, applied, res); err != nil {
+		s.log.Warn("debugger entries not written", "source", src.ID, "err", err)
+	}
+	return res, ingestErr
+}
+
+// maxParallelApplies bounds the messages of one request applied at once.
+const maxParallelApplies = 16
+
+// sameIdentity groups message positions that share a userId, anonymousId or previousId
+// (union-find), each group in request order, groups in order of their first message.
+func sameIdentity(msgs []Parsed) [][]int {
+	parent := make([]int, len(msgs))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	owner := map[string]int{}
+	for i, pm := range msgs {
+		m := pm.Message
+		for _, id := range [...]string{"u:" + m.UserID, "a:" + m.AnonymousID, "u:" + m.PreviousID, "a:" + m.PreviousID} {
+			if len(id) == 2 {
+				continue // empty
+			}
+			if j, ok := owner[id]; ok {
+				ri, rj := find(i), find(j)
+				parent[max(ri, rj)] = min(ri, rj) // the root is the group's first message
+			} else {
+				owner[id] = i
+			}
+		}
+	}
+	at := map[int]int{}
+	var groups [][]int
+	for i := range msgs {
+		r := find(i)
+		k, ok := at[r]
+		if !ok {
+			k = len(groups)
+			at[r] = k
+			groups = append(groups, nil)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	return groups
+}
+
+// seenKey is the record that a source has sent a message of type typ.
+func seenKey(srcID, typ string) store.Key { return store.Key{PK: "SEEN#" + srcID, SK: typ} }
+
+// seenOps returns the puts of the "seen" records msgs add for src, once per process.
+func (s *Service) seenOps(srcID string, msgs []Parsed) []store.Op {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ops []store.Op
+	for _, pm := range msgs {
+		k := seenKey(srcID, pm.Message.Type)
+		if !s.seen[k] {
+			s.seen[k] = true
+			ops = append(ops, store.PutOp(store.Item{Key: k, Data: []byte(`{}`)}, store.Always))
+		}
+	}
+	return ops
+}
+
+// ConnectionTypes are the message types a connection test reports on.
+var ConnectionTypes = []string{message.Page, message.Screen, message.Track, message.Identify}
+
+// Connection is the result of a source's connection test.
+type Connection struct {
+	OK     bool
+	Seen   map[string]bool // per ConnectionTypes
+	Reason string          // what is missing when not OK
+}
+
+// TestConnection reports whether a source has sent what proves it is installed: a page for
+// a website (javascript) source, a screen for a mobile (swift, kotlin) one, any message for
+// the others. A pass marks the source connected (its step-2 tile turns complete).
+// Caller: the workspace's token. Errors: forbidden, not_found.
+func (s *Service) TestConnection(ctx context.Context, p workspace.Principal, wsID, srcID string) (Connection, error) {
+	src, err := s.ws.GetSource(ctx, p, wsID, srcID)
+	if err != nil {
+		return Connection{}, err
+	}
+	keys := make([]store.Key, 0, len(ConnectionTypes)+2)
+	for _, typ := range append(ConnectionTypes, message.Group, message.Alias) {
+		keys = append(keys, seenKey(src.ID, typ))
+	}
+	got, err := s.st.GetMany(ctx, keys...)
+	if err != nil {
+		return Connection{}, err
+	}
+	c := Connection{Seen: map[string]bool{}}
+	anything := false
+	for _, k := range keys {
+		_, ok := got[k]
+		anything = anything || ok
+		if k.SK != message.Group && k.SK != message.Alias {
+			c.Seen[k.SK] = ok
+		}
+	}
+	switch src.Type {
+	case "javascript":
+		c.OK, c.Reason = c.Seen[message.Page], "no page call has arrived yet: open a page of the website with the snippet installed"
+	case "swift", "kotlin":
+		c.OK, c.Reason = c.Seen[message.Screen], "no screen call has arrived yet: open a screen of the app with the SDK installed"
+	default:
+		c.OK, c.Reason = anything, "no message has arrived yet from this source's write key"
+	}
+	if c.OK {
+		c.Reason = ""
+		if _, err := s.ws.MarkConnected(ctx, p, wsID, srcID); err != nil {
+			return Connection{}, err
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,53 @@
+// Package tracking is the Segment-compatible tracking API's domain: parsing, validating and
+// normalising the requests Segment and RudderStack SDKs send (parse.go), and ingesting them
+// into a source's space through the identity entry point, with the event debugger and the
+// test-connection record (service.go, debugger.go).
+package tracking
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/message"
+)
+
+// Limits of the tracking API (PRODUCT.md section 5).
+const (
+	MaxMessageBytes  = 32 * 1024  // one message, as received
+	MaxRequestBytes  = 500 * 1024 // one request body, after gunzip
+	MaxBatchMessages = 2500
+	MaxMessageIDLen  = 100
+	MaxFields        = 300 // traits or properties per message
+)
+
+// Calls are the endpoints: /v1/<call>. "import" is parsed as "batch".
+var Calls = []string{message.Identify, message.Track, message.Page, message.Screen, message.Group, message.Alias, "batch", "import"}
+
+// Request is a parsed request body.
+type Request struct {
+	WriteKey string      // "writeKey" from the body; "" when absent
+	Messages []Parsed    // the valid messages, normalised, in request order
+	Rejected []Rejection // the invalid ones (a batch only: a single call answers its error)
+	Total    int         // messages in the request
+}
+
+// Parsed is one valid message and its position in the request.
+type Parsed struct {
+	Index   int
+	Message message.Message // Raw holds the message's bytes exactly as received
+}
+
+// Rejection says why the message at Index was refused.
+type Rejection struct {
+	Index   int             `json:"index"`
+	Code    string          `json:"code"`
+	Message string          `json:"message"`
+	Raw     json.RawMessage `json:"-"` // the message as received (nil when it could not be cut out)
+}
+
+// Env is what the request itself contributes to normalisation.
+type Env struct {
+	ReceivedAt time.Time
+	IP         string        // the caller's address: context.ip when the message says context.direct
+	NewID      func() string // assigns a messageId to a message without one
+}

@@ -1,0 +1,91 @@
+package workspace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/token"
+)
+
+// invalidWriteKey is the one answer for an unknown, deleted or disabled key: which of them it
+// was is not the caller's business.
+func invalidWriteKey() error {
+	return errcode.New(errcode.Unauthorized, "invalid_write_key",
+		"the write key is unknown or its source is disabled; copy it from the source's settings (HTTP Basic user, empty password, or \"writeKey\" in the body)")
+}
+
+// SourceByWriteKey returns the enabled source a tracking-API write key belongs to.
+// Caller: anyone holding the key. Errors: invalid_write_key (401).
+func (s *Service) SourceByWriteKey(ctx context.Context, key string) (Source, error) {
+	if key == "" {
+		return Source{}, invalidWriteKey()
+	}
+	it, err := s.st.Get(ctx, writeKeyKey(token.Hash(key)))
+	if errors.Is(err, store.ErrNotFound) {
+		return Source{}, invalidWriteKey()
+	}
+	if err != nil {
+		return Source{}, fmt.Errorf("read write key: %w", err)
+	}
+	var rec writeKeyRecord
+	if err := json.Unmarshal(it.Data, &rec); err != nil {
+		return Source{}, fmt.Errorf("decode write key record: %w", err)
+	}
+	src, _, err := s.loadSource(ctx, rec.WorkspaceID, rec.SourceID)
+	if errcode.Is(err, "not_found") || err == nil && !src.Enabled {
+		return Source{}, invalidWriteKey()
+	}
+	return src, err
+}
+
+// MarkConnected records that a source passed its connection test: its step-2 tile turns
+// complete, and so does step 2 when the source is of a type the step-1 choice connects.
+// Caller: the workspace's token. Errors: forbidden, not_found.
+func (s *Service) MarkConnected(ctx context.Context, p Principal, wsID, srcID string) (Source, error) {
+	if err := p.Owns(wsID); err != nil {
+		return Source{}, err
+	}
+	var out Source
+	err := retryOnRace(ctx, func() error {
+		src, srcVersion, err := s.loadSource(ctx, wsID, srcID)
+		if err != nil {
+			return err
+		}
+		ws, wsVersion, err := s.loadWorkspace(ctx, wsID)
+		if err != nil {
+			return err
+		}
+		out = src
+		now := s.now()
+		var ops []store.Op
+		if src.ConnectedAt == nil {
+			src.ConnectedAt, src.UpdatedAt = &now, now
+			ops = append(ops, store.ReplaceOp(item(sourceKey(wsID, srcID), src), srcVersion))
+		}
+		if _, done := ws.Setup.Completed[StepAddConnections]; !done && slices.Contains(connectionTypes[ws.Setup.DataSource], src.Type) {
+			if ws.Setup.Completed == nil {
+				ws.Setup.Completed = map[string]time.Time{}
+			}
+			ws.Setup.Completed[StepAddConnections] = now
+			ops = append(ops, store.ReplaceOp(item(workspaceKey(wsID), ws), wsVersion))
+		}
+		if len(ops) == 0 {
+			return nil
+		}
+		if err := s.st.Transact(ctx, ops...); err != nil {
+			if store.FailedOp(err) >= 0 {
+				return errRace
+			}
+			return err
+		}
+		out = src
+		return nil
+	})
+	return out, err
+}
