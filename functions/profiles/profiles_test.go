@@ -17,6 +17,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/store/storetest"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/workspace"
+	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )
 
 const operatorToken = "upo_profiles_rie_test"
@@ -99,36 +100,18 @@ func seed(t *testing.T, endpoint, table string) (space, accessToken string) {
 	ctx := context.Background()
 	noCRC := os.Getenv(storetest.EndpointEnv) == "" // minidyn sends no CRC header; see storetest.Client
 	st := dynamo.New(storetest.Client(t, endpoint, noCRC), table)
-	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operatorToken)})
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	op, err := ws.Authenticate(ctx, operatorToken)
-	must(err)
-	const sid = "AC0123456789abcdef0123456789abcdef"
-	acc, err := ws.AcceptBeta(ctx, op, sid)
-	must(err)
-	inv, err := ws.Authenticate(ctx, acc.InviteToken)
-	must(err)
-	created, err := ws.CreateWorkspace(ctx, inv, "Support", sid)
-	must(err)
-	owner, err := ws.Authenticate(ctx, created.Token)
-	must(err)
-	space = created.Spaces[0].ID
-	tok, err := ws.CreateAccessToken(ctx, owner, created.Workspace.ID, space)
-	must(err)
-
+	tn := workspacetest.New(t, workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operatorToken)}), operatorToken)
+	space = tn.SpaceID()
 	at := time.Now().UTC().Add(-time.Hour)
 	raw, _ := json.Marshal(map[string]any{"type": "identify", "messageId": "msg-rie-1", "userId": "u1",
 		"traits": map[string]any{"name": "Ada Lovelace", "email": "ada@example.com", "plan": "pro"}, "timestamp": at})
-	_, err = profile.New(st, profile.Options{}).Apply(ctx, space, message.Message{
+	_, err := profile.New(st, profile.Options{}).Apply(ctx, space, message.Message{
 		Type: message.Identify, MessageID: "msg-rie-1", UserID: "u1",
 		Traits:    map[string]any{"name": "Ada Lovelace", "email": "ada@example.com", "plan": "pro"},
-		Timestamp: at, ReceivedAt: at, SourceID: created.Sources[0].ID, Raw: raw,
+		Timestamp: at, ReceivedAt: at, SourceID: tn.Sources[0].ID, Raw: raw,
 	})
-	must(err)
-	return space, tok.Token
+	if err != nil {
+		t.Fatal(err)
+	}
+	return space, tn.AccessToken(t)
 }

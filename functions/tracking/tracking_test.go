@@ -17,6 +17,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/store/storetest"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/workspace"
+	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )
 
 const operatorToken = "upo_tracking_rie_test"
@@ -100,24 +101,6 @@ func identifier(t *testing.T, s string) identity.Identifier {
 // seed creates a workspace and an http source through the services, on the table.
 func seed(t *testing.T, st *dynamo.Store) (space, writeKey string) {
 	t.Helper()
-	ctx := context.Background()
-	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operatorToken)})
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	op, err := ws.Authenticate(ctx, operatorToken)
-	must(err)
-	const sid = "AC0123456789abcdef0123456789abcdef"
-	_, err = ws.AcceptBeta(ctx, op, sid)
-	must(err)
-	created, err := ws.CreateWorkspace(ctx, op, "Support", sid)
-	must(err)
-	owner, err := ws.Authenticate(ctx, created.Token)
-	must(err)
-	src, err := ws.CreateSource(ctx, owner, created.Workspace.ID, workspace.NewSource{Name: "Backend", Type: "http"})
-	must(err)
-	return created.Spaces[0].ID, src.WriteKey
+	tn := workspacetest.New(t, workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operatorToken)}), operatorToken)
+	return tn.SpaceID(), tn.Source(t, "http").WriteKey
 }

@@ -13,18 +13,24 @@ import (
 	"time"
 )
 
+// writeKeyAuth creates a workspace with a server source and returns its write key as an
+// Authorization header value.
+func (s *server) writeKeyAuth(b *testing.B) string {
+	ws, tok := s.workspace(b)
+	var src struct {
+		WriteKey string `json:"write_key"`
+	}
+	json.Unmarshal(s.do(b, "POST", "/v1/workspaces/"+ws+"/sources", tok, `{"name":"Backend","type":"http"}`, 201), &src)
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(src.WriteKey+":"))
+}
+
 // The tracking budget's load (ARCHITECTURE.md section 6): /v1/batch of 100 messages from 16
 // concurrent senders, every message resolved and committed before the answer. Per batch:
 // 70 % of messages from returning identities, 30 % new, and a few merges (an anonymous
 // visitor seen earlier in the batch identifies as a known user).
 func BenchmarkTrackingBatch(b *testing.B) {
 	s := newStack(b)
-	ws, tok := s.workspace(b)
-	var src struct {
-		WriteKey string `json:"write_key"`
-	}
-	json.Unmarshal(s.do(b, "POST", "/v1/workspaces/"+ws+"/sources", tok, `{"name":"Backend","type":"http"}`, 201), &src)
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(src.WriteKey+":"))
+	auth := s.writeKeyAuth(b)
 	const batchSize, known = 100, 2000
 	var seq atomic.Int64
 	post := func(batch []map[string]any) {
@@ -90,5 +96,33 @@ func BenchmarkTrackingBatch(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "events/s")
+	l.report(b)
+}
+
+// One identify at a time, request to committed profile (the budget: p95 ≤ 2 ms): a returning
+// user's identify changing a trait, from one client.
+func BenchmarkTrackingIdentify(b *testing.B) {
+	s := newStack(b)
+	auth := s.writeKeyAuth(b)
+	var l latencies
+	b.ResetTimer()
+	for i := range b.N {
+		body := fmt.Sprintf(`{"userId":"user-%d","messageId":"identify-%d","traits":{"plan":"pro","visits":%d}}`, i%100, i, i)
+		req, _ := http.NewRequest("POST", s.base+"/v1/identify", bytes.NewReader([]byte(body)))
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("Content-Type", "application/json")
+		start := time.Now()
+		res, err := s.client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		l.add(time.Since(start))
+		if res.StatusCode != 200 {
+			b.Fatalf("identify: %d", res.StatusCode)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "identifies/s")
 	l.report(b)
 }

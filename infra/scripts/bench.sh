@@ -6,6 +6,11 @@ cd "$(dirname "$0")/../.."
 source infra/scripts/moto.sh
 start_moto
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(go version)"
-go test -run '^$' -bench "${BENCH:-.}" -skip ProfilesTraits -benchtime "${BENCHTIME:-2s}" ./infra/bench/
+go test -run '^$' -bench "${BENCH:-.}" -skip 'ProfilesTraits|TrackingBatch' -benchtime "${BENCHTIME:-2s}" ./infra/bench/
 # Paced at 1,000 requests/s: a fixed count, not a duration.
 go test -run '^$' -bench ProfilesTraits -benchtime 5000x ./infra/bench/
+# The tracking budget's load, with a CPU profile: where the time goes.
+prof=$(mktemp -d)
+go test -run '^$' -bench TrackingBatch -benchtime "${TRACKING_BATCHES:-300x}" -cpuprofile "$prof/cpu.out" -o "$prof/bench.test" ./infra/bench/
+echo "== CPU profile of BenchmarkTrackingBatch (top by cumulative time, our packages and the big buckets)"
+go tool pprof -top -cum -nodecount=40 "$prof/bench.test" "$prof/cpu.out" 2>/dev/null | sed -n '1,50p'

@@ -2,7 +2,6 @@ package sdktest
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -19,7 +18,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/localstack"
 	"github.com/unifiedprofiles/up/shared/token"
-	"github.com/unifiedprofiles/up/shared/workspace"
+	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )
 
 // env is one local stack served over HTTP, with a workspace, a server source whose write key
@@ -96,33 +95,11 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	t.Cleanup(srv.Close)
 	e.URL = srv.URL
 
-	// The workspace, created through the services as an operator would (README walkthrough).
-	ctx := context.Background()
-	ws := stack.Workspaces
-	must := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	op, err := ws.Authenticate(ctx, operator)
-	must("authenticate the operator", err)
-	sid := "AC" + randomHex(t, 16)
-	acc, err := ws.AcceptBeta(ctx, op, sid)
-	must("accept the beta account", err)
-	inv, err := ws.Authenticate(ctx, acc.InviteToken)
-	must("authenticate the invite", err)
-	created, err := ws.CreateWorkspace(ctx, inv, "SDK tests", sid)
-	must("create the workspace", err)
-	owner, err := ws.Authenticate(ctx, created.Token)
-	must("authenticate the workspace token", err)
-	e.WorkspaceID, e.SpaceID, e.wsToken = created.Workspace.ID, created.Spaces[0].ID, created.Token
-	src, err := ws.CreateSource(ctx, owner, e.WorkspaceID, workspace.NewSource{Name: "Node and Go servers", Type: "http"})
-	must("create the http source", err)
+	tn := workspacetest.New(t, stack.Workspaces, operator)
+	src := tn.Source(t, "http")
+	e.WorkspaceID, e.SpaceID, e.wsToken = tn.ID(), tn.SpaceID(), tn.Token
 	e.SourceID, e.WriteKey = src.ID, src.WriteKey
-	at, err := ws.CreateAccessToken(ctx, owner, e.WorkspaceID, e.SpaceID)
-	must("create the space access token", err)
-	e.accessToken = at.Token
+	e.accessToken = tn.AccessToken(t)
 	return e
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/localstack"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/workspace"
+	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )
 
 // The tracking API, the debugger and the connection test, black-box over HTTP against the
@@ -45,6 +46,7 @@ type trEnv struct {
 	base   string
 	clock  *trClock
 	stack  *localstack.Stack
+	tenant workspacetest.Tenant
 	ws     string // workspace id
 	wsTok  string // workspace token
 	space  string
@@ -62,38 +64,12 @@ func newTrackingStack(t *testing.T, opts httpapi.TrackingOptions) *trEnv {
 	t.Cleanup(func() { st.Close() })
 	srv := httptest.NewServer(st.Handler)
 	t.Cleanup(srv.Close)
-	e := &trEnv{t: t, base: srv.URL, clock: c, stack: st}
-	ctx := context.Background()
-	op, _ := st.Workspaces.Authenticate(ctx, trOperator)
-	const sid = "AC0123456789abcdef0123456789abcdef" // each test has its own store
-	if _, err := st.Workspaces.AcceptBeta(ctx, op, sid); err != nil {
-		t.Fatal(err)
-	}
-	created, err := st.Workspaces.CreateWorkspace(ctx, op, "Tracking test", sid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.ws, e.wsTok, e.space = created.Workspace.ID, created.Token, created.Spaces[0].ID
-	owner, _ := st.Workspaces.Authenticate(ctx, e.wsTok)
-	at, err := st.Workspaces.CreateAccessToken(ctx, owner, e.ws, e.space)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.access = at.Token
-	return e
+	tn := workspacetest.New(t, st.Workspaces, trOperator)
+	return &trEnv{t: t, base: srv.URL, clock: c, stack: st, tenant: tn, ws: tn.ID(), wsTok: tn.Token, space: tn.SpaceID(), access: tn.AccessToken(t)}
 }
 
 // source creates a source of typ and returns it.
-func (e *trEnv) source(typ string) workspace.Source {
-	e.t.Helper()
-	ctx := context.Background()
-	owner, _ := e.stack.Workspaces.Authenticate(ctx, e.wsTok)
-	src, err := e.stack.Workspaces.CreateSource(ctx, owner, e.ws, workspace.NewSource{Name: typ + " " + token.New("")[:6], Type: typ})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return src
-}
+func (e *trEnv) source(typ string) workspace.Source { return e.tenant.Source(e.t, typ) }
 
 type trResp struct {
 	status int
@@ -465,17 +441,7 @@ func TestTrackingIsolation(t *testing.T) {
 	t.Parallel()
 	a := newTrackingStack(t, httpapi.TrackingOptions{})
 	srcA := a.source("http")
-	// A second workspace in the same stack.
-	ctx := context.Background()
-	op, _ := a.stack.Workspaces.Authenticate(ctx, trOperator)
-	const sidB = "AC0123456789abcdef0123456789abcdee"
-	if _, err := a.stack.Workspaces.AcceptBeta(ctx, op, sidB); err != nil {
-		t.Fatal(err)
-	}
-	b, err := a.stack.Workspaces.CreateWorkspace(ctx, op, "Other", sidB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := workspacetest.New(t, a.stack.Workspaces, trOperator) // a second workspace in the same stack
 	if r := a.send(srcA.WriteKey, "identify", map[string]any{"userId": "iso", "traits": map[string]any{"secret": "a"}}); r.status != 200 {
 		t.Fatal(r.raw)
 	}
@@ -491,12 +457,7 @@ func TestTrackingIsolation(t *testing.T) {
 			t.Errorf("%s of A's source under B: %d %s", path, r.status, r.raw)
 		}
 	}
-	ownerB, _ := a.stack.Workspaces.Authenticate(ctx, b.Token)
-	atB, err := a.stack.Workspaces.CreateAccessToken(ctx, ownerB, b.Workspace.ID, b.Spaces[0].ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := a.do("GET", "/v1/spaces/"+b.Spaces[0].ID+"/collections/users/profiles/user_id:iso/traits", nil, map[string]string{"Authorization": "Basic " + basic(atB.Token)})
+	r := a.do("GET", "/v1/spaces/"+b.SpaceID()+"/collections/users/profiles/user_id:iso/traits", nil, map[string]string{"Authorization": "Basic " + basic(b.AccessToken(t))})
 	if r.status != 404 {
 		t.Errorf("A's profile visible in B's space: %d %s", r.status, r.raw)
 	}
