@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"sync"
@@ -15,6 +16,8 @@ import (
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/dynamo"
 	"github.com/unifiedprofiles/up/shared/store/storetest"
+	"github.com/unifiedprofiles/up/shared/tracking"
+	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
 // meter counts the write units a DynamoDB endpoint reports for each write. moto_server
@@ -184,4 +187,30 @@ func BenchmarkDynamoWriteUnits(b *testing.B) {
 			b.ReportMetric(m.reportedShare(), "reported-share")
 		})
 	}
+	// A returning visitor's track through the tracking API's ingest: what Apply writes plus
+	// the event's debugger entry.
+	b.Run("returning-tracking", func(b *testing.B) {
+		m := &meter{API: storetest.Client(b, endpoint, false)}
+		st := dynamo.New(m, table)
+		tr := tracking.New(st, nil, profile.New(st, profile.Options{}), tracking.Options{})
+		src := workspace.Source{ID: "src_wu", SpaceID: "sp_wu_tracking", Type: "http"}
+		ingest := func(id string) {
+			msg := track(id, "wa-returning")
+			msg.Raw, _ = json.Marshal(map[string]any{"type": "track", "messageId": id, "anonymousId": "wa-returning",
+				"event": msg.Event, "properties": msg.Properties, "timestamp": msg.Timestamp})
+			if _, err := tr.Ingest(context.Background(), src, tracking.Request{Total: 1, Messages: []tracking.Parsed{{Message: msg}}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ingest("warm-tracking") // the profile, and the source's "seen" record
+		var wu float64
+		events := 0
+		for i := 0; b.Loop(); i++ {
+			before := m.total()
+			ingest(fmt.Sprintf("wt-%d", i))
+			wu += m.total() - before
+			events++
+		}
+		b.ReportMetric(wu/float64(events), "WU/event")
+	})
 }
