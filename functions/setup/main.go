@@ -3,15 +3,18 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"os"
 
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/lambdahttp"
+	"github.com/unifiedprofiles/up/shared/objects/s3"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/tracking"
+	"github.com/unifiedprofiles/up/shared/upload"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -20,6 +23,13 @@ func main() {
 		svc := workspace.New(st, workspace.Options{OperatorTokenHash: os.Getenv("UP_OPERATOR_TOKEN_SHA256")})
 		profiles := profile.New(st, profile.Options{})
 		tr := tracking.New(st, svc, profiles, tracking.Options{Logger: log})
-		httpapi.MountAdmin(mux, svc, profiles, tr, httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
+		objs, err := s3.OpenFromEnv(context.Background())
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			os.Exit(1)
+		}
+		uploads := upload.New(st, svc, profiles, objs, upload.Options{Logger: log})
+		httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: uploads},
+			httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
 	})
 }

@@ -23,6 +23,7 @@ func TestSetupUnderRIE(t *testing.T) {
 		"UP_TABLE_NAME":             table,
 		"UP_OPERATOR_TOKEN_SHA256":  token.Hash(eventOperatorToken),
 		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+		"UP_UPLOADS_BUCKET":         "up-uploads-rie", // presigning is offline: no S3 call
 	})
 
 	call := func(ev *lambdatest.V2Event, wantStatus int) map[string]any {

@@ -21,6 +21,7 @@ import (
 type stack struct {
 	cmd      *exec.Cmd
 	base     string
+	s3       string // the S3 endpoint the banner names
 	operator string
 	done     chan error
 	stdout   *bytes.Buffer
@@ -49,7 +50,7 @@ func freeAddr(t *testing.T) string {
 func start(t *testing.T, bin, dataDir, addr string, env ...string) *stack {
 	t.Helper()
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), append([]string{"UP_DATA_DIR=" + dataDir, "UP_ADDR=" + addr, "UP_OPERATOR_TOKEN="}, env...)...)
+	cmd.Env = append(os.Environ(), append([]string{"UP_DATA_DIR=" + dataDir, "UP_ADDR=" + addr, "UP_S3_ADDR=127.0.0.1:0", "UP_OPERATOR_TOKEN="}, env...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +83,9 @@ func start(t *testing.T, bin, dataDir, addr string, env ...string) *stack {
 			s.stdout.WriteString(line + "\n")
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "base URL:"); ok {
 				s.base = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "S3 endpoint:"); ok {
+				s.s3, _, _ = strings.Cut(strings.TrimSpace(v), " ")
 			}
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "operator token:"); ok {
 				s.operator = strings.TrimSpace(v)

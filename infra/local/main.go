@@ -45,9 +45,15 @@ func run() error {
 	if err != nil || rate < 0 {
 		return fmt.Errorf("UP_TRACKING_RATE_LIMIT must be a whole number of requests per second per workspace, not %q", os.Getenv("UP_TRACKING_RATE_LIMIT"))
 	}
+	s3addr := env("UP_S3_ADDR", "127.0.0.1:9000")
+	s3ln, err := net.Listen("tcp", s3addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s for the S3 endpoint (set UP_S3_ADDR to use another address): %w", s3addr, err)
+	}
+	s3base := "http://" + s3ln.Addr().String()
 	stack, err := localstack.Open(localstack.Config{
 		DataDir: dataDir, OperatorTokenHash: token.Hash(opToken), PublicURL: os.Getenv("UP_PUBLIC_URL"), Logger: log,
-		Tracking: httpapi.TrackingOptions{RateLimit: rate},
+		Tracking: httpapi.TrackingOptions{RateLimit: rate}, S3URL: s3base,
 	})
 	if err != nil {
 		return err
@@ -69,11 +75,14 @@ func run() error {
 	}
 
 	abs, _ := filepath.Abs(dataDir)
-	fmt.Printf("Unified Profiles local stack\n  base URL:       %s\n  data folder:    %s\n  operator token: %s\n", base, abs, opToken)
+	fmt.Printf("Unified Profiles local stack\n  base URL:       %s\n  S3 endpoint:    %s (CSV uploads, bucket %s)\n  data folder:    %s\n  operator token: %s\n",
+		base, s3base, localstack.UploadsBucket, abs, opToken)
 	fmt.Printf("Try: curl -s -X POST %s/v1/beta/accounts -H 'Authorization: Bearer %s' -d '{\"account_sid\":\"AC0123456789abcdef0123456789abcdef\"}'\n", base, opToken)
 
-	errc := make(chan error, 1)
+	s3srv := &http.Server{Handler: stack.S3Handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: srv.BaseContext}
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- s3srv.Serve(s3ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -82,7 +91,7 @@ func run() error {
 	fmt.Println("shutting down")
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := errors.Join(srv.Shutdown(shutdown), s3srv.Shutdown(shutdown)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil

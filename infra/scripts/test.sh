@@ -31,3 +31,18 @@ fi
 echo "== go test"
 # -race: the store and domain tests are concurrent by design.
 go test -race -count=1 -timeout 30m ./...
+
+# The parsers that face requests get a short fuzz run on every test run (every fuzz target's
+# seeds already ran above as tests).
+echo "== fuzz"
+fuzz() {
+	local out
+	if ! out=$(go test -run '^$' -fuzz "^$2\$" -fuzztime "$3" "$1" 2>&1); then
+		echo "$out"; return 1
+	fi
+	echo "$1 $2: $(echo "$out" | grep -o 'execs: [0-9]*' | tail -1) in $3"
+}
+fuzz ./shared/tracking/ FuzzParse 10s
+fuzz ./shared/tracking/ FuzzDecompress 5s
+fuzz ./shared/httpapi/ FuzzDecode 5s
+fuzz ./shared/identity/ FuzzExtract 5s

@@ -11,6 +11,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/tracking"
+	"github.com/unifiedprofiles/up/shared/upload"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -22,10 +23,19 @@ type AdminOptions struct {
 	PublicURL string
 }
 
+// Services are what the admin API serves.
+type Services struct {
+	Workspaces *workspace.Service
+	Profiles   *profile.Service
+	Tracking   *tracking.Service
+	Uploads    *upload.Service
+}
+
 type admin struct {
 	ws        *workspace.Service
 	profiles  *profile.Service
 	tracking  *tracking.Service
+	uploads   *upload.Service
 	log       *slog.Logger
 	publicURL string
 }
@@ -34,8 +44,8 @@ type admin struct {
 type authed func(w http.ResponseWriter, r *http.Request, p workspace.Principal) error
 
 // MountAdmin adds the admin / setup API (ARCHITECTURE.md section 5) to mux.
-func MountAdmin(mux *http.ServeMux, ws *workspace.Service, profiles *profile.Service, tr *tracking.Service, opts AdminOptions) {
-	a := &admin{ws: ws, profiles: profiles, tracking: tr, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/")}
+func MountAdmin(mux *http.ServeMux, svc Services, opts AdminOptions) {
+	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/")}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -72,6 +82,9 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/sources/{src}/snippet", map[string]authed{"GET": a.snippet}},
 		{"/v1/workspaces/{ws}/sources/{src}/test-connection", map[string]authed{"POST": a.testConnection}},
 		{"/v1/workspaces/{ws}/sources/{src}/debugger", map[string]authed{"GET": a.debugger}},
+		{"/v1/workspaces/{ws}/csv/template", map[string]authed{"GET": a.csvTemplate}},
+		{"/v1/workspaces/{ws}/csv/uploads", map[string]authed{"GET": a.listUploads, "POST": a.requestUpload}},
+		{"/v1/workspaces/{ws}/csv/uploads/{id}", map[string]authed{"GET": a.getUpload}},
 		{"/v1/workspaces/{ws}/destinations", map[string]authed{"GET": a.listDestinations, "POST": a.createDestination}},
 		{"/v1/workspaces/{ws}/destinations/{id}", map[string]authed{"GET": a.getDestination, "DELETE": a.deleteDestination}},
 	}

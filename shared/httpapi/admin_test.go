@@ -16,6 +16,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/tracking"
+	"github.com/unifiedprofiles/up/shared/upload"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -38,7 +39,8 @@ func newServer(t *testing.T) *client {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	profiles := profile.New(st, profile.Options{})
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)})
-	MountAdmin(mux, ws, profiles, tracking.New(st, ws, profiles, tracking.Options{Logger: log}), AdminOptions{Logger: log})
+	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tracking.New(st, ws, profiles, tracking.Options{Logger: log}),
+		Uploads: upload.New(st, ws, profiles, nil, upload.Options{Logger: log})}, AdminOptions{Logger: log})
 	MountProfiles(mux, ws, profiles, ProfilesOptions{Logger: log})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)

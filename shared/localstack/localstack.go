@@ -4,17 +4,27 @@
 package localstack
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/unifiedprofiles/up/shared/httpapi"
+	"github.com/unifiedprofiles/up/shared/locals3"
+	objs3 "github.com/unifiedprofiles/up/shared/objects/s3"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/tracking"
+	"github.com/unifiedprofiles/up/shared/upload"
+	"github.com/unifiedprofiles/up/shared/upload/s3event"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -28,17 +38,41 @@ type Config struct {
 	Tracking httpapi.TrackingOptions
 	// Now is every component's clock (time.Now when nil): tests move time without sleeping.
 	Now func() time.Time
+	// S3URL is where the caller serves S3Handler (DefaultS3URL when empty): presigned
+	// uploads point there.
+	S3URL string
+	// Uploads configures CSV processing (its Logger and Now are filled in from here).
+	Uploads upload.Options
 }
+
+// DefaultS3URL is the local S3 endpoint's default address (UP_S3_ADDR).
+const DefaultS3URL = "http://127.0.0.1:9000"
+
+// The local S3 endpoint's bucket and the credentials presigned uploads are signed with.
+const (
+	UploadsBucket = "up-uploads"
+	s3AccessKey   = "LOCALSTACKACCESSKEY"
+	s3SecretKey   = "local-stack-secret-key"
+)
 
 // Stack is a running local stack.
 type Stack struct {
 	Handler http.Handler
 	// Profiles is the ingest entry point (profile.Service.Apply) the stack's APIs share.
 	Profiles *profile.Service
-	// Workspaces and Tracking are the stack's other services, for tests and benchmarks.
+	// Workspaces, Tracking and Uploads are the stack's other services, for tests and benchmarks.
 	Workspaces *workspace.Service
 	Tracking   *tracking.Service
-	store      *bolt.Store
+	Uploads    *upload.Service
+	// S3Handler is the S3-compatible endpoint browsers upload CSV files to; serve it at
+	// Config.S3URL. A stored object under uploads/ starts its processing, as the S3
+	// notification starts csv-ingest in AWS.
+	S3Handler http.Handler
+
+	store  *bolt.Store
+	s3     *locals3.Server
+	cancel context.CancelFunc
+	ingest sync.WaitGroup // processing started by S3 notifications
 }
 
 // Open opens the store in cfg.DataDir and mounts the APIs.
@@ -61,14 +95,77 @@ func Open(cfg Config) (*Stack, error) {
 	svc := workspace.New(st, workspace.Options{OperatorTokenHash: cfg.OperatorTokenHash, Now: now})
 	profiles := profile.New(st, profile.Options{Now: now})
 	tr := tracking.New(st, svc, profiles, tracking.Options{Logger: log, Now: now})
+	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, store: st}
+	if err := stack.openS3(cfg, st, log, now); err != nil {
+		st.Close()
+		return nil, err
+	}
 	mux := httpapi.NewMux()
-	httpapi.MountAdmin(mux, svc, profiles, tr, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL})
+	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL})
 	httpapi.MountProfiles(mux, svc, profiles, httpapi.ProfilesOptions{Logger: log, Now: now})
 	topts := cfg.Tracking
 	topts.Logger, topts.Now = log, now
 	httpapi.MountTracking(mux, tr, topts)
-	return &Stack{Handler: httpapi.Logged(mux, log), Profiles: profiles, Workspaces: svc, Tracking: tr, store: st}, nil
+	stack.Handler = httpapi.Logged(mux, log)
+	return stack, nil
 }
 
-// Close closes the store.
-func (s *Stack) Close() error { return s.store.Close() }
+// openS3 opens the local S3 endpoint and the upload service on it. Its notifications run
+// csv-ingest's handler with a real S3 event, in the background, redelivering a failed one
+// with backoff as Lambda retries an asynchronous invocation.
+func (s *Stack) openS3(cfg Config, st *bolt.Store, log *slog.Logger, now func() time.Time) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	var handle func(context.Context, events.S3Event) error
+	srv, err := locals3.Open(locals3.Config{
+		DataDir: cfg.DataDir, Bucket: UploadsBucket, AccessKey: s3AccessKey, SecretKey: s3SecretKey,
+		OnObjectCreated: func(_ context.Context, bucket, key string, size int64, etag string) {
+			if !strings.HasPrefix(key, "uploads/") {
+				return
+			}
+			s.ingest.Add(1)
+			go func() {
+				defer s.ingest.Done()
+				ev := s3event.ObjectCreated(bucket, key, size, etag)
+				for attempt, wait := 1, time.Second; ; attempt, wait = attempt+1, wait*2 {
+					err := handle(ctx, ev)
+					if err == nil || ctx.Err() != nil {
+						return
+					}
+					if attempt == 5 {
+						log.Error("csv-ingest gave up", "key", key, "attempts", attempt, "err", err)
+						return
+					}
+					log.Warn("csv-ingest failed; delivering again", "key", key, "in", wait, "err", err)
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(wait):
+					}
+				}
+			}()
+		},
+	})
+	if err != nil {
+		cancel()
+		return err
+	}
+	s3url := cfg.S3URL
+	if s3url == "" {
+		s3url = DefaultS3URL
+	}
+	uopts := cfg.Uploads
+	uopts.Logger, uopts.Now = log, now
+	s.Uploads = upload.New(st, s.Workspaces, s.Profiles, objs3.New(srv.Client(s3url), UploadsBucket), uopts)
+	handle = s3event.Handler(s.Uploads)
+	s.s3, s.S3Handler = srv, srv.Handler()
+	return nil
+}
+
+// Close stops processing uploads, then closes the S3 endpoint and the store. Stop serving
+// Handler and S3Handler first.
+func (s *Stack) Close() error {
+	s.cancel()
+	s.ingest.Wait()
+	return errors.Join(s.s3.Close(), s.store.Close())
+}

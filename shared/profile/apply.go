@@ -22,11 +22,15 @@ type Result struct {
 	Added      []identity.Identifier
 	Merged     []string // profiles merged into ProfileID
 	Violations []identity.Violation
-	Duplicate  bool // the messageId was applied before; nothing changed now
+	// Duplicate: the messageId was applied before and nothing changed now; ProfileID and
+	// Created say what the first application did.
+	Duplicate bool
 }
 
+// dedupeRecord remembers what a message did, for the answer to its redeliveries.
 type dedupeRecord struct {
 	ProfileID string `json:"profile_id"`
+	Created   bool   `json:"created,omitempty"`
 }
 
 // Apply resolves a normalised message into a space and applies it to exactly one profile:
@@ -77,7 +81,7 @@ func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) 
 	if dup, ok := got[dk]; ok {
 		var rec dedupeRecord
 		json.Unmarshal(dup.Data, &rec)
-		return Result{ProfileID: rec.ProfileID, Duplicate: true}, nil
+		return Result{ProfileID: rec.ProfileID, Created: rec.Created, Duplicate: true}, nil
 	}
 	var settingsItem *store.Item
 	if it, ok := got[sk]; ok {
@@ -164,7 +168,7 @@ func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) 
 		ReceivedAt: m.ReceivedAt, SourceID: m.SourceID, Properties: m.Properties, Identifiers: ids, Raw: m.Raw}
 	evItem := item(eventKey(spaceID, target.ID, m.Timestamp, m.MessageID), ev)
 	evItem.ExpiresAt = exp
-	dd := item(dedupeKey(spaceID, m.MessageID), dedupeRecord{ProfileID: target.ID})
+	dd := item(dedupeKey(spaceID, m.MessageID), dedupeRecord{ProfileID: target.ID, Created: d.Create})
 	dd.ExpiresAt = now.Add(DedupeWindow).Unix()
 	ops = append(ops, store.PutOp(evItem, store.Always), store.PutOp(dd, store.MustNotExist))
 	if len(ops) > store.MaxOps {

@@ -115,7 +115,7 @@ func (s *Service) record(ctx context.Context, src workspace.Source, applied []Pa
 			if o.Duplicate {
 				e.Status = StatusDuplicate
 			}
-			eo := &EntryOutcome{ProfileID: o.ProfileID, Created: o.Created, Merged: o.Merged, Violations: o.Violations}
+			eo := &EntryOutcome{ProfileID: o.ProfileID, Created: o.Created && !o.Duplicate, Merged: o.Merged, Violations: o.Violations}
 			for _, id := range o.Added {
 				eo.Added = append(eo.Added, id.String())
 			}
