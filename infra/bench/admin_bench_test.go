@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -24,24 +25,34 @@ const operator = "upo_bench"
 
 type server struct {
 	base   string
+	s3     string // the local S3 endpoint (CSV uploads)
 	client *http.Client
 	stack  *localstack.Stack // for seeding data through the ingest entry point
 }
 
 func newStack(b *testing.B) *server {
 	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s3url := "http://" + ln.Addr().String()
 	st, err := localstack.Open(localstack.Config{
 		DataDir: b.TempDir(), OperatorTokenHash: token.Hash(operator),
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), S3URL: s3url,
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(st.Handler)
-	b.Cleanup(func() { srv.Close(); st.Close() })
+	s3srv := httptest.NewUnstartedServer(st.S3Handler)
+	s3srv.Listener.Close()
+	s3srv.Listener = ln
+	s3srv.Start()
+	b.Cleanup(func() { srv.Close(); s3srv.Close(); st.Close() })
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	return &server{base: srv.URL, client: &http.Client{Transport: tr}, stack: st}
+	return &server{base: srv.URL, s3: s3url, client: &http.Client{Transport: tr}, stack: st}
 }
 
 func (s *server) do(b *testing.B, method, path, tok, body string, want int) []byte {

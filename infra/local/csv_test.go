@@ -92,6 +92,10 @@ func TestCSVUploadWithCurl(t *testing.T) {
 	if !strings.HasPrefix(post["url"].(string), s.s3) || post["method"] != "POST" {
 		t.Fatalf("presigned POST %v does not point at %s", post, s.s3)
 	}
+	// One upload at a time: a second request while this one is pending is refused.
+	if e := s.call(t, "POST", "/v1/workspaces/"+wsID+"/csv/uploads", tok, `{"filename":"more.csv","size":10}`, 409); e["error"].(map[string]any)["code"] != "upload_in_progress" {
+		t.Errorf("second upload: %v", e)
+	}
 	args := []string{"-X", "POST", post["url"].(string)}
 	for k, v := range post["fields"].(map[string]any) {
 		args = append(args, "-F", k+"="+v.(string))

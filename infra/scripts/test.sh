@@ -46,3 +46,4 @@ fuzz ./shared/tracking/ FuzzParse 10s
 fuzz ./shared/tracking/ FuzzDecompress 5s
 fuzz ./shared/httpapi/ FuzzDecode 5s
 fuzz ./shared/identity/ FuzzExtract 5s
+fuzz ./shared/csvfile/ FuzzValidate 10s

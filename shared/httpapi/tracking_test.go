@@ -13,12 +13,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/localstack"
+	"github.com/unifiedprofiles/up/shared/testclock"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/workspace"
 	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
@@ -29,22 +29,10 @@ import (
 
 const trOperator = "upo_tracking_test"
 
-type trClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *trClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *trClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 type trEnv struct {
 	t      *testing.T
 	base   string
-	clock  *trClock
+	clock  *testclock.Clock
 	stack  *localstack.Stack
 	tenant workspacetest.Tenant
 	ws     string // workspace id
@@ -55,7 +43,7 @@ type trEnv struct {
 
 func newTrackingStack(t *testing.T, opts httpapi.TrackingOptions) *trEnv {
 	t.Helper()
-	c := &trClock{now: time.Now().UTC().Truncate(time.Second)}
+	c := testclock.New(time.Now().UTC().Truncate(time.Second))
 	st, err := localstack.Open(localstack.Config{DataDir: t.TempDir(), OperatorTokenHash: token.Hash(trOperator), Now: c.Now, Tracking: opts,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/store/storetest"
+	"github.com/unifiedprofiles/up/shared/testclock"
 )
 
 const sp = "sp_test"
@@ -23,31 +24,18 @@ const sp = "sp_test"
 // t0 is near the wall clock: the stores expire items (dedupe keys, events) by real time.
 var t0 = time.Now().UTC().Truncate(time.Second)
 
-// clock is an injected, settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func forEachBackend(t *testing.T, fn func(t *testing.T, svc *profile.Service, c *clock, st store.Store)) {
+func forEachBackend(t *testing.T, fn func(t *testing.T, svc *profile.Service, c *testclock.Clock, st store.Store)) {
 	t.Helper()
 	forBackends(t, storetest.Backends(t), fn)
 }
 
-func forBackends(t *testing.T, bs []storetest.Backend, fn func(t *testing.T, svc *profile.Service, c *clock, st store.Store)) {
+func forBackends(t *testing.T, bs []storetest.Backend, fn func(t *testing.T, svc *profile.Service, c *testclock.Clock, st store.Store)) {
 	t.Helper()
 	for _, b := range bs {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
 			st := b.Open(t)
-			c := &clock{now: t0}
+			c := testclock.New(t0)
 			fn(t, profile.New(st, profile.Options{Now: c.Now}), c, st)
 		})
 	}
@@ -91,7 +79,7 @@ func lookup(t *testing.T, svc *profile.Service, s string) profile.Profile {
 
 func TestDemotionEndToEnd(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *clock, _ store.Store) {
+	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *testclock.Clock, _ store.Store) {
 		jane := mustApply(t, svc, identify("abc123", "", map[string]any{"email": "jane@x"}, t0))
 		c.Add(time.Minute)
 		res := mustApply(t, svc, identify("abc456", "", map[string]any{"email": "jane@x"}, c.Now()))
@@ -118,7 +106,7 @@ func TestDemotionEndToEnd(t *testing.T) {
 
 func TestIdempotentPerMessageID(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *clock, _ store.Store) {
+	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *testclock.Clock, _ store.Store) {
 		m := message.Message{Type: message.Track, MessageID: "retry-me", AnonymousID: "a1", Event: "Viewed", Timestamp: t0, ReceivedAt: t0}
 		first := mustApply(t, svc, m)
 		again := mustApply(t, svc, m)
@@ -135,7 +123,7 @@ func TestIdempotentPerMessageID(t *testing.T) {
 
 func TestTraitPrecedence(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *clock, _ store.Store) {
+	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *testclock.Clock, _ store.Store) {
 		at := func(h int) time.Time { return t0.Add(time.Duration(h) * time.Hour) }
 		mustApply(t, svc, identify("u", "", map[string]any{"plan": "pro", "city": "Oslo", "nick": "j"}, at(10)))
 		mustApply(t, svc, identify("u", "", map[string]any{"plan": "free"}, at(5)))   // older, late: ignored
@@ -166,7 +154,7 @@ func manyTraits(n int) map[string]any {
 
 func TestMergeIntoOldestAndForward(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *clock, _ store.Store) {
+	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *testclock.Clock, _ store.Store) {
 		oldest := mustApply(t, svc, message.Message{Type: message.Track, MessageID: "m1", AnonymousID: "a", Event: "Visit", Timestamp: t0, ReceivedAt: t0})
 		c.Add(time.Hour)
 		second := mustApply(t, svc, identify("", "b", map[string]any{"email": "e@x", "tier": "gold"}, c.Now()))
@@ -202,7 +190,7 @@ func TestMergeIntoOldestAndForward(t *testing.T) {
 
 func TestBlockedValueKeptInPayloadOnly(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *clock, _ store.Store) {
+	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *testclock.Clock, _ store.Store) {
 		raw := []byte(`{"type":"identify","userId":"u1","traits":{"email":"null"}}`)
 		m := identify("u1", "", map[string]any{"email": "null"}, t0)
 		m.Raw = raw
@@ -255,7 +243,7 @@ func TestConcurrentWritersMatchSerial(t *testing.T) {
 	}
 	// The full load on bolt and on moto_server (journaled: stock moto copies the whole
 	// table on every transaction, which makes this run take hours; see storetest).
-	forBackends(t, storetest.LoadBackends(t), func(t *testing.T, svc *profile.Service, c *clock, _ store.Store) {
+	forBackends(t, storetest.LoadBackends(t), func(t *testing.T, svc *profile.Service, c *testclock.Clock, _ store.Store) {
 		var wg sync.WaitGroup
 		errs := make(chan error, writers)
 		var seenMu sync.Mutex
@@ -399,7 +387,7 @@ func TestMergeCapEndToEnd(t *testing.T) {
 // violation says so); a week later it is.
 func TestWeeklyLimitEndToEnd(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *clock, _ store.Store) {
+	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *testclock.Clock, _ store.Store) {
 		for i := range 5 {
 			mustApply(t, svc, identify("weekly", fmt.Sprintf("device-%d", i), nil, c.Now()))
 			c.Add(time.Hour)

@@ -13,6 +13,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/storetest"
+	"github.com/unifiedprofiles/up/shared/testclock"
 )
 
 // Random message sequences applied serially through Apply on the embedded store give the same
@@ -29,7 +30,7 @@ func TestApplyMatchesReferenceModel(t *testing.T) {
 	types := []string{"user_id", "email", "anonymous_id", "phone"}
 	for seed := range uint64(25) {
 		rng := rand.New(rand.NewPCG(seed, 11))
-		c := &clock{now: t0}
+		c := testclock.New(t0)
 		svc := profile.New(storetest.Backends(t)[0].Open(t), profile.Options{Now: c.Now})
 		ctx := context.Background()
 		if _, err := svc.SaveSettings(ctx, sp, set); err != nil {

@@ -70,66 +70,25 @@ type Result struct {
 // Errors: anything but a refusal (the store, identity_contention) stops the request there;
 // the messages before it are committed and a retry of the whole request skips them.
 func (s *Service) Ingest(ctx context.Context, src workspace.Source, req Request) (Result, error) {
-	type done struct {
-		out      profile.Result
-		rejected *Rejection
-		ok       bool
+	msgs := make([]message.Message, len(req.Messages))
+	for i, pm := range req.Messages {
+		msgs[i] = pm.Message
+		msgs[i].SourceID = src.ID
 	}
-	results := make([]done, len(req.Messages))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		errOnce   sync.Once
-		ingestErr error
-		wg        sync.WaitGroup
-	)
-	// Messages that share an identifier are applied in request order, one after the other;
-	// unrelated ones concurrently, so their commits share the store's group commits. The
-	// store's version checks keep concurrent messages that meet on one profile correct.
-	groups := make(chan []int)
-	for range min(maxParallelApplies, len(req.Messages)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for g := range groups {
-				for _, i := range g {
-					if ctx.Err() != nil {
-						break
-					}
-					m := req.Messages[i].Message
-					m.SourceID = src.ID
-					out, err := s.profiles.Apply(ctx, src.SpaceID, m)
-					if e := errcode.As(err); e != nil && e.Kind == errcode.Invalid {
-						results[i] = done{rejected: &Rejection{Index: req.Messages[i].Index, Code: e.Code, Message: e.Message, Raw: m.Raw}, ok: true}
-						continue
-					}
-					if err != nil {
-						errOnce.Do(func() { ingestErr = err; cancel() })
-						break
-					}
-					results[i] = done{out: out, ok: true}
-				}
-			}
-		}()
-	}
-	for _, g := range sameIdentity(req.Messages) {
-		groups <- g
-	}
-	close(groups)
-	wg.Wait()
-
+	outs, ingestErr := s.profiles.ApplyMany(ctx, src.SpaceID, msgs, maxParallelApplies)
 	res := Result{Rejected: req.Rejected}
 	var applied []Parsed
-	for i, d := range results {
-		switch {
-		case !d.ok:
+	for i, o := range outs {
+		pm := req.Messages[i]
+		switch e := errcode.As(o.Err); {
+		case o.Skipped || (o.Err != nil && (e == nil || e.Kind != errcode.Invalid)):
 			continue
-		case d.rejected != nil:
-			res.Rejected = append(res.Rejected, *d.rejected)
+		case o.Err != nil:
+			res.Rejected = append(res.Rejected, Rejection{Index: pm.Index, Code: e.Code, Message: e.Message, Raw: pm.Message.Raw})
 		default:
-			res.Outcomes = append(res.Outcomes, Outcome{Index: req.Messages[i].Index, Result: d.out})
+			res.Outcomes = append(res.Outcomes, Outcome{Index: pm.Index, Result: o.Result})
 		}
-		applied = append(applied, req.Messages[i])
+		applied = append(applied, pm)
 	}
 	slices.SortFunc(res.Rejected, func(a, b Rejection) int { return a.Index - b.Index })
 	// The debugger is a troubleshooting view, not a record: a failure to write it must not
@@ -142,51 +101,6 @@ func (s *Service) Ingest(ctx context.Context, src workspace.Source, req Request)
 
 // maxParallelApplies bounds the messages of one request applied at once.
 const maxParallelApplies = 16
-
-// sameIdentity groups message positions that share a userId, anonymousId or previousId
-// (union-find), each group in request order, groups in order of their first message.
-func sameIdentity(msgs []Parsed) [][]int {
-	parent := make([]int, len(msgs))
-	for i := range parent {
-		parent[i] = i
-	}
-	var find func(int) int
-	find = func(i int) int {
-		for parent[i] != i {
-			parent[i] = parent[parent[i]]
-			i = parent[i]
-		}
-		return i
-	}
-	owner := map[string]int{}
-	for i, pm := range msgs {
-		m := pm.Message
-		for _, id := range [...]string{"u:" + m.UserID, "a:" + m.AnonymousID, "u:" + m.PreviousID, "a:" + m.PreviousID} {
-			if len(id) == 2 {
-				continue // empty
-			}
-			if j, ok := owner[id]; ok {
-				ri, rj := find(i), find(j)
-				parent[max(ri, rj)] = min(ri, rj) // the root is the group's first message
-			} else {
-				owner[id] = i
-			}
-		}
-	}
-	at := map[int]int{}
-	var groups [][]int
-	for i := range msgs {
-		r := find(i)
-		k, ok := at[r]
-		if !ok {
-			k = len(groups)
-			at[r] = k
-			groups = append(groups, nil)
-		}
-		groups[k] = append(groups[k], i)
-	}
-	return groups
-}
 
 // seenKey is the record that a source has sent a message of type typ.
 func seenKey(srcID, typ string) store.Key { return store.Key{PK: "SEEN#" + srcID, SK: typ} }

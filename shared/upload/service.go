@@ -222,6 +222,9 @@ func ParseObjectKey(key string) (wsID, uploadID string, ok bool) {
 	return wsID, uploadID, true
 }
 
+// parallelRows bounds the rows of an upload applied at once.
+const parallelRows = 128
+
 // errBusy: another delivery owns the upload; the platform should deliver again later.
 func errBusy(id string, until time.Time) error {
 	return errcode.New(errcode.Unavailable, "upload_busy", "upload %s is being processed by another delivery until %s; retry later", id, until.Format(time.RFC3339))
@@ -315,46 +318,69 @@ func (s *Service) ingest(ctx context.Context, u Upload, version int64, cols csvf
 	}
 	sum := Summary{Identifiers: map[string]int{}, Traits: map[string]int{}}
 	created, touched := map[string]bool{}, map[string]bool{}
-	err = csvfile.Messages(r, u.ID, u.CreatedAt, 0, func(i int, m message.Message) error {
-		res, err := s.profiles.Apply(ctx, u.SpaceID, m)
-		if err != nil {
-			return fmt.Errorf("row %d: %w", i+2, err)
-		}
-		if res.Created {
-			created[res.ProfileID] = true
-		} else {
-			touched[res.ProfileID] = true
-		}
-		if m.UserID != "" {
-			sum.Identifiers[identity.TypeUserID]++
-		}
-		if m.AnonymousID != "" {
-			sum.Identifiers[identity.TypeAnonymousID]++
-		}
-		for k := range m.Traits {
-			if isID[k] {
-				sum.Identifiers[k]++
+	// Rows go in chunks of Progress: within a chunk, rows that share an identifier apply in
+	// order and the others concurrently (profile.ApplyMany); chunks apply in order, each
+	// followed by a checkpoint.
+	chunk := make([]message.Message, 0, Progress)
+	first := 0
+	flush := func() error {
+		outs, err := s.profiles.ApplyMany(ctx, u.SpaceID, chunk, parallelRows)
+		for j, o := range outs {
+			if o.Skipped {
+				continue
+			}
+			if o.Err != nil {
+				return fmt.Errorf("row %d: %w", first+j+2, o.Err)
+			}
+			if o.Created {
+				created[o.ProfileID] = true
 			} else {
-				sum.Traits[k]++
+				touched[o.ProfileID] = true
+			}
+			m := chunk[j]
+			if m.UserID != "" {
+				sum.Identifiers[identity.TypeUserID]++
+			}
+			if m.AnonymousID != "" {
+				sum.Identifiers[identity.TypeAnonymousID]++
+			}
+			for k := range m.Traits {
+				if isID[k] {
+					sum.Identifiers[k]++
+				} else {
+					sum.Traits[k]++
+				}
 			}
 		}
-		if i+1 > u.RowsDone {
-			u.RowsDone = i + 1
-		}
-		if (i+1)%Progress == 0 {
-			if version, err = s.checkpoint(ctx, &u, version); err != nil {
-				return err
-			}
+		if err != nil {
+			return err
 		}
 		if s.afterRow != nil {
-			return s.afterRow(i)
+			for j := range chunk {
+				if err := s.afterRow(first + j); err != nil {
+					return err
+				}
+			}
+		}
+		first += len(chunk)
+		chunk = chunk[:0]
+		u.RowsDone = max(u.RowsDone, first)
+		version, err = s.checkpoint(ctx, &u, version)
+		return err
+	}
+	err = csvfile.Messages(r, u.ID, u.CreatedAt, 0, func(i int, m message.Message) error {
+		if chunk = append(chunk, m); len(chunk) == Progress {
+			return flush()
 		}
 		return nil
 	})
+	if err == nil && len(chunk) > 0 {
+		err = flush()
+	}
 	if err != nil {
 		if e := errcode.As(err); e != nil && e.Kind == errcode.Invalid {
-			// A row the identity rules refuse (no usable identifier value: empty or blocked
-			// cells) fails the upload there; the rows before it stay applied.
+			// A row the identity rules refuse (its identifier values are all blocked values)
+			// fails the upload there; the rows before it stay applied.
 			u.Status, u.Failure = StatusFailed, err.Error()
 			return s.finish(ctx, u, version)
 		}

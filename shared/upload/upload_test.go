@@ -17,6 +17,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/objects"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
+	"github.com/unifiedprofiles/up/shared/testclock"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/upload"
 	"github.com/unifiedprofiles/up/shared/workspace"
@@ -51,31 +52,19 @@ func (m *memObjects) put(key string, b []byte) {
 	m.objs[key] = b
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 const operator = "upo_upload_test"
 
 type env struct {
 	svc      *upload.Service
 	profiles *profile.Service
 	objs     *memObjects
-	clock    *clock
+	clock    *testclock.Clock
 	tenant   workspacetest.Tenant
 }
 
 func newEnv(t *testing.T, afterRow func(int) error) *env {
 	t.Helper()
-	c := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	c := testclock.New(time.Now().UTC().Truncate(time.Second))
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "up.db"), bolt.WithClock(c.Now))
 	if err != nil {
 		t.Fatal(err)
@@ -294,5 +283,38 @@ func assertEventsOnce(t *testing.T, e *env, n int) {
 		if len(evs) != 1 {
 			t.Fatalf("u%d has %d events, want 1", i, len(evs))
 		}
+	}
+}
+
+// 9,999 data rows are accepted; 10,000 fail validation and write nothing.
+func TestUploadRowLimit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rows int
+		want string
+	}{{9999, upload.StatusCompleted}, {10000, upload.StatusFailed}} {
+		t.Run(fmt.Sprint(tc.rows), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, nil)
+			u := e.start(t, rows(tc.rows))
+			if err := e.svc.Process(context.Background(), upload.ObjectKey(e.tenant.ID(), u.ID)); err != nil {
+				t.Fatal(err)
+			}
+			got := e.get(t, u.ID)
+			if got.Status != tc.want || got.RowsTotal != tc.rows {
+				t.Fatalf("upload %+v", got)
+			}
+			_, err := e.lookup(t, "user_id:u0")
+			if tc.want == upload.StatusFailed {
+				if len(got.Errors) != 1 || got.Errors[0].Message != "the file has 10,000 data rows; the limit is 9,999" {
+					t.Errorf("errors %+v", got.Errors)
+				}
+				if !errcode.Is(err, "not_found") {
+					t.Errorf("a failed upload wrote u0: %v", err)
+				}
+			} else if err != nil || got.Summary.ProfilesCreated != 9999 {
+				t.Errorf("u0: %v; summary %+v", err, got.Summary)
+			}
+		})
 	}
 }
