@@ -19,6 +19,7 @@ func BenchmarkSetupColdStart(b *testing.B) {
 		"UP_TABLE_NAME":             table,
 		"UP_OPERATOR_TOKEN_SHA256":  token.Hash("op_rie_test_operator_token"),
 		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+		"UP_UPLOADS_BUCKET":         "up-uploads-bench", // presigning is offline: no S3 call
 	}
 	ev := lambdatest.LoadV2(b, "setup-accept-beta") // a read and a two-item transaction
 	var l latencies
