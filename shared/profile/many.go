@@ -2,9 +2,11 @@ package profile
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/store"
 )
@@ -69,15 +71,7 @@ func (s *Service) ApplyMany(ctx context.Context, spaceID string, msgs []message.
 // current rules (union-find), each group in message order, groups in order of their first
 // message.
 func (s *Service) sameIdentity(ctx context.Context, spaceID string, msgs []message.Message) ([][]int, error) {
-	got := map[store.Key]store.Item{}
-	if err := s.getMany(ctx, got, []store.Key{settingsKey(spaceID)}); err != nil {
-		return nil, err
-	}
-	var settings *store.Item
-	if it, ok := got[settingsKey(spaceID)]; ok {
-		settings = &it
-	}
-	rules, err := s.rules(spaceID, settings)
+	rules, err := s.Rules(ctx, spaceID)
 	if err != nil {
 		return nil, err
 	}
@@ -124,4 +118,18 @@ func (s *Service) sameIdentity(ctx context.Context, spaceID string, msgs []messa
 		groups[k] = append(groups[k], i)
 	}
 	return groups, nil
+}
+
+// Rules returns a space's identity settings, compiled: what Apply extracts identifiers with.
+// A caller that must refuse a message without identifiers up front (a CSV upload, validated
+// whole before anything is written) extracts with them.
+func (s *Service) Rules(ctx context.Context, spaceID string) (*identity.Compiled, error) {
+	it, err := s.st.Get(ctx, settingsKey(spaceID))
+	if errors.Is(err, store.ErrNotFound) {
+		return s.rules(spaceID, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.rules(spaceID, &it)
 }

@@ -295,13 +295,48 @@ func (s *Service) Process(ctx context.Context, key string) error {
 	return s.ingest(ctx, u, version, cols)
 }
 
+// validate checks the whole file: the file rules (csvfile), then, on a second pass, that
+// every row carries an identifier the space's identity rules accept (the cells may hold
+// only blocked values, such as "null"). Either way nothing has been written yet.
 func (s *Service) validate(ctx context.Context, u Upload, cols csvfile.Columns) (csvfile.Report, error) {
 	r, err := s.objects.Open(ctx, ObjectKey(u.WorkspaceID, u.ID))
 	if err != nil {
 		return csvfile.Report{}, fmt.Errorf("open upload %s: %w", u.ID, err)
 	}
+	rep, err := csvfile.Validate(r, u.Filename, cols)
+	r.Close()
+	if err != nil || !rep.OK() {
+		return rep, err
+	}
+	rules, err := s.profiles.Rules(ctx, u.SpaceID)
+	if err != nil {
+		return rep, err
+	}
+	if r, err = s.objects.Open(ctx, ObjectKey(u.WorkspaceID, u.ID)); err != nil {
+		return rep, fmt.Errorf("open upload %s: %w", u.ID, err)
+	}
 	defer r.Close()
-	return csvfile.Validate(r, u.Filename, cols)
+	err = csvfile.Messages(r, u.ID, u.CreatedAt, 0, func(i int, m message.Message) error {
+		ids, blocked := rules.Extract(m)
+		if len(ids) > 0 {
+			return nil
+		}
+		rep.Total++
+		if len(rep.Problems) < csvfile.MaxProblems {
+			var vals []string
+			for _, b := range blocked {
+				vals = append(vals, fmt.Sprintf("%s %q", b.Type, b.Value))
+			}
+			why := "no identifier value"
+			if len(vals) > 0 {
+				why = "blocked by the space's identity settings: " + strings.Join(vals, ", ")
+			}
+			rep.Problems = append(rep.Problems, csvfile.Problem{Row: i + 2, Message: fmt.Sprintf(
+				"row %d: no usable identifier (%s); give the row a real identifier value", i+2, why)})
+		}
+		return nil
+	})
+	return rep, err
 }
 
 // ingest applies every row in order (rows applied by an earlier delivery come back as

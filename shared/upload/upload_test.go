@@ -318,3 +318,22 @@ func TestUploadRowLimit(t *testing.T) {
 		})
 	}
 }
+
+// A row whose identifier cells hold only blocked values fails the whole file before
+// anything is written.
+func TestUploadBlockedIdentifierFailsWhole(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	u := e.start(t, "user_id,email,plan\nu1,u1@example.com,pro\nnull,,free\n")
+	if err := e.svc.Process(context.Background(), upload.ObjectKey(e.tenant.ID(), u.ID)); err != nil {
+		t.Fatal(err)
+	}
+	got := e.get(t, u.ID)
+	want := `row 3: no usable identifier (blocked by the space's identity settings: user_id "null"); give the row a real identifier value`
+	if got.Status != upload.StatusFailed || got.ErrorsTotal != 1 || got.Errors[0].Row != 3 || got.Errors[0].Message != want {
+		t.Fatalf("upload %+v", got)
+	}
+	if _, err := e.lookup(t, "user_id:u1"); !errcode.Is(err, "not_found") {
+		t.Errorf("u1 was written by a failed upload: %v", err)
+	}
+}
