@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 
@@ -17,7 +16,6 @@ import (
 	"github.com/unifiedprofiles/up/shared/locals3"
 	"github.com/unifiedprofiles/up/shared/objects/s3"
 	"github.com/unifiedprofiles/up/shared/profile"
-	"github.com/unifiedprofiles/up/shared/store/dynamo"
 	"github.com/unifiedprofiles/up/shared/store/storetest"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/upload"
@@ -32,9 +30,7 @@ const operatorToken = "upo_csv_ingest_rie_test"
 // (gofakes3), validates and ingests it into DynamoDB; a redelivery changes nothing.
 func TestCSVIngestUnderRIE(t *testing.T) {
 	t.Parallel()
-	endpoint, table := storetest.DynamoTable(t)
-	noCRC := os.Getenv(storetest.EndpointEnv) == "" // minidyn sends no CRC header; see storetest.Client
-	st := dynamo.New(storetest.Client(t, endpoint, noCRC), table)
+	endpoint, table, st := storetest.DynamoStore(t)
 	const bucket = "up-uploads-rie"
 	s3srv, err := locals3.Open(locals3.Config{DataDir: t.TempDir(), Bucket: bucket, AccessKey: "test", SecretKey: "test"})
 	if err != nil {

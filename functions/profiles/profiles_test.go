@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -27,8 +26,8 @@ const operatorToken = "upo_profiles_rie_test"
 // adapter and services.
 func TestProfilesUnderRIE(t *testing.T) {
 	t.Parallel()
-	endpoint, table := storetest.DynamoTable(t)
-	space, accessToken := seed(t, endpoint, table)
+	endpoint, table, st := storetest.DynamoStore(t)
+	space, accessToken := seed(t, st)
 	em := lambdatest.Run(t, "profiles", map[string]string{
 		"UP_TABLE_NAME":             table,
 		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
@@ -95,11 +94,9 @@ func TestProfilesUnderRIE(t *testing.T) {
 
 // seed creates a workspace, an access token of its first space and one profile in it,
 // through the DynamoDB adapter from the test process.
-func seed(t *testing.T, endpoint, table string) (space, accessToken string) {
+func seed(t *testing.T, st *dynamo.Store) (space, accessToken string) {
 	t.Helper()
 	ctx := context.Background()
-	noCRC := os.Getenv(storetest.EndpointEnv) == "" // minidyn sends no CRC header; see storetest.Client
-	st := dynamo.New(storetest.Client(t, endpoint, noCRC), table)
 	tn := workspacetest.New(t, workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operatorToken)}), operatorToken)
 	space = tn.SpaceID()
 	at := time.Now().UTC().Add(-time.Hour)

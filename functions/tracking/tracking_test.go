@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
@@ -28,9 +27,7 @@ const operatorToken = "upo_tracking_rie_test"
 // unknown key.
 func TestTrackingUnderRIE(t *testing.T) {
 	t.Parallel()
-	endpoint, table := storetest.DynamoTable(t)
-	noCRC := os.Getenv(storetest.EndpointEnv) == "" // minidyn sends no CRC header; see storetest.Client
-	st := dynamo.New(storetest.Client(t, endpoint, noCRC), table)
+	endpoint, table, st := storetest.DynamoStore(t)
 	space, writeKey := seed(t, st)
 	em := lambdatest.Run(t, "tracking", map[string]string{
 		"UP_TABLE_NAME":             table,

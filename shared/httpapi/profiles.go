@@ -65,11 +65,7 @@ func MountProfiles(mux *http.ServeMux, ws *workspace.Service, profiles *profile.
 	if a.now == nil {
 		a.now = time.Now
 	}
-	rate := opts.RateLimit
-	if rate <= 0 {
-		rate = DefaultProfilesRateLimit
-	}
-	a.limiter = newRateLimiter(rate, rate, a.now)
+	a.limiter = perSecondLimiter(opts.RateLimit, DefaultProfilesRateLimit, a.now)
 	a.resources = map[string]profileResource{
 		"traits":       a.traits,
 		"external_ids": a.externalIDs,

@@ -37,6 +37,15 @@ func newRateLimiter(perSecond, burst int, now func() time.Time) *rateLimiter {
 	}
 }
 
+// perSecondLimiter is a limiter of perSecond requests per second per key (fallback when
+// perSecond ≤ 0) with a burst of one second's worth: how each API configures its limit.
+func perSecondLimiter(perSecond, fallback int, now func() time.Time) *rateLimiter {
+	if perSecond <= 0 {
+		perSecond = fallback
+	}
+	return newRateLimiter(perSecond, perSecond, now)
+}
+
 // take spends one token of key's bucket. When the bucket is empty it spends nothing and
 // returns false with the time until a token is back.
 func (l *rateLimiter) take(key string) (bool, time.Duration) {

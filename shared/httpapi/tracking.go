@@ -44,11 +44,7 @@ func MountTracking(mux *http.ServeMux, svc *tracking.Service, opts TrackingOptio
 	if t.now == nil {
 		t.now = time.Now
 	}
-	rate := opts.RateLimit
-	if rate <= 0 {
-		rate = DefaultTrackingRateLimit
-	}
-	t.limiter = newRateLimiter(rate, rate, t.now)
+	t.limiter = perSecondLimiter(opts.RateLimit, DefaultTrackingRateLimit, t.now)
 	for _, call := range tracking.Calls {
 		mux.Handle("POST /v1/"+call, t.handler(call))
 		mux.Handle("/v1/"+call, methodNotAllowed([]string{"POST"}))
