@@ -67,9 +67,9 @@ type loaded struct {
 func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) (Result, error) {
 	// First round trip: the dedupe key, the settings, and the claims of the identifiers the
 	// last known settings extract (usually the right ones: settings rarely change).
-	dk, sk := dedupeKey(spaceID, m.MessageID), settingsKey(spaceID)
-	asked := map[store.Key]bool{dk: true, sk: true}
-	keys := []store.Key{dk, sk}
+	dk, sk, tk := dedupeKey(spaceID, m.MessageID), settingsKey(spaceID), traitsKey(spaceID)
+	asked := map[store.Key]bool{dk: true, sk: true, tk: true}
+	keys := []store.Key{dk, sk, tk}
 	if last := s.lastRules(spaceID); last != nil {
 		guess, _ := last.Extract(m)
 		keys = appendClaimKeys(keys, asked, spaceID, guess)
@@ -91,7 +91,16 @@ func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) 
 	if err != nil {
 		return Result{}, err
 	}
+	var traitsItem *store.Item
+	if it, ok := got[tk]; ok {
+		traitsItem = &it
+	}
+	defs, err := s.traitDefs.decode(spaceID, traitsItem)
+	if err != nil {
+		return Result{}, err
+	}
 	now := s.now()
+	readAt := now
 	ids, blocked := rules.Extract(m)
 	var violations []identity.Violation
 	for _, b := range blocked {
@@ -138,6 +147,7 @@ func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) 
 	for _, loser := range d.Merge {
 		l := profiles[loser]
 		mergeInto(target, &l.p)
+		mergeComputed(target, &l.p)
 		forward := Profile{ID: l.p.ID, SpaceID: spaceID, MergedInto: target.ID, CreatedAt: l.p.CreatedAt, UpdatedAt: now, First: l.p.First}
 		ops = append(ops, store.ReplaceOp(item(profileKey(spaceID, loser), forward), l.version))
 	}
@@ -150,6 +160,9 @@ func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) 
 	}
 	if m.Type == message.Group && m.GroupID != "" && !slices.Contains(target.Groups, m.GroupID) {
 		target.Groups = append(target.Groups, m.GroupID)
+		changed = true
+	}
+	if updateComputed(target, defs, m, d.Create, now) {
 		changed = true
 	}
 	if changed {
@@ -165,15 +178,24 @@ func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) 
 	// MergedIDs and reads. That keeps a returning visitor at two writes (event, dedupe key).
 	exp := now.Add(EventRetention).Unix()
 	ev := Event{MessageID: m.MessageID, Type: m.Type, Event: m.Event, Name: m.Name, Timestamp: m.Timestamp,
-		ReceivedAt: m.ReceivedAt, SourceID: m.SourceID, Properties: m.Properties, Identifiers: ids, Raw: m.Raw}
+		ReceivedAt: m.ReceivedAt, SourceID: m.SourceID, Properties: m.Properties, Identifiers: ids, Raw: m.Raw,
+		TraitsVersion: defs.version}
 	evItem := item(eventKey(spaceID, target.ID, m.Timestamp, m.MessageID), ev)
 	evItem.ExpiresAt = exp
 	dd := item(dedupeKey(spaceID, m.MessageID), dedupeRecord{ProfileID: target.ID, Created: d.Create})
 	dd.ExpiresAt = now.Add(DedupeWindow).Unix()
 	ops = append(ops, store.PutOp(evItem, store.Always), store.PutOp(dd, store.MustNotExist))
+	if d.Create {
+		ops = append(ops, store.PutOp(store.Item{Key: listKey(spaceID, target.ID)}, store.Always))
+	}
 	if len(ops) > store.MaxOps {
 		return Result{}, &errcode.Error{Kind: errcode.Invalid, Code: "too_many_identifiers",
 			Message: fmt.Sprintf("the message would change %d records at once; send fewer identifiers per message", len(ops))}
+	}
+	if s.now().Sub(readAt) > maxAttemptAge {
+		// Too old to commit: the computed-trait definitions read may have changed, and a new
+		// trait's backfill relies on no attempt committing this long after its read.
+		return Result{}, errContended
 	}
 	if err := s.st.Transact(ctx, ops...); err != nil {
 		// A failed condition means the graph moved since we read it (or the same messageId

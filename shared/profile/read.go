@@ -54,24 +54,11 @@ func (s *Service) Lookup(ctx context.Context, spaceID string, id identity.Identi
 // Get returns a profile by id; a merged-away id answers with its survivor.
 // Errors: not_found (404).
 func (s *Service) Get(ctx context.Context, spaceID, pid string) (Profile, error) {
-	for hops := 0; hops <= identity.MaxMerges+1; hops++ {
-		it, err := s.st.Get(ctx, profileKey(spaceID, pid))
-		if errors.Is(err, store.ErrNotFound) {
-			return Profile{}, profileNotFound()
-		}
-		if err != nil {
-			return Profile{}, err
-		}
-		var p Profile
-		if err := json.Unmarshal(it.Data, &p); err != nil {
-			return Profile{}, fmt.Errorf("decode profile %s: %w", pid, err)
-		}
-		if p.MergedInto == "" {
-			return p, nil
-		}
-		pid = p.MergedInto
+	l, err := s.live(ctx, spaceID, pid)
+	if errors.Is(err, errNoProfile) {
+		return Profile{}, profileNotFound()
 	}
-	return Profile{}, fmt.Errorf("profile: merge chain from %s too long", pid)
+	return l.p, err
 }
 
 // Event is an event of a profile, as stored (the raw message kept as received).
@@ -88,6 +75,9 @@ type Event struct {
 	// (blocked values left out), so a read shows them without parsing Raw again.
 	Identifiers []identity.Identifier `json:"identifiers,omitempty"`
 	Raw         json.RawMessage       `json:"raw,omitempty"`
+	// TraitsVersion is the version of the space's computed-trait definitions the event was
+	// applied under: a trait created later backfills it, earlier ones counted it live.
+	TraitsVersion int64 `json:"traits_version,omitempty"`
 }
 
 // Events returns a profile's events between start and end (inclusive start, exclusive end),

@@ -23,6 +23,9 @@ type Service struct {
 
 	mu       sync.Mutex
 	compiled map[string]compiledSettings // space → its settings at a version
+
+	traitDefs     traitCache
+	backfillDelay time.Duration
 }
 
 type compiledSettings struct {
@@ -33,6 +36,9 @@ type compiledSettings struct {
 // Options configure a Service.
 type Options struct {
 	Now func() time.Time // time.Now when nil
+	// BackfillDelay is how long a new computed trait waits before its backfill starts
+	// (DefaultBackfillDelay when 0; see there for why it waits at all).
+	BackfillDelay time.Duration
 }
 
 // New returns a Service on st.
@@ -41,7 +47,12 @@ func New(st store.Store, opts Options) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now}, compiled: map[string]compiledSettings{}}
+	delay := opts.BackfillDelay
+	if delay <= 0 {
+		delay = DefaultBackfillDelay
+	}
+	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now},
+		compiled: map[string]compiledSettings{}, backfillDelay: delay}
 }
 
 // Settings returns a space's identity settings (the defaults until they are first saved).

@@ -1,0 +1,276 @@
+package profile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/traits"
+)
+
+// Backfill statuses of a computed trait.
+const (
+	BackfillPending = "pending"
+	BackfillRunning = "running"
+	BackfillDone    = "done"
+)
+
+// DefaultBackfillDelay is how long a new trait waits before its backfill starts. An Apply
+// that read the definitions before the trait existed gives up an attempt older than
+// maxAttemptAge, so once this delay has passed every event the live path did not count is
+// stored and the backfill sees it.
+const DefaultBackfillDelay = 10 * time.Second
+
+// maxAttemptAge bounds the time between an Apply attempt's first read and its commit.
+const maxAttemptAge = 5 * time.Second
+
+// profileListShards spread a space's profile list over partitions so that creating many
+// profiles at once does not write one hot partition.
+const profileListShards = 16
+
+// backfillPage is how many listed profiles one step of a backfill covers between checkpoints.
+const backfillPage = 100
+
+// listKey lists a profile in its space, for whole-space work (backfills); written with the
+// profile's creation.
+func listKey(sp, pid string) store.Key {
+	h := fnv.New32a()
+	h.Write([]byte(pid))
+	return store.Key{PK: fmt.Sprintf("%s#PL#%02d", spacePK(sp), h.Sum32()%profileListShards), SK: pid}
+}
+
+func listPK(sp string, shard int) string { return fmt.Sprintf("%s#PL#%02d", spacePK(sp), shard) }
+
+func backfillKey(sp, traitID string) store.Key {
+	return store.Key{PK: spacePK(sp), SK: "CTRAIT#" + traitID + "#BACKFILL"}
+}
+
+// pendingBackfillsPK holds one item per backfill not finished yet, across spaces, so the
+// scheduled runner finds them in one query.
+const pendingBackfillsPK = "BACKFILLS"
+
+func pendingBackfillKey(sp, traitID string) store.Key {
+	return store.Key{PK: pendingBackfillsPK, SK: sp + "#" + traitID}
+}
+
+type pendingBackfill struct {
+	SpaceID string `json:"space_id"`
+	TraitID string `json:"trait_id"`
+}
+
+// backfillJob is the progress of one trait's backfill, checkpointed after every page.
+type backfillJob struct {
+	TraitID    string    `json:"trait_id"`
+	Status     string    `json:"status"`
+	NotBefore  time.Time `json:"not_before"`
+	Shard      int       `json:"shard"`
+	After      string    `json:"after,omitempty"`
+	Profiles   int       `json:"profiles"` // listed profiles covered so far
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// Backfill is the progress of a trait's backfill, for people to read.
+type Backfill struct {
+	Status     string    `json:"status"`
+	Profiles   int       `json:"profiles"`
+	NotBefore  time.Time `json:"not_before"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// BackfillProgress returns the backfill progress of a trait. Errors: not_found (404).
+func (s *Service) BackfillProgress(ctx context.Context, spaceID, traitID string) (Backfill, error) {
+	job, _, err := s.loadJob(ctx, spaceID, traitID)
+	if err != nil {
+		return Backfill{}, err
+	}
+	return Backfill{Status: job.Status, Profiles: job.Profiles, NotBefore: job.NotBefore, StartedAt: job.StartedAt, FinishedAt: job.FinishedAt}, nil
+}
+
+func (s *Service) loadJob(ctx context.Context, spaceID, traitID string) (backfillJob, int64, error) {
+	it, err := s.st.Get(ctx, backfillKey(spaceID, traitID))
+	if errors.Is(err, store.ErrNotFound) {
+		return backfillJob{}, 0, traitNotFound(traitID)
+	}
+	if err != nil {
+		return backfillJob{}, 0, err
+	}
+	var job backfillJob
+	if err := json.Unmarshal(it.Data, &job); err != nil {
+		return backfillJob{}, 0, fmt.Errorf("decode backfill of %s: %w", traitID, err)
+	}
+	return job, it.Version, nil
+}
+
+// RunBackfills works on every unfinished backfill that is due, until all are done or ctx
+// ends (a scheduled run then continues from the checkpoints). Several runners may work at
+// once: each profile's backfilled half is replaced under a version check, so duplicated work
+// is harmless.
+func (s *Service) RunBackfills(ctx context.Context) error {
+	items, err := s.st.Query(ctx, pendingBackfillsPK, store.Page{})
+	if err != nil {
+		return fmt.Errorf("list pending backfills: %w", err)
+	}
+	var errs []error
+	for _, it := range items {
+		var p pendingBackfill
+		if err := json.Unmarshal(it.Data, &p); err != nil {
+			errs = append(errs, fmt.Errorf("decode pending backfill %s: %w", it.SK, err))
+			continue
+		}
+		if _, err := s.Backfill(ctx, p.SpaceID, p.TraitID); err != nil {
+			errs = append(errs, fmt.Errorf("backfill %s of space %s: %w", p.TraitID, p.SpaceID, err))
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Backfill runs one trait's backfill from its checkpoint until it is done or ctx ends, and
+// reports whether it is done. A backfill not yet due (see DefaultBackfillDelay) is left.
+func (s *Service) Backfill(ctx context.Context, spaceID, traitID string) (bool, error) {
+	job, version, err := s.loadJob(ctx, spaceID, traitID)
+	if err != nil {
+		return false, err
+	}
+	if job.Status == BackfillDone {
+		return true, s.st.Transact(ctx, store.DeleteOp(pendingBackfillKey(spaceID, traitID), store.Always))
+	}
+	if s.now().Before(job.NotBefore) {
+		return false, nil
+	}
+	ct, err := s.loadTraits(ctx, spaceID)
+	if err != nil {
+		return false, err
+	}
+	i := slices.IndexFunc(ct.traits, func(t ComputedTrait) bool { return t.ID == traitID })
+	if i < 0 { // deleted meanwhile
+		return true, s.st.Transact(ctx, store.DeleteOp(pendingBackfillKey(spaceID, traitID), store.Always))
+	}
+	trait := ct.traits[i]
+	if job.Status == BackfillPending {
+		job.Status, job.StartedAt = BackfillRunning, s.now()
+	}
+	for job.Shard < profileListShards {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		items, err := s.st.Query(ctx, listPK(spaceID, job.Shard), store.Page{After: job.After, Limit: backfillPage})
+		if err != nil {
+			return false, err
+		}
+		for _, it := range items {
+			if err := s.backfillProfile(ctx, spaceID, trait, it.SK); err != nil {
+				return false, err
+			}
+		}
+		job.Profiles += len(items)
+		if len(items) < backfillPage {
+			job.Shard, job.After = job.Shard+1, ""
+		} else {
+			job.After = items[len(items)-1].SK
+		}
+		if job.Shard == profileListShards {
+			job.Status, job.FinishedAt = BackfillDone, s.now()
+		}
+		if version, err = s.checkpoint(ctx, spaceID, job, version); err != nil {
+			return false, err
+		}
+	}
+	return true, s.st.Transact(ctx, store.DeleteOp(pendingBackfillKey(spaceID, traitID), store.Always))
+}
+
+// checkpoint saves a backfill's progress. Losing the version check means another runner
+// checkpointed meanwhile; both did correct work, so the later checkpoint simply wins.
+func (s *Service) checkpoint(ctx context.Context, spaceID string, job backfillJob, version int64) (int64, error) {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		err := s.st.Transact(ctx, store.ReplaceOp(store.JSONItem(backfillKey(spaceID, job.TraitID), job), version))
+		if store.FailedOp(err) != 0 {
+			return version + 1, err
+		}
+		if _, version, err = s.loadJob(ctx, spaceID, job.TraitID); err != nil {
+			return 0, err
+		}
+	}
+	return 0, contention(spaceID)
+}
+
+// backfillProfile computes the backfilled half of one trait on the live profile that pid is
+// (or was merged into), unless that profile has it already.
+func (s *Service) backfillProfile(ctx context.Context, spaceID string, t ComputedTrait, pid string) error {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		l, err := s.live(ctx, spaceID, pid)
+		if errors.Is(err, errNoProfile) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if st := l.p.Computed[t.ID]; st != nil && st.Backfilled != nil {
+			return nil
+		}
+		var state traits.State
+		for _, id := range append([]string{l.p.ID}, l.p.MergedIDs...) {
+			items, err := s.st.Query(ctx, profilePK(spaceID, id), store.Page{Prefix: eventPrefix})
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
+				var e Event
+				if err := json.Unmarshal(it.Data, &e); err != nil {
+					return fmt.Errorf("decode event %s: %w", it.Key, err)
+				}
+				if e.TraitsVersion >= t.Since || e.Type != "track" {
+					continue // counted live, or not an event the traits read
+				}
+				state.Add(t.Definition, traits.Event{Name: e.Event, Properties: e.Properties, Time: e.Timestamp, ID: e.MessageID})
+			}
+		}
+		state.Prune(t.Definition, s.now())
+		st := l.p.Computed[t.ID]
+		if st == nil {
+			st = &ComputedState{}
+		}
+		st.Backfilled = &state
+		l.p.setComputed(t.ID, st)
+		err = s.st.Transact(ctx, store.ReplaceOp(item(profileKey(spaceID, l.p.ID), l.p), l.version))
+		if store.FailedOp(err) == 0 {
+			continue // Apply changed the profile meanwhile: read it again
+		}
+		return err
+	}
+	return contention(spaceID)
+}
+
+var errNoProfile = errors.New("profile: not found")
+
+// live reads the live profile pid is or was merged into, with its version.
+func (s *Service) live(ctx context.Context, spaceID, pid string) (loaded, error) {
+	for hops := 0; hops <= identity.MaxMerges+1; hops++ {
+		it, err := s.st.Get(ctx, profileKey(spaceID, pid))
+		if errors.Is(err, store.ErrNotFound) {
+			return loaded{}, errNoProfile
+		}
+		if err != nil {
+			return loaded{}, err
+		}
+		l := loaded{version: it.Version}
+		if err := json.Unmarshal(it.Data, &l.p); err != nil {
+			return loaded{}, fmt.Errorf("decode profile %s: %w", pid, err)
+		}
+		if l.p.MergedInto == "" {
+			return l, nil
+		}
+		pid = l.p.MergedInto
+	}
+	return loaded{}, fmt.Errorf("profile: merge chain from %s too long", pid)
+}

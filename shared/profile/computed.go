@@ -1,0 +1,321 @@
+package profile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/message"
+	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/traits"
+)
+
+// Computed traits are kept on each profile as traits.State, updated inside Apply in the same
+// transaction as the event that changes them, so a value never counts an event twice nor
+// misses one that committed.
+//
+// A trait created after events arrived is backfilled from the stored events. Each event
+// records the version of the space's trait definitions it was applied under
+// (Event.TraitsVersion); a trait records the version it was created at (Since). Apply counts
+// an event for every trait it knew of, the backfill counts exactly the events applied before
+// the trait existed: together, each event once. The two halves are kept apart on the profile
+// (ComputedState.Live and .Backfilled) so the backfill can be rerun and simply replaces its
+// half.
+
+// ComputedTrait is a computed trait of a space.
+type ComputedTrait struct {
+	ID         string            `json:"id"`
+	Definition traits.Definition `json:"definition"`
+	// Preset is the preset it was created from, if any.
+	Preset    string    `json:"preset,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// Since is the version of the space's definitions that first held this trait.
+	Since int64 `json:"since"`
+}
+
+// ComputedState is what a profile keeps for one computed trait.
+type ComputedState struct {
+	// Live counts the events applied while the trait existed.
+	Live traits.State `json:"live"`
+	// Backfilled counts the events applied before it existed; nil until the backfill has
+	// covered this profile (or after a merge with a profile it had not covered yet).
+	Backfilled *traits.State `json:"backfilled,omitempty"`
+}
+
+// value is the trait's value at now from both halves.
+func (c *ComputedState) value(d traits.Definition, now time.Time) (any, bool) {
+	var st traits.State
+	st.Merge(d, c.Live)
+	if c.Backfilled != nil {
+		st.Merge(d, *c.Backfilled)
+	}
+	return st.Value(d, now)
+}
+
+// traitSet is the stored list of a space's computed traits (one item, so Apply reads them
+// in the round trip it already makes).
+type traitSet struct {
+	Traits []ComputedTrait `json:"traits"`
+}
+
+func traitsKey(sp string) store.Key { return store.Key{PK: spacePK(sp), SK: "CTRAITS"} }
+
+// compiledTraits are a space's definitions at a version.
+type compiledTraits struct {
+	version int64
+	traits  []ComputedTrait
+}
+
+// traitCache remembers the decoded definitions per space and version.
+type traitCache struct {
+	mu sync.Mutex
+	m  map[string]compiledTraits
+}
+
+func (c *traitCache) decode(spaceID string, it *store.Item) (compiledTraits, error) {
+	if it == nil {
+		return compiledTraits{}, nil
+	}
+	c.mu.Lock()
+	got, ok := c.m[spaceID]
+	c.mu.Unlock()
+	if ok && got.version == it.Version {
+		return got, nil
+	}
+	var set traitSet
+	if err := json.Unmarshal(it.Data, &set); err != nil {
+		return compiledTraits{}, fmt.Errorf("decode computed traits of %s: %w", spaceID, err)
+	}
+	got = compiledTraits{version: it.Version, traits: set.Traits}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]compiledTraits{}
+	}
+	c.m[spaceID] = got
+	c.mu.Unlock()
+	return got, nil
+}
+
+// loadTraits reads a space's computed traits with their item version (0: none yet).
+func (s *Service) loadTraits(ctx context.Context, spaceID string) (compiledTraits, error) {
+	it, err := s.st.Get(ctx, traitsKey(spaceID))
+	if errors.Is(err, store.ErrNotFound) {
+		return compiledTraits{}, nil
+	}
+	if err != nil {
+		return compiledTraits{}, fmt.Errorf("read computed traits of %s: %w", spaceID, err)
+	}
+	return s.traitDefs.decode(spaceID, &it)
+}
+
+// ComputedTraits lists a space's computed traits, oldest first. The caller has checked that
+// the space is the caller's.
+func (s *Service) ComputedTraits(ctx context.Context, spaceID string) ([]ComputedTrait, error) {
+	ct, err := s.loadTraits(ctx, spaceID)
+	return slices.Clone(ct.traits), err
+}
+
+// ComputedTrait returns one computed trait. Errors: not_found (404).
+func (s *Service) ComputedTrait(ctx context.Context, spaceID, id string) (ComputedTrait, error) {
+	ct, err := s.loadTraits(ctx, spaceID)
+	if err != nil {
+		return ComputedTrait{}, err
+	}
+	for _, t := range ct.traits {
+		if t.ID == id {
+			return t, nil
+		}
+	}
+	return ComputedTrait{}, traitNotFound(id)
+}
+
+func traitNotFound(id string) error {
+	return errcode.NotFoundf("computed trait %s was not found", id)
+}
+
+// ErrNoSlot is returned by CreateComputedTrait when the caller's entitlement op failed.
+var ErrNoSlot = errors.New("profile: no computed-trait slot left")
+
+// CreateComputedTrait adds a trait to a space and schedules its backfill, in one
+// transaction with take, the caller's entitlement op (a bounded counter): when take fails
+// the result is ErrNoSlot and nothing is written. preset names the preset d came from ("" for
+// none). Errors: invalid_field (400), computed_trait_exists (409) when the key is taken.
+func (s *Service) CreateComputedTrait(ctx context.Context, spaceID string, d traits.Definition, preset string, take store.Op) (ComputedTrait, error) {
+	if err := d.Validate(); err != nil {
+		return ComputedTrait{}, err
+	}
+	now := s.now()
+	t := ComputedTrait{ID: s.ids.New("ctr_"), Definition: d, Preset: preset, CreatedAt: now}
+	for attempt := 0; ; attempt++ {
+		ct, err := s.loadTraits(ctx, spaceID)
+		if err != nil {
+			return ComputedTrait{}, err
+		}
+		for _, x := range ct.traits {
+			if x.Definition.Key == d.Key {
+				return ComputedTrait{}, errcode.New(errcode.Conflict, "computed_trait_exists",
+					"a computed trait with key %q already exists in this space (%s); delete it first or choose another key", d.Key, x.ID)
+			}
+		}
+		t.Since = ct.version + 1
+		set := traitSet{Traits: append(slices.Clone(ct.traits), t)}
+		job := backfillJob{TraitID: t.ID, NotBefore: now.Add(s.backfillDelay), Status: BackfillPending}
+		err = s.st.Transact(ctx, take,
+			store.ReplaceOp(store.JSONItem(traitsKey(spaceID), set), ct.version),
+			store.ReplaceOp(store.JSONItem(backfillKey(spaceID, t.ID), job), 0),
+			store.PutOp(store.JSONItem(pendingBackfillKey(spaceID, t.ID), pendingBackfill{SpaceID: spaceID, TraitID: t.ID}), store.Always))
+		switch store.FailedOp(err) {
+		case -1:
+			if err != nil {
+				return ComputedTrait{}, err
+			}
+			return t, nil
+		case 0:
+			return ComputedTrait{}, ErrNoSlot
+		case 1:
+			if attempt < maxAttempts {
+				continue // another definition change won the race: read again
+			}
+		}
+		return ComputedTrait{}, err
+	}
+}
+
+// DeleteComputedTrait removes a trait from a space in one transaction with free, the
+// caller's op that gives its entitlement slot back. Profiles keep their states for it until
+// they are next written (they are not shown: only defined traits are).
+// Errors: not_found (404).
+func (s *Service) DeleteComputedTrait(ctx context.Context, spaceID, id string, free store.Op) error {
+	for attempt := 0; ; attempt++ {
+		ct, err := s.loadTraits(ctx, spaceID)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(ct.traits, func(t ComputedTrait) bool { return t.ID == id })
+		if i < 0 {
+			return traitNotFound(id)
+		}
+		set := traitSet{Traits: slices.Delete(slices.Clone(ct.traits), i, i+1)}
+		err = s.st.Transact(ctx,
+			store.ReplaceOp(store.JSONItem(traitsKey(spaceID), set), ct.version),
+			free,
+			store.DeleteOp(backfillKey(spaceID, id), store.Always),
+			store.DeleteOp(pendingBackfillKey(spaceID, id), store.Always))
+		if store.FailedOp(err) == 0 && attempt < maxAttempts {
+			continue
+		}
+		return err
+	}
+}
+
+// ComputedTraitValues returns the current values of a profile's computed traits by key; a
+// trait without a value (no qualifying event, or below its minimum frequency) is left out.
+func (s *Service) ComputedTraitValues(ctx context.Context, spaceID string, p Profile) (map[string]any, error) {
+	ct, err := s.loadTraits(ctx, spaceID)
+	if err != nil {
+		return nil, err
+	}
+	return computedValues(ct.traits, p, s.now()), nil
+}
+
+func computedValues(defs []ComputedTrait, p Profile, now time.Time) map[string]any {
+	out := make(map[string]any, len(defs))
+	for _, t := range defs {
+		st := p.Computed[t.ID]
+		if st == nil {
+			st = &ComputedState{}
+		}
+		if v, ok := st.value(t.Definition, now); ok {
+			out[t.Definition.Key] = v
+		}
+	}
+	return out
+}
+
+// traitEvent is a message as the computed traits see it; only track calls count.
+func traitEvent(m message.Message) (traits.Event, bool) {
+	if m.Type != message.Track {
+		return traits.Event{}, false
+	}
+	return traits.Event{Name: m.Event, Properties: m.Properties, Time: m.Timestamp, ID: m.MessageID}, true
+}
+
+// updateComputed applies one message to the target's computed states under the space's
+// definitions at a version, and reports whether anything changed. A created profile starts
+// with every trait fully backfilled (it has no earlier events); states of deleted traits are
+// dropped.
+func updateComputed(target *Profile, defs compiledTraits, m message.Message, created bool, now time.Time) bool {
+	changed := false
+	for id := range target.Computed {
+		if !slices.ContainsFunc(defs.traits, func(t ComputedTrait) bool { return t.ID == id }) {
+			delete(target.Computed, id)
+			changed = true
+		}
+	}
+	ev, isTrack := traitEvent(m)
+	for _, t := range defs.traits {
+		st := target.Computed[t.ID]
+		if created && st == nil {
+			st = &ComputedState{Backfilled: &traits.State{}}
+			target.setComputed(t.ID, st)
+			changed = true
+		}
+		if !isTrack || !t.Definition.Matches(ev) {
+			continue
+		}
+		if st == nil {
+			st = &ComputedState{}
+			target.setComputed(t.ID, st)
+		}
+		st.Live.Add(t.Definition, ev)
+		st.Live.Prune(t.Definition, now)
+		if st.Backfilled != nil {
+			st.Backfilled.Prune(t.Definition, now)
+		}
+		changed = true
+	}
+	return changed
+}
+
+func (p *Profile) setComputed(id string, st *ComputedState) {
+	if p.Computed == nil {
+		p.Computed = map[string]*ComputedState{}
+	}
+	p.Computed[id] = st
+}
+
+// mergeComputed combines the loser's states into the survivor's: live halves add; a
+// backfilled half stays only when both profiles had theirs (the events before the trait are
+// disjoint, so their states add), otherwise it is cleared for the backfill to recompute.
+func mergeComputed(survivor, loser *Profile) {
+	ids := map[string]bool{}
+	for id := range survivor.Computed {
+		ids[id] = true
+	}
+	for id := range loser.Computed {
+		ids[id] = true
+	}
+	for id := range ids {
+		a, b := survivor.Computed[id], loser.Computed[id]
+		if a == nil {
+			a = &ComputedState{}
+		}
+		if b == nil {
+			b = &ComputedState{}
+		}
+		merged := &ComputedState{}
+		merged.Live.Merge(traits.Definition{}, a.Live)
+		merged.Live.Merge(traits.Definition{}, b.Live)
+		if a.Backfilled != nil && b.Backfilled != nil {
+			merged.Backfilled = &traits.State{}
+			merged.Backfilled.Merge(traits.Definition{}, *a.Backfilled)
+			merged.Backfilled.Merge(traits.Definition{}, *b.Backfilled)
+		}
+		survivor.setComputed(id, merged)
+	}
+}
