@@ -61,7 +61,15 @@ func (c *ComputedState) value(d traits.Definition, now time.Time) (any, bool) {
 // in the round trip it already makes).
 type traitSet struct {
 	Traits []ComputedTrait `json:"traits"`
+	// Deleted are the ids of the latest deleted traits: Apply drops their states from the
+	// profiles it writes. (A state whose id is merely unknown may belong to a trait newer
+	// than the definitions an Apply read, so only these are dropped.)
+	Deleted []string `json:"deleted,omitempty"`
 }
+
+// maxDeletedKept bounds traitSet.Deleted; a state of an older deleted trait just stays,
+// unseen (only defined traits are shown).
+const maxDeletedKept = 50
 
 func traitsKey(sp string) store.Key { return store.Key{PK: spacePK(sp), SK: "CTRAITS"} }
 
@@ -69,6 +77,7 @@ func traitsKey(sp string) store.Key { return store.Key{PK: spacePK(sp), SK: "CTR
 type compiledTraits struct {
 	version int64
 	traits  []ComputedTrait
+	deleted []string
 }
 
 // traitCache remembers the decoded definitions per space and version.
@@ -91,7 +100,7 @@ func (c *traitCache) decode(spaceID string, it *store.Item) (compiledTraits, err
 	if err := json.Unmarshal(it.Data, &set); err != nil {
 		return compiledTraits{}, fmt.Errorf("decode computed traits of %s: %w", spaceID, err)
 	}
-	got = compiledTraits{version: it.Version, traits: set.Traits}
+	got = compiledTraits{version: it.Version, traits: set.Traits, deleted: set.Deleted}
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]compiledTraits{}
@@ -163,7 +172,7 @@ func (s *Service) CreateComputedTrait(ctx context.Context, spaceID string, d tra
 			}
 		}
 		t.Since = ct.version + 1
-		set := traitSet{Traits: append(slices.Clone(ct.traits), t)}
+		set := traitSet{Traits: append(slices.Clone(ct.traits), t), Deleted: ct.deleted}
 		job := backfillJob{TraitID: t.ID, NotBefore: now.Add(s.backfillDelay), Status: BackfillPending}
 		err = s.st.Transact(ctx, take,
 			store.ReplaceOp(store.JSONItem(traitsKey(spaceID), set), ct.version),
@@ -200,7 +209,9 @@ func (s *Service) DeleteComputedTrait(ctx context.Context, spaceID, id string, f
 		if i < 0 {
 			return traitNotFound(id)
 		}
-		set := traitSet{Traits: slices.Delete(slices.Clone(ct.traits), i, i+1)}
+		deleted := append(slices.Clone(ct.deleted), id)
+		deleted = deleted[max(0, len(deleted)-maxDeletedKept):]
+		set := traitSet{Traits: slices.Delete(slices.Clone(ct.traits), i, i+1), Deleted: deleted}
 		err = s.st.Transact(ctx,
 			store.ReplaceOp(store.JSONItem(traitsKey(spaceID), set), ct.version),
 			free,
@@ -251,8 +262,8 @@ func traitEvent(m message.Message) (traits.Event, bool) {
 // dropped.
 func updateComputed(target *Profile, defs compiledTraits, m message.Message, created bool, now time.Time) bool {
 	changed := false
-	for id := range target.Computed {
-		if !slices.ContainsFunc(defs.traits, func(t ComputedTrait) bool { return t.ID == id }) {
+	for _, id := range defs.deleted {
+		if _, ok := target.Computed[id]; ok {
 			delete(target.Computed, id)
 			changed = true
 		}

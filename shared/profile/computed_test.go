@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,13 +53,13 @@ func createPreset(t *testing.T, svc *profile.Service, name string) profile.Compu
 	return ct
 }
 
-var taskSeq struct{ n int }
+var taskSeq atomic.Int64
 
 // engagement is a TaskRouter reservation wrap-up as Twilio posts it, turned into its message
 // by the flex package exactly as the webhook does.
 func engagement(t *testing.T, direction, channel, customer string, at time.Time) message.Message {
 	t.Helper()
-	taskSeq.n++
+	n := taskSeq.Add(1)
 	attrs := map[string]string{"direction": direction}
 	if direction == "inbound" {
 		attrs["from"] = customer
@@ -78,8 +79,8 @@ func engagement(t *testing.T, direction, channel, customer string, at time.Time)
 	}
 	form := url.Values{
 		"EventType":             {"reservation.wrapup"},
-		"TaskSid":               {fmt.Sprintf("WT%032d", taskSeq.n)},
-		"ReservationSid":        {fmt.Sprintf("WR%032d", taskSeq.n)},
+		"TaskSid":               {fmt.Sprintf("WT%032d", n)},
+		"ReservationSid":        {fmt.Sprintf("WR%032d", n)},
 		"WorkerSid":             {"WK00000000000000000000000000000001"},
 		"TaskChannelUniqueName": {taskChannel},
 		"TaskAge":               {"120"},
@@ -318,6 +319,47 @@ func TestComputedTraitDefinitions(t *testing.T) {
 		wantValues(t, svc, "phone:"+alice, map[string]any{}) // frequent needs 2; total is gone
 		if _, err := svc.CreateComputedTrait(ctx, sp, d, "", takeSlot()); err != nil {
 			t.Fatalf("the freed slot: %v", err)
+		}
+	})
+}
+
+// TestBackfillConcurrentWithLive runs a backfill while events for the same callers keep
+// arriving: every inbound engagement is counted exactly once, whichever side counted it.
+func TestBackfillConcurrentWithLive(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *testclock.Clock, st store.Store) {
+		withPhone(t, svc)
+		ctx := context.Background()
+		callers := []string{"+14155550111", "+14155550112", "+14155550113", "+14155550114"}
+		want := map[string]int{}
+		var before, after []message.Message
+		for i := range 80 {
+			caller := callers[i%len(callers)]
+			dir := []string{"inbound", "outbound", "inbound"}[i%3]
+			m := engagement(t, dir, "sms", caller, t0.Add(time.Duration(i)*time.Second))
+			if dir == "inbound" {
+				want[caller]++
+			}
+			if i < 40 {
+				before = append(before, m)
+			} else {
+				after = append(after, m)
+			}
+		}
+		for _, m := range before {
+			mustApply(t, svc, m)
+		}
+		createPreset(t, svc, traits.PresetTotalInbounds)
+		c.Add(profile.DefaultBackfillDelay)
+		done := make(chan error, 1)
+		go func() { done <- svc.RunBackfills(ctx) }()
+		for _, m := range after {
+			mustApply(t, svc, m)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		for _, caller := range callers {
+			wantValues(t, svc, "phone:"+caller, map[string]any{"total_inbounds": want[caller]})
 		}
 	})
 }
