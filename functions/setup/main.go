@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/lambdahttp"
 	"github.com/unifiedprofiles/up/shared/objects/s3"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/secrets/kms"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
@@ -20,7 +22,19 @@ import (
 
 func main() {
 	lambdahttp.Serve("setup", func(mux *http.ServeMux, st store.Store, log *slog.Logger) {
-		svc := workspace.New(st, workspace.Options{OperatorTokenHash: os.Getenv("UP_OPERATOR_TOKEN_SHA256")})
+		opts := workspace.Options{OperatorTokenHash: os.Getenv("UP_OPERATOR_TOKEN_SHA256")}
+		// PUT /v1/workspaces/{ws}/flex seals the Twilio auth token with KMS. Without a key the
+		// rest of the API still serves, and that route answers secrets_not_configured.
+		switch sealer, err := kms.FromEnv(context.Background()); {
+		case err == nil:
+			opts.Secrets = sealer
+		case errors.Is(err, kms.ErrNoKeyID):
+			log.Warn("workspace secrets disabled", "err", err)
+		default:
+			log.Error("cannot start", "err", err)
+			os.Exit(1)
+		}
+		svc := workspace.New(st, opts)
 		profiles := profile.New(st, profile.Options{})
 		tr := tracking.New(st, svc, profiles, tracking.Options{Logger: log})
 		objs, err := s3.OpenFromEnv(context.Background())

@@ -19,6 +19,7 @@ import (
 
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/localstack"
+	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/token"
 )
 
@@ -45,6 +46,10 @@ func run() error {
 	if err != nil || rate < 0 {
 		return fmt.Errorf("UP_TRACKING_RATE_LIMIT must be a whole number of requests per second per workspace, not %q", os.Getenv("UP_TRACKING_RATE_LIMIT"))
 	}
+	backfillDelay, err := time.ParseDuration(env("UP_BACKFILL_DELAY", profile.DefaultBackfillDelay.String()))
+	if err != nil || backfillDelay <= 0 {
+		return fmt.Errorf("UP_BACKFILL_DELAY must be a positive Go duration such as 10s, not %q", os.Getenv("UP_BACKFILL_DELAY"))
+	}
 	s3addr := env("UP_S3_ADDR", "127.0.0.1:9000")
 	s3ln, err := net.Listen("tcp", s3addr)
 	if err != nil {
@@ -53,7 +58,7 @@ func run() error {
 	s3base := "http://" + s3ln.Addr().String()
 	stack, err := localstack.Open(localstack.Config{
 		DataDir: dataDir, OperatorTokenHash: token.Hash(opToken), PublicURL: os.Getenv("UP_PUBLIC_URL"), Logger: log,
-		Tracking: httpapi.TrackingOptions{RateLimit: rate}, S3URL: s3base,
+		Tracking: httpapi.TrackingOptions{RateLimit: rate}, S3URL: s3base, BackfillDelay: backfillDelay,
 	})
 	if err != nil {
 		return err

@@ -72,9 +72,12 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces", map[string]authed{"POST": a.createWorkspace}},
 		{"/v1/workspaces/{ws}", map[string]authed{"GET": a.getWorkspace}},
 		{"/v1/workspaces/{ws}/setup/data-source", map[string]authed{"PUT": a.chooseDataSource}},
+		{"/v1/workspaces/{ws}/setup/identifiers-and-traits", map[string]authed{"GET": a.identifiersAndTraits}},
 		{"/v1/workspaces/{ws}/spaces", map[string]authed{"GET": a.listSpaces, "POST": a.createSpace}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/access-tokens", map[string]authed{"POST": a.createAccessToken}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/identity", map[string]authed{"GET": a.getIdentity, "PUT": a.putIdentity}},
+		{"/v1/workspaces/{ws}/spaces/{sp}/computed-traits", map[string]authed{"GET": a.listComputedTraits, "POST": a.createComputedTrait}},
+		{"/v1/workspaces/{ws}/spaces/{sp}/computed-traits/{id}", map[string]authed{"GET": a.getComputedTrait, "DELETE": a.deleteComputedTrait}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/profiles", map[string]authed{"GET": a.findProfiles}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/profiles/{profile}", map[string]authed{"GET": a.getProfile}},
 		{"/v1/workspaces/{ws}/sources", map[string]authed{"GET": a.listSources, "POST": a.createSource}},
@@ -87,6 +90,7 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/csv/uploads/{id}", map[string]authed{"GET": a.getUpload}},
 		{"/v1/workspaces/{ws}/destinations", map[string]authed{"GET": a.listDestinations, "POST": a.createDestination}},
 		{"/v1/workspaces/{ws}/destinations/{id}", map[string]authed{"GET": a.getDestination, "DELETE": a.deleteDestination}},
+		{"/v1/workspaces/{ws}/flex", map[string]authed{"PUT": a.putFlex}},
 	}
 }
 
@@ -390,6 +394,9 @@ func (a *admin) putIdentity(w http.ResponseWriter, r *http.Request, p workspace.
 	if err != nil {
 		return err
 	}
+	if err := a.ws.MarkSaved(r.Context(), p, sp.WorkspaceID, workspace.SavedIdentifiers); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, set)
 	return nil
 }
@@ -438,6 +445,10 @@ func (a *admin) getProfile(w http.ResponseWriter, r *http.Request, p workspace.P
 		events = events[len(events)-explorerEvents:]
 	}
 	slices.Reverse(events)
-	writeJSON(w, http.StatusOK, viewProfile(prof, events))
+	v := viewProfile(prof, events)
+	if v.ComputedTraits, err = a.profiles.ComputedTraitValues(r.Context(), sp.ID, prof); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }

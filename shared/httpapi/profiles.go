@@ -230,19 +230,36 @@ func (a *profilesAPI) traits(w http.ResponseWriter, r *http.Request, sp string, 
 	if err != nil {
 		return err
 	}
-	var keys []string
-	if class == "" { // computed traits and audiences do not exist yet: those classes are empty
+	// Custom traits, then computed ones (a computed trait shadows a custom trait of the same
+	// key, as in Segment); audiences do not exist yet, so that class is empty.
+	all := map[string]profile.Trait{}
+	if class == "" {
 		for k, t := range p.Traits {
-			if !t.Removed && (include == nil || include[k]) {
-				keys = append(keys, k)
+			if !t.Removed {
+				all[k] = t
 			}
+		}
+	}
+	if class == "" || class == "computed_trait" {
+		computed, err := a.profiles.ComputedTraitValues(r.Context(), sp, p)
+		if err != nil {
+			return err
+		}
+		for k, v := range computed {
+			all[k] = profile.Trait{Value: v, At: p.UpdatedAt}
+		}
+	}
+	var keys []string
+	for k := range all {
+		if include == nil || include[k] {
+			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys)
 	page, more := paPageAfter(keys, limit, func(k string) bool { return after == "" || k > after })
 	out := paTraits{Traits: make(map[string]any, len(page))}
 	for _, k := range page {
-		t := p.Traits[k]
+		t := all[k]
 		if verbose {
 			out.Traits[k] = paVerboseTrait{Value: t.Value, UpdatedAt: t.At}
 		} else {

@@ -21,6 +21,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/locals3"
 	objs3 "github.com/unifiedprofiles/up/shared/objects/s3"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/secrets/localkey"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
@@ -43,6 +44,8 @@ type Config struct {
 	S3URL string
 	// Uploads configures CSV processing (its Logger and Now are filled in from here).
 	Uploads upload.Options
+	// BackfillDelay: see profile.Options (profile.DefaultBackfillDelay when 0).
+	BackfillDelay time.Duration
 }
 
 // DefaultS3URL is the local S3 endpoint's default address (UP_S3_ADDR).
@@ -73,6 +76,8 @@ type Stack struct {
 	s3     *locals3.Server
 	cancel context.CancelFunc
 	ingest sync.WaitGroup // processing started by S3 notifications
+	// stopBackfills ends the background computed-trait backfills.
+	stopBackfills func()
 }
 
 // Open opens the store in cfg.DataDir and mounts the APIs.
@@ -92,8 +97,14 @@ func Open(cfg Config) (*Stack, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	svc := workspace.New(st, workspace.Options{OperatorTokenHash: cfg.OperatorTokenHash, Now: now})
-	profiles := profile.New(st, profile.Options{Now: now})
+	// Workspace secrets (Flex auth tokens) are sealed with a key kept next to the store.
+	sealer, err := localkey.LoadOrCreate(filepath.Join(cfg.DataDir, "secrets.key"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	svc := workspace.New(st, workspace.Options{OperatorTokenHash: cfg.OperatorTokenHash, Now: now, Secrets: sealer})
+	profiles := profile.New(st, profile.Options{Now: now, BackfillDelay: cfg.BackfillDelay})
 	tr := tracking.New(st, svc, profiles, tracking.Options{Logger: log, Now: now})
 	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, store: st}
 	if err := stack.openS3(cfg, st, log, now); err != nil {
@@ -103,10 +114,12 @@ func Open(cfg Config) (*Stack, error) {
 	mux := httpapi.NewMux()
 	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL})
 	httpapi.MountProfiles(mux, svc, profiles, httpapi.ProfilesOptions{Logger: log, Now: now})
+	httpapi.MountFlex(mux, svc, profiles, httpapi.FlexOptions{Logger: log, PublicURL: cfg.PublicURL, Now: now})
 	topts := cfg.Tracking
 	topts.Logger, topts.Now = log, now
 	httpapi.MountTracking(mux, tr, topts)
 	stack.Handler = httpapi.Logged(mux, log)
+	stack.stopBackfills = runBackfills(profiles, log)
 	return stack, nil
 }
 
@@ -165,6 +178,7 @@ func (s *Stack) openS3(cfg Config, st *bolt.Store, log *slog.Logger, now func() 
 // Close stops processing uploads, then closes the S3 endpoint and the store. Stop serving
 // Handler and S3Handler first.
 func (s *Stack) Close() error {
+	s.stopBackfills()
 	s.cancel()
 	s.ingest.Wait()
 	return errors.Join(s.s3.Close(), s.store.Close())

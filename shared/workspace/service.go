@@ -3,6 +3,7 @@ package workspace
 import (
 	"time"
 
+	"github.com/unifiedprofiles/up/shared/secrets"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/token"
 )
@@ -13,6 +14,7 @@ type Service struct {
 	now          func() time.Time
 	ids          token.IDs
 	operatorHash string
+	secrets      secrets.Sealer
 }
 
 // Options configure a Service.
@@ -21,6 +23,9 @@ type Options struct {
 	OperatorTokenHash string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Secrets seals the secrets a workspace keeps (its Twilio auth token); without it they
+	// cannot be set or read.
+	Secrets secrets.Sealer
 }
 
 // New returns a Service on st.
@@ -29,5 +34,5 @@ func New(st store.Store, opts Options) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now}, operatorHash: opts.OperatorTokenHash}
+	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now}, operatorHash: opts.OperatorTokenHash, secrets: opts.Secrets}
 }

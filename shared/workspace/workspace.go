@@ -110,6 +110,9 @@ type Setup struct {
 	Locked bool `json:"locked,omitempty"`
 	// Completed records when later steps were completed (filled in by their features).
 	Completed map[string]time.Time `json:"completed,omitempty"`
+	// Saved records when each part of step 3 (SavedIdentifiers, SavedTraits) was first
+	// saved; see MarkSaved.
+	Saved map[string]time.Time `json:"saved,omitempty"`
 }
 
 // Guided-setup steps and their statuses.
@@ -138,6 +141,9 @@ func (s Setup) StepStatuses(sources []Source) map[string]string {
 	}
 	if s.DataSource != "" {
 		out[StepSelectDataSource] = StatusComplete
+	}
+	if out[StepIdentifiersAndTraits] != StatusComplete {
+		out[StepIdentifiersAndTraits] = s.identifiersAndTraitsStatus() // setup_step3.go
 	}
 	if out[StepAddConnections] != StatusComplete {
 		for _, src := range sources {

@@ -1,0 +1,34 @@
+// Command flex-webhook is the Flex API as an AWS Lambda behind API Gateway HTTP API (payload
+// 2.0): TaskRouter event callbacks (POST /v1/flex/{ws}/webhooks, Twilio-signed) and the agent
+// lookup (GET /v1/flex/{ws}/profiles, workspace token). It only wires: the handler is
+// shared/httpapi, the same code the local stack serves.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/unifiedprofiles/up/shared/httpapi"
+	"github.com/unifiedprofiles/up/shared/lambdahttp"
+	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/secrets/kms"
+	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/workspace"
+)
+
+func main() {
+	lambdahttp.Serve("flex-webhook", func(mux *http.ServeMux, st store.Store, log *slog.Logger) {
+		// The workspaces' Twilio auth tokens are sealed with KMS; without the key no callback
+		// could be verified, so the function does not start.
+		sealer, err := kms.FromEnv(context.Background())
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			os.Exit(1)
+		}
+		// Workspace tokens and signatures only: no operator token here.
+		ws := workspace.New(st, workspace.Options{Secrets: sealer})
+		httpapi.MountFlex(mux, ws, profile.New(st, profile.Options{}), httpapi.FlexOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
+	})
+}
