@@ -47,3 +47,7 @@ fuzz ./shared/tracking/ FuzzDecompress 5s
 fuzz ./shared/httpapi/ FuzzDecode 5s
 fuzz ./shared/identity/ FuzzExtract 5s
 fuzz ./shared/csvfile/ FuzzValidate 10s
+fuzz ./shared/flex/ FuzzEventFromTaskRouter 5s
+fuzz ./shared/flex/ FuzzNormalizePhone 5s
+fuzz ./shared/traits/ FuzzDefinition 5s
+fuzz ./shared/secrets/localkey/ FuzzOpen 3s
