@@ -89,11 +89,6 @@ func MountFlex(mux *http.ServeMux, ws *workspace.Service, profiles *profile.Serv
 func (f *flexAPI) handle(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			if e := errcode.As(err); e != nil && e.Code == "identity_contention" {
-				// A lost identity race is worth retrying (as in the tracking API): 503, not 409.
-				w.Header().Set("Retry-After", "1")
-				err = &errcode.Error{Kind: errcode.Unavailable, Code: e.Code, Message: e.Message}
-			}
 			writeError(w, r, f.log, err)
 		}
 	})

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -54,12 +53,6 @@ func MountTracking(mux *http.ServeMux, svc *tracking.Service, opts TrackingOptio
 func (t *trackingAPI) handler(call string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := t.serve(w, r, call); err != nil {
-			var e *errcode.Error
-			if errors.As(err, &e) && e.Code == "identity_contention" {
-				// SDKs retry 5xx and 429, not 409: make the lost race a retryable answer.
-				w.Header().Set("Retry-After", "1")
-				err = &errcode.Error{Kind: errcode.Unavailable, Code: e.Code, Message: e.Message}
-			}
 			writeError(basicChallenge{w, `Basic realm="tracking"`}, r, t.log, err)
 		}
 	})

@@ -36,7 +36,7 @@ type dedupeRecord struct {
 // Apply resolves a normalised message into a space and applies it to exactly one profile:
 // identifiers, traits (identify), group links (group), the event and the metadata, all in
 // one transaction. It is idempotent per messageId for DedupeWindow.
-// Errors: invalid_field / too_many_traits / no_identifiers (400); identity_contention (409)
+// Errors: invalid_field / too_many_traits / no_identifiers (400); identity_contention (503)
 // when the graph kept changing under it — never a silent split.
 func (s *Service) Apply(ctx context.Context, spaceID string, m message.Message) (Result, error) {
 	if m.MessageID == "" {

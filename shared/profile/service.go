@@ -155,6 +155,8 @@ func (s *Service) getMany(ctx context.Context, got map[store.Key]store.Item, key
 var errContended = errors.New("profile: lost a race")
 
 func contention(spaceID string) error {
-	return errcode.New(errcode.Conflict, "identity_contention",
+	// Unavailable (503), not Conflict: the message itself is fine and a retry applies it;
+	// SDKs and Twilio retry 5xx, not 409.
+	return errcode.New(errcode.Unavailable, "identity_contention",
 		"the identity graph of space %s kept changing under this message (%d attempts); it was not applied, retry it", spaceID, maxAttempts)
 }
