@@ -118,6 +118,13 @@ func (l *latencies) report(b *testing.B) {
 	b.ReportMetric(at(0.99), "p99-ms")
 }
 
+// waitTurn paces a load: request i starts no earlier than start + i·interval.
+func waitTurn(start time.Time, i int64, interval time.Duration) {
+	if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+		time.Sleep(d)
+	}
+}
+
 // Reading a workspace (one Get, two Queries) from one client.
 func BenchmarkAdminGetWorkspace(b *testing.B) {
 	s := newStack(b)

@@ -56,10 +56,7 @@ func BenchmarkProfilesTraits(b *testing.B) {
 		for pb.Next() {
 			i := <-seq
 			seq <- i + 1
-			// Pace: request i starts no earlier than start + i·interval.
-			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-				time.Sleep(d)
-			}
+			waitTurn(start, i, interval)
 			tg := targets[i%int64(len(targets))]
 			req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/spaces/%s/collections/users/profiles/user_id:u%d/traits?limit=20", s.base, tg.space, i%100), nil)
 			req.SetBasicAuth(tg.token, "")

@@ -6,9 +6,9 @@ cd "$(dirname "$0")/../.."
 source infra/scripts/moto.sh
 start_moto
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(go version)"
-go test -run '^$' -bench "${BENCH:-.}" -skip 'ProfilesTraits|TrackingBatch|CSVUpload' -benchtime "${BENCHTIME:-2s}" ./infra/bench/
+go test -run '^$' -bench "${BENCH:-.}" -skip 'ProfilesTraits|TrackingBatch|CSVUpload|Paced' -benchtime "${BENCHTIME:-2s}" ./infra/bench/
 # Paced at 1,000 requests/s: a fixed count, not a duration.
-go test -run '^$' -bench ProfilesTraits -benchtime 5000x ./infra/bench/
+go test -run '^$' -bench 'ProfilesTraits|FlexAgentLookupPaced' -benchtime 5000x ./infra/bench/
 # A 9,999-row CSV upload, three times (each takes seconds).
 go test -run '^$' -bench CSVUpload -benchtime 3x ./infra/bench/
 # The tracking budget's load, with a CPU profile: where the time goes.
