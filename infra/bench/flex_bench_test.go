@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/flex"
+	"github.com/unifiedprofiles/up/shared/flex/flextest"
 )
 
 const benchAuthToken = "0123456789abcdef0123456789abcdef"
@@ -30,20 +31,9 @@ func (s *server) flexWorkspace(b *testing.B) (ws, tok string) {
 	return ws, tok
 }
 
-var taskSeq atomic.Int64
-
 // postEngagement posts a signed TaskRouter reservation wrap-up, as Twilio does.
 func (s *server) postEngagement(b *testing.B, ws, phone, channel string) {
-	n := taskSeq.Add(1)
-	form := url.Values{
-		"EventType":             {"reservation.wrapup"},
-		"TaskSid":               {fmt.Sprintf("WT%032d", n)},
-		"ReservationSid":        {fmt.Sprintf("WR%032d", n)},
-		"WorkerSid":             {"WK00000000000000000000000000000001"},
-		"TaskChannelUniqueName": {channel},
-		"TaskAge":               {"95"},
-		"TaskAttributes":        {`{"from":"` + phone + `","direction":"inbound"}`},
-	}
+	form := flextest.Engagement("inbound", channel, phone, time.Now())
 	u := s.base + "/v1/flex/" + ws + "/webhooks"
 	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

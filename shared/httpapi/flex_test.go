@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	twilio "github.com/twilio/twilio-go/client"
 
 	"github.com/unifiedprofiles/up/shared/flex"
+	"github.com/unifiedprofiles/up/shared/flex/flextest"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/profile"
@@ -154,35 +154,6 @@ func (s *fxStack) deliver(tn fxTenant, form url.Values) map[string]any {
 	return r.json(s.t)
 }
 
-var fxTaskSeq struct {
-	sync.Mutex
-	n int
-}
-
-// fxTask is a TaskRouter event callback form with a fresh TaskSid, at time at.
-func fxTask(eventType, channel, attrs string, at time.Time) url.Values {
-	fxTaskSeq.Lock()
-	fxTaskSeq.n++
-	n := fxTaskSeq.n
-	fxTaskSeq.Unlock()
-	f := url.Values{
-		"AccountSid":            {"AC00000000000000000000000000000001"},
-		"WorkspaceSid":          {"WS00000000000000000000000000000001"},
-		"EventType":             {eventType},
-		"TaskSid":               {fmt.Sprintf("WT%032d", n)},
-		"TaskChannelUniqueName": {channel},
-		"TaskQueueName":         {"Everyone"},
-		"TaskAge":               {"95"},
-		"TaskAttributes":        {attrs},
-		"TimestampMs":           {strconv.FormatInt(at.UnixMilli(), 10)},
-	}
-	if eventType == "reservation.wrapup" {
-		f.Set("ReservationSid", fmt.Sprintf("WR%032d", n))
-		f.Set("WorkerSid", "WK00000000000000000000000000000001")
-	}
-	return f
-}
-
 const (
 	fxTokenA = "0123456789abcdef0123456789abcdef"
 	fxTokenB = "fedcba9876543210fedcba9876543210"
@@ -257,7 +228,7 @@ func TestFlexPutAuthTokenRefused(t *testing.T) {
 		}
 	}
 	// None of them replaced A's token: a callback signed with it still passes.
-	s.deliver(a, fxTask("reservation.wrapup", "voice", `{"from":"+14155550199"}`, time.Now()))
+	s.deliver(a, flextest.Callback("reservation.wrapup", "voice", `{"from":"+14155550199"}`, time.Now()))
 }
 
 // The auth token appears in no answer and in no log line, whatever happens to the requests
@@ -271,7 +242,7 @@ func TestFlexTokenNeverShown(t *testing.T) {
 	answers = append(answers, s.do("PUT", "/v1/workspaces/"+tn.ID()+"/flex", tn.Token, `{"auth_token":"`+fxTokenA+`x"}`).body)
 	answers = append(answers, s.do("PUT", "/v1/workspaces/"+tn.ID()+"/flex", tn.Token, `{"auth_token":"`+fxTokenA+`"`).body)
 	tn.authToken = fxTokenA
-	form := fxTask("reservation.wrapup", "voice", `{"from":"+14155550198"}`, time.Now())
+	form := flextest.Callback("reservation.wrapup", "voice", `{"from":"+14155550198"}`, time.Now())
 	answers = append(answers, s.post(tn.webhookPath(), form, fxSign(t, fxTokenA, s.base+tn.webhookPath(), form)).body)
 	answers = append(answers, s.post(tn.webhookPath(), form, "bm90IGEgc2lnbmF0dXJl").body)
 	answers = append(answers, s.do("GET", "/v1/flex/"+tn.ID()+"/profiles?phone=%2B14155550198", tn.Token, nil).body)
@@ -369,7 +340,7 @@ func TestFlexWebhookSignature(t *testing.T) {
 	} {
 		n++
 		phone := fmt.Sprintf("+1415555%04d", 1000+n)
-		path, form, sig := tc.sign(fxTask("reservation.wrapup", "voice", `{"from":"`+phone+`","direction":"inbound"}`, time.Now()))
+		path, form, sig := tc.sign(flextest.Callback("reservation.wrapup", "voice", `{"from":"`+phone+`","direction":"inbound"}`, time.Now()))
 		r := s.post(path, form, sig, tc.header...)
 		if tc.ok {
 			if r.status != 200 || r.json(t)["recorded"] != true {
@@ -399,7 +370,7 @@ func TestFlexWebhookRefusalsAlike(t *testing.T) {
 	t.Parallel()
 	s := newFlexStack(t, "")
 	a, unset := s.tenant(fxTokenA), s.tenant("")
-	form := fxTask("reservation.wrapup", "voice", `{"from":"+14155550111"}`, time.Now())
+	form := flextest.Callback("reservation.wrapup", "voice", `{"from":"+14155550111"}`, time.Now())
 	var bodies []string
 	for _, path := range []string{a.webhookPath(), unset.webhookPath(), "/v1/flex/ws_nope/webhooks"} {
 		r := s.post(path, form, "c2lnbmF0dXJl")
@@ -414,7 +385,7 @@ func TestFlexWebhookPublicURL(t *testing.T) {
 	t.Parallel()
 	s := newFlexStack(t, "https://hooks.example.com/")
 	tn := s.tenant(fxTokenA)
-	form := fxTask("task.completed", "voice", `{"from":"+14155550112"}`, time.Now())
+	form := flextest.Callback("task.completed", "voice", `{"from":"+14155550112"}`, time.Now())
 	// Signed for the server's own address: not the URL Twilio was given.
 	if r := s.post(tn.webhookPath(), form, fxSign(t, fxTokenA, s.client.base+tn.webhookPath(), form)); r.status != 403 {
 		t.Errorf("signed for the internal URL: status %d", r.status)
@@ -464,7 +435,7 @@ func TestFlexWebhookRecordsOnTheCustomer(t *testing.T) {
 
 	for _, c := range cases {
 		name := c.channel + " " + c.direction + " " + c.eventType
-		got := s.deliver(tn, fxTask(c.eventType, c.taskChannel, c.attrs, time.Now()))
+		got := s.deliver(tn, flextest.Callback(c.eventType, c.taskChannel, c.attrs, time.Now()))
 		if got["recorded"] != true || got["duplicate"] != false {
 			t.Errorf("%s: %v", name, got)
 			continue
@@ -487,12 +458,12 @@ func TestFlexWebhookRecordsOnTheCustomer(t *testing.T) {
 	// The wrap-up and the completion of one inbound call land on one profile, newest first,
 	// and a task the product does not record is acknowledged and dropped.
 	t0 := time.Now().Add(-time.Hour)
-	wrap := s.deliver(tn, fxTask("reservation.wrapup", "voice", `{"from":"+14155550120","direction":"inbound"}`, t0))
-	done := s.deliver(tn, fxTask("task.completed", "voice", `{"from":"+14155550120","direction":"inbound"}`, t0.Add(time.Minute)))
+	wrap := s.deliver(tn, flextest.Callback("reservation.wrapup", "voice", `{"from":"+14155550120","direction":"inbound"}`, t0))
+	done := s.deliver(tn, flextest.Callback("task.completed", "voice", `{"from":"+14155550120","direction":"inbound"}`, t0.Add(time.Minute)))
 	if wrap["profile_id"] != done["profile_id"] {
 		t.Fatalf("one customer, two profiles: %v %v", wrap, done)
 	}
-	if got := s.deliver(tn, fxTask("task.created", "voice", `{"from":"+14155550121"}`, time.Now())); fmt.Sprint(got) != "map[recorded:false]" {
+	if got := s.deliver(tn, flextest.Callback("task.created", "voice", `{"from":"+14155550121"}`, time.Now())); fmt.Sprint(got) != "map[recorded:false]" {
 		t.Errorf("task.created: %v", got)
 	}
 	s.lookup(tn, "phone=%2B14155550121", 404)
@@ -508,7 +479,7 @@ func TestFlexWebhookRetryIsDuplicate(t *testing.T) {
 	t.Parallel()
 	s := newFlexStack(t, "")
 	tn := s.tenant(fxTokenA)
-	form := fxTask("reservation.wrapup", "voice", `{"from":"+14155550130","direction":"inbound"}`, time.Now())
+	form := flextest.Callback("reservation.wrapup", "voice", `{"from":"+14155550130","direction":"inbound"}`, time.Now())
 	first := s.deliver(tn, form)
 	for range 2 {
 		again := s.deliver(tn, form)
@@ -534,14 +505,14 @@ func TestFlexWebhookBadRequests(t *testing.T) {
 	t.Parallel()
 	s := newFlexStack(t, "")
 	tn := s.tenant(fxTokenA)
-	big := fxTask("reservation.wrapup", "voice", `{"from":"+14155550140"}`, time.Now())
+	big := flextest.Callback("reservation.wrapup", "voice", `{"from":"+14155550140"}`, time.Now())
 	big.Set("Padding", strings.Repeat("x", MaxFlexBodyBytes))
 	r := s.post(tn.webhookPath(), big, fxSign(t, fxTokenA, s.base+tn.webhookPath(), big))
 	if code, _ := r.errorCode(t); r.status != 413 || code != "body_too_large" {
 		t.Errorf("64 KiB body: %d %s", r.status, code)
 	}
 	// Signed, but no customer to record it on.
-	noCustomer := fxTask("reservation.wrapup", "voice", `{"direction":"inbound"}`, time.Now())
+	noCustomer := flextest.Callback("reservation.wrapup", "voice", `{"direction":"inbound"}`, time.Now())
 	r = s.post(tn.webhookPath(), noCustomer, fxSign(t, fxTokenA, s.base+tn.webhookPath(), noCustomer))
 	if code, _ := r.errorCode(t); r.status != 400 || code != "invalid_flex_event" {
 		t.Errorf("no customer address: %d %s", r.status, code)
@@ -566,9 +537,9 @@ func TestFlexLookup(t *testing.T) {
 		Traits: map[string]any{"email": "ada@example.com", "name": "Ada"}, Timestamp: now, ReceivedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	ada := s.deliver(tn, fxTask("reservation.wrapup", "email", `{"from":"ada@example.com","direction":"inbound"}`, now))
+	ada := s.deliver(tn, flextest.Callback("reservation.wrapup", "email", `{"from":"ada@example.com","direction":"inbound"}`, now))
 	// Bob only ever called.
-	bob := s.deliver(tn, fxTask("reservation.wrapup", "voice", `{"from":"+14155550150","direction":"inbound"}`, now))
+	bob := s.deliver(tn, flextest.Callback("reservation.wrapup", "voice", `{"from":"+14155550150","direction":"inbound"}`, now))
 
 	for _, tc := range []struct{ query, want string }{
 		{"user_id=u-ada", ada["profile_id"].(string)},
@@ -633,7 +604,7 @@ func TestFlexLookupCustomPhoneIdentifier(t *testing.T) {
 		t.Errorf("by custom phone identifier: %v, want %s", v, res.ProfileID)
 	}
 	// And her calls land on her profile through it.
-	if got := s.deliver(tn, fxTask("reservation.wrapup", "voice", `{"from":"+14155550160"}`, now)); got["profile_id"] != res.ProfileID {
+	if got := s.deliver(tn, flextest.Callback("reservation.wrapup", "voice", `{"from":"+14155550160"}`, now)); got["profile_id"] != res.ProfileID {
 		t.Errorf("call recorded on %v, want %s", got["profile_id"], res.ProfileID)
 	}
 }
@@ -668,7 +639,7 @@ func TestFlexLookupCreate(t *testing.T) {
 	if traits := phone["traits"].(map[string]any); traits["phone"] != "+14155550170" {
 		t.Errorf("phone profile traits %v", traits)
 	}
-	got := s.deliver(tn, fxTask("reservation.wrapup", "voice", `{"from":"+14155550170","direction":"inbound"}`, time.Now()))
+	got := s.deliver(tn, flextest.Callback("reservation.wrapup", "voice", `{"from":"+14155550170","direction":"inbound"}`, time.Now()))
 	if got["profile_id"] != phone["profile_id"] {
 		t.Errorf("the call landed on %v, not on the created profile %v", got["profile_id"], phone["profile_id"])
 	}
@@ -745,7 +716,7 @@ func TestFlexLookupIsolation(t *testing.T) {
 	t.Parallel()
 	s := newFlexStack(t, "")
 	a, b := s.tenant(fxTokenA), s.tenant(fxTokenB)
-	got := s.deliver(b, fxTask("reservation.wrapup", "voice", `{"from":"+14155550180"}`, time.Now()))
+	got := s.deliver(b, flextest.Callback("reservation.wrapup", "voice", `{"from":"+14155550180"}`, time.Now()))
 	path := "/v1/flex/" + b.ID() + "/profiles?phone=%2B14155550180"
 	for _, tc := range []struct {
 		name, token string
@@ -783,7 +754,7 @@ func TestFlexLookupLatestInteractions(t *testing.T) {
 	tn := s.tenant(fxTokenA)
 	t0 := time.Now().Add(-24 * time.Hour).Truncate(time.Millisecond)
 	for i := range 12 {
-		s.deliver(tn, fxTask("reservation.wrapup", "voice", `{"from":"+14155550190","direction":"inbound"}`, t0.Add(time.Duration(i)*time.Minute)))
+		s.deliver(tn, flextest.Callback("reservation.wrapup", "voice", `{"from":"+14155550190","direction":"inbound"}`, t0.Add(time.Duration(i)*time.Minute)))
 	}
 	its := fxInteractions(t, s.lookup(tn, "phone=%2B14155550190", 200))
 	if len(its) != maxInteractions {

@@ -3,16 +3,13 @@ package profile_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/url"
 	"reflect"
-	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/flex"
+	"github.com/unifiedprofiles/up/shared/flex/flextest"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/profile"
@@ -53,41 +50,11 @@ func createPreset(t *testing.T, svc *profile.Service, name string) profile.Compu
 	return ct
 }
 
-var taskSeq atomic.Int64
-
 // engagement is a TaskRouter reservation wrap-up as Twilio posts it, turned into its message
 // by the flex package exactly as the webhook does.
 func engagement(t *testing.T, direction, channel, customer string, at time.Time) message.Message {
 	t.Helper()
-	n := taskSeq.Add(1)
-	attrs := map[string]string{"direction": direction}
-	if direction == "inbound" {
-		attrs["from"] = customer
-	} else {
-		attrs["to"] = customer
-	}
-	var attrJSON string
-	for k, v := range attrs {
-		if attrJSON != "" {
-			attrJSON += ","
-		}
-		attrJSON += strconv.Quote(k) + ":" + strconv.Quote(v)
-	}
-	taskChannel := map[string]string{"voice": "voice", "sms": "sms", "whatsapp": "chat"}[channel]
-	if channel == "whatsapp" {
-		attrJSON += `,"channelType":"whatsapp"`
-	}
-	form := url.Values{
-		"EventType":             {"reservation.wrapup"},
-		"TaskSid":               {fmt.Sprintf("WT%032d", n)},
-		"ReservationSid":        {fmt.Sprintf("WR%032d", n)},
-		"WorkerSid":             {"WK00000000000000000000000000000001"},
-		"TaskChannelUniqueName": {taskChannel},
-		"TaskAge":               {"120"},
-		"Timestamp":             {strconv.FormatInt(at.Unix(), 10)},
-		"TaskAttributes":        {"{" + attrJSON + "}"},
-	}
-	m, ok, err := flex.EventFromTaskRouter(form, at)
+	m, ok, err := flex.EventFromTaskRouter(flextest.Engagement(direction, channel, customer, at), at)
 	if err != nil || !ok {
 		t.Fatalf("EventFromTaskRouter: %v %v", ok, err)
 	}
