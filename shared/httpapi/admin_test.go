@@ -94,9 +94,15 @@ func (c *client) do(method, path, tok string, body any) response {
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
+	return roundTrip(c.t, req)
+}
+
+// roundTrip sends req and reads the whole answer.
+func roundTrip(t *testing.T, req *http.Request) response {
+	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)

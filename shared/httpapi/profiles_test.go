@@ -197,11 +197,8 @@ func paBasic(tok string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(tok+":"))
 }
 
-type paResponse struct {
-	status int
-	header http.Header
-	body   []byte
-}
+// paResponse is the Profile API tests' name for an answer.
+type paResponse = response
 
 // get requests path (escaped as given) with the Authorization header auth ("" for none).
 func (f *paFixture) get(path, auth string) paResponse {
@@ -218,13 +215,7 @@ func (f *paFixture) do(method, path, auth string) paResponse {
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return paResponse{status: res.StatusCode, header: res.Header, body: b}
+	return roundTrip(f.t, req)
 }
 
 func (f *paFixture) path(sp, id, resource string) string {
