@@ -17,6 +17,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/store/storetest"
 	"github.com/unifiedprofiles/up/shared/testclock"
+	"github.com/unifiedprofiles/up/shared/traits"
 )
 
 const sp = "sp_test"
@@ -244,6 +245,11 @@ func TestConcurrentWritersMatchSerial(t *testing.T) {
 	// The full load on bolt and on moto_server (journaled: stock moto copies the whole
 	// table on every transaction, which makes this run take hours; see storetest).
 	forBackends(t, storetest.LoadBackends(t), func(t *testing.T, svc *profile.Service, c *testclock.Clock, _ store.Store) {
+		// A computed trait counts the tracks live, through every concurrent merge.
+		seenCount := traits.Definition{Key: "seen_count", Type: traits.EventCounter, Event: "Seen"}
+		if _, err := svc.CreateComputedTrait(context.Background(), sp, seenCount, "", takeSlot()); err != nil {
+			t.Fatal(err)
+		}
 		var wg sync.WaitGroup
 		errs := make(chan error, writers)
 		var seenMu sync.Mutex
@@ -275,13 +281,16 @@ func TestConcurrentWritersMatchSerial(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		// Expected: per user, the anonymous ids it was seen with; its last trait per writer.
+		// Expected: per user, the anonymous ids it was seen with; its last trait per writer;
+		// its number of tracks.
 		want := map[string][]string{}
 		lastTrait := map[string]map[string]int{}
+		tracks := map[string]int{}
 		for _, ms := range all {
 			for _, m := range ms {
 				if m.track {
-					continue // its anonymous id comes with the identify that follows
+					tracks[m.anon[1:3]]++ // a<k>-…: user u<k>'s pool
+					continue              // its anonymous id comes with the identify that follows
 				}
 				if !slices.Contains(want[m.user], m.anon) {
 					want[m.user] = append(want[m.user], m.anon)
@@ -313,11 +322,18 @@ func TestConcurrentWritersMatchSerial(t *testing.T) {
 					t.Errorf("%s resolves to %s, not %s's profile %s", a, q.ID, u, p.ID)
 				}
 			}
-			traits := p.TraitValues()
+			tv := p.TraitValues()
 			for k, v := range lastTrait[u] {
-				if fmt.Sprint(traits[k]) != fmt.Sprint(v) {
-					t.Errorf("%s: trait %s = %v, want %v (lost)", u, k, traits[k], v)
+				if fmt.Sprint(tv[k]) != fmt.Sprint(v) {
+					t.Errorf("%s: trait %s = %v, want %v (lost)", u, k, tv[k], v)
 				}
+			}
+			computed, err := svc.ComputedTraitValues(context.Background(), sp, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if computed["seen_count"] != tracks[u[1:]] {
+				t.Errorf("%s: seen_count %v, want %d tracks", u, computed["seen_count"], tracks[u[1:]])
 			}
 		}
 		// Every profile ever answered is live or forwards to a live one, and each identifier
