@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/unifiedprofiles/up/shared/testlog"
 )
 
 // RIEVersion is the emulator version `make test` installs.
@@ -149,7 +151,7 @@ type Emulator struct {
 
 	t      testing.TB
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testlog.Buffer
 	done   chan struct{} // closed when the process has exited
 	client *http.Client
 
@@ -182,7 +184,7 @@ func Start(t testing.TB, b Bootstrap, env map[string]string) *Emulator {
 			Bootstrap: b,
 			URL:       "http://" + addr + "/2015-03-31/functions/function/invocations",
 			t:         t,
-			out:       &syncBuffer{},
+			out:       &testlog.Buffer{},
 			done:      make(chan struct{}),
 			client:    &http.Client{Transport: &http.Transport{}},
 		}
@@ -421,23 +423,6 @@ func (em *Emulator) FirstInvocation() time.Duration {
 
 // Output returns what the emulator and the function have written so far.
 func (em *Emulator) Output() string { return em.out.String() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // LoadEvent reads <module root>/events/<name>.json (".json" optional).
 func LoadEvent(t testing.TB, name string) []byte {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/unifiedprofiles/up/shared/testlog"
 )
 
 // stack is the local stack binary running as `make run` runs it.
@@ -24,7 +25,7 @@ type stack struct {
 	s3       string // the S3 endpoint the banner names
 	operator string
 	done     chan error
-	stdout   *bytes.Buffer
+	stdout   *testlog.Buffer // still written by the reader goroutine after the banner
 }
 
 func buildStack(t *testing.T) string {
@@ -59,7 +60,7 @@ func start(t *testing.T, bin, dataDir, addr string, env ...string) *stack {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{cmd: cmd, done: make(chan error, 1), stdout: &bytes.Buffer{}}
+	s := &stack{cmd: cmd, done: make(chan error, 1), stdout: &testlog.Buffer{}}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-s.done
@@ -78,9 +79,9 @@ func start(t *testing.T, bin, dataDir, addr string, env ...string) *stack {
 		select {
 		case line, ok := <-lines:
 			if !ok {
-				t.Fatalf("the stack exited before printing its banner:\n%s", s.stdout)
+				t.Fatalf("the stack exited before printing its banner:\n%s", s.stdout.String())
 			}
-			s.stdout.WriteString(line + "\n")
+			fmt.Fprintln(s.stdout, line)
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "base URL:"); ok {
 				s.base = strings.TrimSpace(v)
 			}
@@ -91,12 +92,12 @@ func start(t *testing.T, bin, dataDir, addr string, env ...string) *stack {
 				s.operator = strings.TrimSpace(v)
 			}
 		case <-deadline:
-			t.Fatalf("no banner after 30s:\n%s", s.stdout)
+			t.Fatalf("no banner after 30s:\n%s", s.stdout.String())
 		}
 	}
 	go func() {
 		for line := range lines {
-			s.stdout.WriteString(line + "\n")
+			fmt.Fprintln(s.stdout, line)
 		}
 	}()
 	return s
@@ -152,7 +153,7 @@ func TestReadmeWalkthroughAndRestart(t *testing.T) {
 	select {
 	case err := <-s.done:
 		if err != nil {
-			t.Fatalf("exit after Ctrl-C: %v\n%s", err, s.stdout)
+			t.Fatalf("exit after Ctrl-C: %v\n%s", err, s.stdout.String())
 		}
 		s.done <- nil // for the cleanup
 	case <-time.After(15 * time.Second):

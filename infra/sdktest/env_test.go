@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/localstack"
+	"github.com/unifiedprofiles/up/shared/testlog"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )
@@ -48,7 +48,7 @@ type envOptions struct {
 func newEnv(t *testing.T, opts envOptions) *env {
 	t.Helper()
 	e := &env{}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	// Registered first, so it runs last: after the server and the store are closed.
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -188,24 +188,6 @@ func (e *env) debugger(t *testing.T) ([]debugEntry, []byte) {
 	}
 	body := e.mustGet(t, fmt.Sprintf("/v1/workspaces/%s/sources/%s/debugger?limit=500", e.WorkspaceID, e.SourceID), e.workspaceAuth, &out)
 	return out.Entries, body
-}
-
-// syncBuffer is a bytes.Buffer the stack's logger and the test may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func randomHex(t *testing.T, n int) string {

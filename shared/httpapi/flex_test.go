@@ -24,6 +24,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/secrets/localkey"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
+	"github.com/unifiedprofiles/up/shared/testlog"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
@@ -31,31 +32,13 @@ import (
 	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )
 
-// fxLogs collects every log line of a stack, so tests can assert what never appears in them.
-type fxLogs struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *fxLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *fxLogs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // fxStack is the admin API and the Flex API on one bolt store with a local-key Sealer,
 // behind an httptest server, logging at debug level into logs.
 type fxStack struct {
 	*client
 	ws       *workspace.Service
 	profiles *profile.Service
-	logs     *fxLogs
+	logs     *testlog.Buffer
 	base     string // the URL Twilio is told (PublicURL, else the server's)
 }
 
@@ -71,7 +54,7 @@ func newFlexStack(t *testing.T, publicURL string) *fxStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &fxLogs{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken), Secrets: sealer})
 	profiles := profile.New(st, profile.Options{})
