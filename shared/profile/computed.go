@@ -50,9 +50,9 @@ type ComputedState struct {
 // value is the trait's value at now from both halves.
 func (c *ComputedState) value(d traits.Definition, now time.Time) (any, bool) {
 	var st traits.State
-	st.Merge(d, c.Live)
+	st.Merge(c.Live)
 	if c.Backfilled != nil {
-		st.Merge(d, *c.Backfilled)
+		st.Merge(*c.Backfilled)
 	}
 	return st.Value(d, now)
 }
@@ -320,12 +320,12 @@ func mergeComputed(survivor, loser *Profile) {
 			b = &ComputedState{}
 		}
 		merged := &ComputedState{}
-		merged.Live.Merge(traits.Definition{}, a.Live)
-		merged.Live.Merge(traits.Definition{}, b.Live)
+		merged.Live.Merge(a.Live)
+		merged.Live.Merge(b.Live)
 		if a.Backfilled != nil && b.Backfilled != nil {
 			merged.Backfilled = &traits.State{}
-			merged.Backfilled.Merge(traits.Definition{}, *a.Backfilled)
-			merged.Backfilled.Merge(traits.Definition{}, *b.Backfilled)
+			merged.Backfilled.Merge(*a.Backfilled)
+			merged.Backfilled.Merge(*b.Backfilled)
 		}
 		survivor.setComputed(id, merged)
 	}

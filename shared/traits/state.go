@@ -202,14 +202,13 @@ func (b *Bucket) merge(o *Bucket) {
 	}
 }
 
-// Merge adds other into s: when two profiles merge, the surviving profile's state for d
+// Merge adds other into s: when two profiles merge, the surviving profile's state for a trait
 // becomes exactly the state it would have had if it had seen the events of both (counts and
 // sums add, minimums and maximums combine, value counts add with the latest last-seen time,
 // first and last keep the earliest and latest). other is not modified and s shares no memory
-// with it afterwards. Both states must have been built for d; d's window decides nothing
-// here (buckets of both kinds are merged as they are), Prune or Value apply it.
-func (s *State) Merge(d Definition, other State) {
-	_ = d
+// with it afterwards. Both states must have been built for the same trait; its window decides
+// nothing here (buckets of both kinds are merged as they are), Prune or Value apply it.
+func (s *State) Merge(other State) {
 	if other.All != nil {
 		if s.All == nil {
 			s.All = &Bucket{}

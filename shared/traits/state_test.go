@@ -190,7 +190,7 @@ func TestPresetsAcrossMerge(t *testing.T) {
 				t.Fatalf("A alone: %v, want none", v)
 			}
 		}
-		sa.Merge(d, sb)
+		sa.Merge(sb)
 		got, ok := sa.Value(d, at(10))
 		want := any(3)
 		if d.Type == MostFrequent {
@@ -467,7 +467,7 @@ func TestMergeEqualsAllInOne(t *testing.T) {
 					}
 				}
 				bBefore := mustJSON(t, b)
-				a.Merge(d, b)
+				a.Merge(b)
 				if mustJSON(t, b) != bBefore {
 					t.Fatal("Merge modified its argument")
 				}
@@ -489,7 +489,7 @@ func TestMergeEqualsAllInOne(t *testing.T) {
 					check("merged", a)
 					check("json round trip", rt)
 					pruned := State{}
-					pruned.Merge(d, all)
+					pruned.Merge(all)
 					pruned.Prune(d, now)
 					check("pruned", pruned)
 					past := 0 // buckets of events dated after now are kept until they age out
