@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/traits"
 )
@@ -26,6 +27,9 @@ const (
 // maxAttemptAge, so once this delay has passed every event the live path did not count is
 // stored and the backfill sees it.
 const DefaultBackfillDelay = 10 * time.Second
+
+// allTime is an end for Events that no stored event reaches.
+var allTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // maxAttemptAge bounds the time between an Apply attempt's first read and its commit.
 const maxAttemptAge = 5 * time.Second
@@ -221,22 +225,16 @@ func (s *Service) backfillProfile(ctx context.Context, spaceID string, t Compute
 		if st := l.p.Computed[t.ID]; st != nil && st.Backfilled != nil {
 			return nil
 		}
+		events, err := s.Events(ctx, spaceID, l.p, time.Time{}, allTime)
+		if err != nil {
+			return err
+		}
 		var state traits.State
-		for _, id := range append([]string{l.p.ID}, l.p.MergedIDs...) {
-			items, err := s.st.Query(ctx, profilePK(spaceID, id), store.Page{Prefix: eventPrefix})
-			if err != nil {
-				return err
+		for _, e := range events {
+			if e.TraitsVersion >= t.Since || e.Type != message.Track {
+				continue // counted live, or not an event the traits read
 			}
-			for _, it := range items {
-				var e Event
-				if err := json.Unmarshal(it.Data, &e); err != nil {
-					return fmt.Errorf("decode event %s: %w", it.Key, err)
-				}
-				if e.TraitsVersion >= t.Since || e.Type != "track" {
-					continue // counted live, or not an event the traits read
-				}
-				state.Add(t.Definition, traits.Event{Name: e.Event, Properties: e.Properties, Time: e.Timestamp, ID: e.MessageID})
-			}
+			state.Add(t.Definition, traits.Event{Name: e.Event, Properties: e.Properties, Time: e.Timestamp, ID: e.MessageID})
 		}
 		state.Prune(t.Definition, s.now())
 		st := l.p.Computed[t.ID]
