@@ -67,22 +67,25 @@ type flexAPI struct {
 	profiles *profile.Service
 	log      *slog.Logger
 	now      func() time.Time
-	base     *admin // only for baseURL: the webhook URL is reckoned as the admin API's
+	// admin lends the admin API's URL reckoning (the webhook URL) and its authentication
+	// (the lookup takes the workspace token exactly as the admin routes do).
+	admin *admin
 }
 
 // MountFlex adds POST /v1/flex/{ws}/webhooks (Twilio-signed) and GET /v1/flex/{ws}/profiles
 // (workspace token) to mux.
 func MountFlex(mux *http.ServeMux, ws *workspace.Service, profiles *profile.Service, opts FlexOptions) {
-	f := &flexAPI{ws: ws, profiles: profiles, log: opts.Logger, now: opts.Now, base: &admin{publicURL: strings.TrimRight(opts.PublicURL, "/")}}
+	f := &flexAPI{ws: ws, profiles: profiles, log: opts.Logger, now: opts.Now}
 	if f.log == nil {
 		f.log = slog.Default()
 	}
 	if f.now == nil {
 		f.now = time.Now
 	}
+	f.admin = &admin{ws: ws, log: f.log, publicURL: strings.TrimRight(opts.PublicURL, "/")}
 	mux.Handle("POST /v1/flex/{ws}/webhooks", f.handle(f.webhook))
 	mux.Handle("/v1/flex/{ws}/webhooks", methodNotAllowed([]string{"POST"}))
-	mux.Handle("GET /v1/flex/{ws}/profiles", f.handle(f.lookup))
+	mux.Handle("GET /v1/flex/{ws}/profiles", f.admin.authenticate(f.lookup))
 	mux.Handle("/v1/flex/{ws}/profiles", methodNotAllowed([]string{"GET"}))
 }
 
@@ -161,26 +164,17 @@ func (f *flexAPI) fullURL(r *http.Request) string {
 	if uri == "" {
 		uri = r.URL.RequestURI()
 	}
-	return f.base.baseURL(r) + uri
+	return f.admin.baseURL(r) + uri
 }
 
 // lookupParams are the identifier parameters of the agent lookup, in the order errors name them.
 var lookupParams = []string{"phone", "email", "user_id", "anonymous_id"}
 
 // lookup finds (or with create=true makes) the profile of one customer identifier in the
-// space of the workspace's Flex source, for the agent's view.
-func (f *flexAPI) lookup(w http.ResponseWriter, r *http.Request) error {
+// space of the workspace's Flex source, for the agent's view. admin.authenticate has checked
+// the workspace's token before anything is read.
+func (f *flexAPI) lookup(w http.ResponseWriter, r *http.Request, _ workspace.Principal) error {
 	wsID := r.PathValue("ws")
-	// Authenticated exactly as the admin API: the workspace's own token, checked before
-	// anything else is read.
-	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	p, err := f.ws.Authenticate(r.Context(), strings.TrimSpace(bearer))
-	if err != nil {
-		return err
-	}
-	if err := p.Owns(wsID); err != nil {
-		return err
-	}
 	param, value, create, err := lookupQuery(r.URL.RawQuery)
 	if err != nil {
 		return err
