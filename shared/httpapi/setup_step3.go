@@ -57,12 +57,8 @@ func (a *admin) identifiersAndTraits(w http.ResponseWriter, r *http.Request, p w
 		available = slices.DeleteFunc(available, func(t string) bool { return t == rule.Type })
 	}
 
-	sources, err := a.ws.ListSources(ctx, p, wsID)
-	if err != nil {
-		return err
-	}
 	var feeding []workspace.Source
-	for _, src := range sources {
+	for _, src := range v.Sources {
 		if src.SpaceID == spaceID {
 			feeding = append(feeding, src)
 		}

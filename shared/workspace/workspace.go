@@ -206,4 +206,5 @@ type View struct {
 	Workspace Workspace
 	Steps     map[string]string
 	Usage     Usage
+	Sources   []Source // the steps are derived from them
 }

@@ -119,7 +119,7 @@ func (s *Service) view(ctx context.Context, ws Workspace) (View, error) {
 	if err != nil {
 		return View{}, err
 	}
-	return View{Workspace: ws, Steps: ws.Setup.StepStatuses(sources), Usage: usage}, nil
+	return View{Workspace: ws, Steps: ws.Setup.StepStatuses(sources), Usage: usage, Sources: sources}, nil
 }
 
 func (s *Service) loadWorkspace(ctx context.Context, wsID string) (Workspace, int64, error) {
