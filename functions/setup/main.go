@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/lambdahttp"
@@ -44,6 +45,7 @@ func main() {
 		}
 		uploads := upload.New(st, svc, profiles, objs, upload.Options{Logger: log})
 		httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: uploads},
-			httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
+			httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL"),
+				ConsoleOrigins: strings.Split(os.Getenv("UP_CONSOLE_ORIGIN"), ",")})
 	})
 }

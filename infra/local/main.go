@@ -56,20 +56,23 @@ func run() error {
 		return fmt.Errorf("listen on %s for the S3 endpoint (set UP_S3_ADDR to use another address): %w", s3addr, err)
 	}
 	s3base := "http://" + s3ln.Addr().String()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set UP_ADDR to use another address): %w", addr, err)
+	}
+	base := "http://" + ln.Addr().String()
+	// The console this stack serves is same-origin; UP_CONSOLE_ORIGIN adds others.
+	origins := append([]string{base}, strings.Split(os.Getenv("UP_CONSOLE_ORIGIN"), ",")...)
 	stack, err := localstack.Open(localstack.Config{
 		DataDir: dataDir, OperatorTokenHash: token.Hash(opToken), PublicURL: os.Getenv("UP_PUBLIC_URL"), Logger: log,
-		Tracking: httpapi.TrackingOptions{RateLimit: rate}, S3URL: s3base, BackfillDelay: backfillDelay,
+		ConsoleOrigins: origins,
+		Tracking:       httpapi.TrackingOptions{RateLimit: rate}, S3URL: s3base, BackfillDelay: backfillDelay,
 	})
 	if err != nil {
 		return err
 	}
 	defer stack.Close()
 
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (set UP_ADDR to use another address): %w", addr, err)
-	}
-	base := "http://" + ln.Addr().String()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv := &http.Server{
@@ -80,8 +83,8 @@ func run() error {
 	}
 
 	abs, _ := filepath.Abs(dataDir)
-	fmt.Printf("Unified Profiles local stack\n  base URL:       %s\n  S3 endpoint:    %s (CSV uploads, bucket %s)\n  data folder:    %s\n  operator token: %s\n",
-		base, s3base, localstack.UploadsBucket, abs, opToken)
+	fmt.Printf("Unified Profiles local stack\n  base URL:       %s\n  health:         %s/health\n  S3 endpoint:    %s (CSV uploads, bucket %s)\n  data folder:    %s\n  operator token: %s\n",
+		base, base, s3base, localstack.UploadsBucket, abs, opToken)
 	fmt.Printf("Try: curl -s -X POST %s/v1/beta/accounts -H 'Authorization: Bearer %s' -d '{\"account_sid\":\"AC0123456789abcdef0123456789abcdef\"}'\n", base, opToken)
 
 	s3srv := &http.Server{Handler: stack.S3Handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: srv.BaseContext}

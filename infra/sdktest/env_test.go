@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,6 +45,8 @@ type envOptions struct {
 	// committed, then the connection is closed without an answer, as when a network drops
 	// the response. SDKs see a network error and retry the same batch.
 	loseFirstBatch bool
+	// sourceType is the type of the source whose write key the SDKs use ("http" when empty).
+	sourceType string
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -96,7 +100,11 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	e.URL = srv.URL
 
 	tn := workspacetest.New(t, stack.Workspaces, operator)
-	src := tn.Source(t, "http")
+	typ := opts.sourceType
+	if typ == "" {
+		typ = "http"
+	}
+	src := tn.Source(t, typ)
 	e.WorkspaceID, e.SpaceID, e.wsToken = tn.ID(), tn.SpaceID(), tn.Token
 	e.SourceID, e.WriteKey = src.ID, src.WriteKey
 	e.accessToken = tn.AccessToken(t)
@@ -197,4 +205,26 @@ func randomHex(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// post POSTs body to path on the stack with auth and returns the 200 answer's JSON object;
+// any other status fails the test.
+func (e *env) post(t *testing.T, path string, auth func(*http.Request), body string) map[string]any {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth(req)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	var out map[string]any
+	if res.StatusCode != http.StatusOK || json.Unmarshal(raw, &out) != nil {
+		t.Fatalf("POST %s: status %d, want 200 with a JSON object; body:\n%s", path, res.StatusCode, raw)
+	}
+	return out
 }

@@ -21,6 +21,10 @@ type AdminOptions struct {
 	// PublicURL is the base URL clients reach this API at (used in snippets); when empty it is
 	// taken from the request (X-Forwarded-Proto and Host, as API Gateway sends them).
 	PublicURL string
+	// ConsoleOrigins are the browser origins (scheme://host[:port]) allowed to call the admin
+	// API cross-origin (CORS); none by default: the console served by this deployment is
+	// same-origin and needs none.
+	ConsoleOrigins []string
 }
 
 // Services are what the admin API serves.
@@ -38,6 +42,7 @@ type admin struct {
 	uploads   *upload.Service
 	log       *slog.Logger
 	publicURL string
+	cors      cors
 }
 
 // authed is a handler that runs for an authenticated principal.
@@ -45,18 +50,19 @@ type authed func(w http.ResponseWriter, r *http.Request, p workspace.Principal) 
 
 // MountAdmin adds the admin / setup API (ARCHITECTURE.md section 5) to mux.
 func MountAdmin(mux *http.ServeMux, svc Services, opts AdminOptions) {
-	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/")}
+	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/"), cors: consoleCORS(opts.ConsoleOrigins)}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
 	for _, rt := range a.routes() {
 		var allow []string
 		for method, h := range rt.methods {
-			mux.Handle(method+" "+rt.pattern, a.authenticate(h))
+			mux.Handle(method+" "+rt.pattern, a.cors.handle(a.authenticate(h)))
 			allow = append(allow, method)
 		}
 		slices.Sort(allow)
-		mux.Handle(rt.pattern, methodNotAllowed(allow))
+		mux.Handle("OPTIONS "+rt.pattern, a.cors.preflight(allow))
+		mux.Handle(rt.pattern, a.cors.handle(methodNotAllowed(allow)))
 	}
 }
 
@@ -310,9 +316,13 @@ func (a *admin) snippet(w http.ResponseWriter, r *http.Request, p workspace.Prin
 }
 
 // baseURL is where clients reach this API.
-func (a *admin) baseURL(r *http.Request) string {
-	if a.publicURL != "" {
-		return a.publicURL
+func (a *admin) baseURL(r *http.Request) string { return baseURL(a.publicURL, r) }
+
+// baseURL is where clients reach this API: publicURL when set, else the request's own
+// scheme (X-Forwarded-Proto, as API Gateway sends it) and Host.
+func baseURL(publicURL string, r *http.Request) string {
+	if publicURL != "" {
+		return publicURL
 	}
 	scheme := "http"
 	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {

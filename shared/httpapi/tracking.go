@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/unifiedprofiles/up/shared/browsersdk"
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/tracking"
@@ -21,6 +23,9 @@ type TrackingOptions struct {
 	Logger    *slog.Logger
 	RateLimit int              // requests per second per workspace; DefaultTrackingRateLimit when 0
 	Now       func() time.Time // receivedAt and the rate limiter's clock; time.Now when nil
+	// PublicURL is the base URL SDKs reach this API at, given to them by the SDK settings
+	// route; when empty it is taken from the request (see AdminOptions).
+	PublicURL string
 	// AfterCommit, when set, runs after a request's messages are committed and before the
 	// answer is written; a test uses it to lose a response the way a network can.
 	AfterCommit func(w http.ResponseWriter, r *http.Request) (answered bool)
@@ -32,11 +37,23 @@ type trackingAPI struct {
 	now         func() time.Time
 	limiter     *rateLimiter
 	afterCommit func(w http.ResponseWriter, r *http.Request) bool
+	publicURL   string
 }
 
-// MountTracking adds the Segment-compatible tracking API: POST /v1/<call>.
+// sdkPaths are the paths Segment's own SDKs post to, each the same handler as a tracking
+// call: analytics-next abbreviates a call to its initial, analytics-swift and
+// analytics-kotlin post batches to /v1/b, analytics-java to /v1/import/ (the slash is theirs;
+// {$} keeps the pattern from matching the whole subtree).
+var sdkPaths = []struct{ pattern, call string }{
+	{"/v1/t", "track"}, {"/v1/p", "page"}, {"/v1/i", "identify"}, {"/v1/g", "group"},
+	{"/v1/a", "alias"}, {"/v1/s", "screen"}, {"/v1/b", "batch"}, {"/v1/import/{$}", "import"},
+}
+
+// MountTracking adds the Segment-compatible tracking API (POST /v1/<call> and the SDKs' own
+// paths), the SDK settings (GET /v1/projects/{writeKey}/settings) and the analytics-next
+// bundle with its chunks, all open to any web page (publicCORS).
 func MountTracking(mux *http.ServeMux, svc *tracking.Service, opts TrackingOptions) {
-	t := &trackingAPI{svc: svc, log: opts.Logger, now: opts.Now, afterCommit: opts.AfterCommit}
+	t := &trackingAPI{svc: svc, log: opts.Logger, now: opts.Now, afterCommit: opts.AfterCommit, publicURL: strings.TrimRight(opts.PublicURL, "/")}
 	if t.log == nil {
 		t.log = slog.Default()
 	}
@@ -44,10 +61,24 @@ func MountTracking(mux *http.ServeMux, svc *tracking.Service, opts TrackingOptio
 		t.now = time.Now
 	}
 	t.limiter = perSecondLimiter(opts.RateLimit, DefaultTrackingRateLimit, t.now)
-	for _, call := range tracking.Calls {
-		mux.Handle("POST /v1/"+call, t.handler(call))
-		mux.Handle("/v1/"+call, methodNotAllowed([]string{"POST"}))
+	public := func(pattern, method string, h http.Handler) {
+		mux.Handle(method+" "+pattern, publicCORS.handle(h))
+		mux.Handle("OPTIONS "+pattern, publicCORS.preflight([]string{method}))
+		mux.Handle(pattern, publicCORS.handle(methodNotAllowed([]string{method, "OPTIONS"})))
 	}
+	for _, call := range tracking.Calls {
+		public("/v1/"+call, "POST", t.handler(call))
+	}
+	for _, p := range sdkPaths {
+		public(p.pattern, "POST", t.handler(p.call))
+	}
+	public("/v1/projects/{writeKey}/settings", "GET", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := t.settings(w, r); err != nil {
+			writeError(w, r, t.log, err)
+		}
+	}))
+	public(browsersdk.BundlePath, "GET", sdkFile(browsersdk.Standalone))
+	public(browsersdk.ChunkPrefix+"{file}", "GET", sdkFile(""))
 }
 
 func (t *trackingAPI) handler(call string) http.Handler {

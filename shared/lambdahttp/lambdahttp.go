@@ -17,7 +17,7 @@ import (
 )
 
 // Serve opens the table named by the environment, lets mount add the function's routes to a
-// mux, and serves it until the runtime stops the process. A failure to start is logged and
+// mux (which already has GET /health), and serves it until the runtime stops the process. A failure to start is logged and
 // exits, so the Lambda init fails visibly.
 func Serve(name string, mount func(mux *http.ServeMux, st store.Store, log *slog.Logger)) {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", name)
@@ -27,6 +27,7 @@ func Serve(name string, mount func(mux *http.ServeMux, st store.Store, log *slog
 		os.Exit(1)
 	}
 	mux := httpapi.NewMux()
+	httpapi.MountHealth(mux, st, log)
 	mount(mux, st, log)
 	lambda.Start(httpadapter.NewV2(httpapi.Logged(mux, log)).ProxyWithContext)
 }

@@ -34,7 +34,9 @@ type Config struct {
 	DataDir           string // the store file lives here
 	OperatorTokenHash string
 	PublicURL         string // optional; see httpapi.AdminOptions
-	Logger            *slog.Logger
+	// ConsoleOrigins may call the admin API from a browser (see httpapi.AdminOptions).
+	ConsoleOrigins []string
+	Logger         *slog.Logger
 	// Tracking configures the tracking API (its Logger and Now are filled in from here).
 	Tracking httpapi.TrackingOptions
 	// Now is every component's clock (time.Now when nil): tests move time without sleeping.
@@ -112,12 +114,13 @@ func Open(cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	mux := httpapi.NewMux()
-	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL})
+	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
 	httpapi.MountProfiles(mux, svc, profiles, httpapi.ProfilesOptions{Logger: log, Now: now})
 	httpapi.MountFlex(mux, svc, profiles, httpapi.FlexOptions{Logger: log, PublicURL: cfg.PublicURL, Now: now})
 	topts := cfg.Tracking
-	topts.Logger, topts.Now = log, now
+	topts.Logger, topts.Now, topts.PublicURL = log, now, cfg.PublicURL
 	httpapi.MountTracking(mux, tr, topts)
+	httpapi.MountHealth(mux, st, log)
 	stack.Handler = httpapi.Logged(mux, log)
 	stack.stopBackfills = runBackfills(profiles, log)
 	return stack, nil

@@ -241,3 +241,14 @@ func AddHolds(op Op, count int64) bool {
 	}
 	return op.Delta <= 0 || n <= op.Max
 }
+
+// pingKey is never written: reading it proves the store answers.
+var pingKey = Key{PK: "health", SK: "ping"}
+
+// Ping reads one key to check that st answers (a health check).
+func Ping(ctx context.Context, st Store) error {
+	if _, err := st.Get(ctx, pingKey); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
