@@ -6,10 +6,13 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/unifiedprofiles/up/infra/lambdatest"
+	"github.com/unifiedprofiles/up/shared/browsersdk"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/dynamo"
@@ -79,6 +82,59 @@ func TestTrackingUnderRIE(t *testing.T) {
 	gz := sample.Clone().SetHeader("authorization", auth).SetHeader("content-type", "application/x-www-form-urlencoded").SetHeader("content-encoding", "gzip")
 	gz.Body, gz.IsBase64Encoded = base64.StdEncoding.EncodeToString(zipped.Bytes()), true
 	call(gz, 200, `{"success":true}`)
+
+	// The SDKs' own paths through the same route: analytics-next's text/plain body with the
+	// key inside it, and analytics-java's /v1/import/ (API Gateway keeps the slash).
+	tplain := sample.Clone().DelHeader("authorization").SetPath("/v1/t").SetRoute("POST /v1/{call}").SetHeader("content-type", "text/plain").
+		SetBody(`{"type":"track","event":"Short","userId":"u1","messageId":"rie-t-1","writeKey":"` + writeKey + `"}`)
+	call(tplain, 200, `{"success":true}`)
+	imp := sample.Clone().SetPath("/v1/import/").SetRoute("POST /v1/{call}").SetHeader("authorization", auth).
+		SetBody(`{"batch":[{"type":"screen","name":"Home","userId":"u1","messageId":"rie-imp-1"}]}`)
+	call(imp, 200, `{"success":true}`)
+
+	// CORS preflight, answered by the function (the HTTP API has no CorsConfiguration).
+	pre := sample.Clone().SetMethod("OPTIONS").SetPath("/v1/t").SetRoute("OPTIONS /v1/{call}").SetBody("").
+		SetHeader("origin", "https://shop.example").SetHeader("access-control-request-method", "POST").
+		SetHeader("access-control-request-headers", "authorization,content-type")
+	if res := em.InvokeV2(t, pre); res.StatusCode != 204 || res.Headers["Access-Control-Allow-Origin"] != "*" ||
+		res.Headers["Access-Control-Allow-Headers"] != "authorization,content-type" {
+		t.Errorf("preflight under the RIE: %d %v", res.StatusCode, res.Headers)
+	}
+
+	// The SDK settings behind API Gateway: https and the API's host.
+	settings := sample.Clone().SetMethod("GET").SetPath("/v1/projects/"+writeKey+"/settings").
+		SetRoute("ANY /v1/projects/{writeKey}/settings").SetBody("").DelHeader("authorization")
+	res := em.InvokeV2(t, settings)
+	want := `"Segment.io":{"apiKey":"` + writeKey + `","apiHost":"r2d2c3po4b.execute-api.us-east-1.amazonaws.com/v1","protocol":"https"}`
+	if res.StatusCode != 200 || !strings.Contains(res.Body, want) {
+		t.Errorf("settings under the RIE: %d %s, want %s", res.StatusCode, res.Body, want)
+	}
+	unknown := settings.Clone().SetPath("/v1/projects/wk_unknown/settings").SetRoute("ANY /v1/projects/{writeKey}/settings")
+	if res := em.InvokeV2(t, unknown); res.StatusCode != 404 {
+		t.Errorf("settings of an unknown key under the RIE: %d %s", res.StatusCode, res.Body)
+	}
+
+	// The bundle, gzipped and base64-encoded for API Gateway.
+	bundle := settings.Clone().SetPath(browsersdk.BundlePath).SetRoute("ANY /v1/sdk/{file}").SetHeader("accept-encoding", "br, gzip")
+	res = em.InvokeV2(t, bundle)
+	gzBody, err := base64.StdEncoding.DecodeString(res.Body)
+	if res.StatusCode != 200 || !res.IsBase64Encoded || err != nil || res.Headers["Content-Encoding"] != "gzip" {
+		t.Fatalf("bundle under the RIE: %d, base64 %v (%v), headers %v", res.StatusCode, res.IsBase64Encoded, err, res.Headers)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gzBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := io.ReadAll(zr)
+	if f, _ := browsersdk.Open(browsersdk.Standalone); !bytes.Equal(plain, f.Plain) {
+		t.Errorf("the bundle under the RIE is not the vendored bundle (%d bytes)", len(plain))
+	}
+
+	// GET /health: the table answers.
+	health := settings.Clone().SetPath("/health").SetRoute("GET /health")
+	if res := em.InvokeV2(t, health); res.StatusCode != 200 || !strings.Contains(res.Body, `"store":"ok"`) {
+		t.Errorf("health under the RIE: %d %s", res.StatusCode, res.Body)
+	}
 
 	// The sample's own key belongs to no source of this table.
 	call(sample.Clone(), 401, `{"error":{"code":"invalid_write_key","message":"the write key is unknown or its source is disabled; copy it from the source's settings (HTTP Basic user, empty password, or \"writeKey\" in the body)"}}`)

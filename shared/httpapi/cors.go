@@ -84,7 +84,9 @@ func (c cors) preflight(methods []string) http.Handler {
 		h.Set("Access-Control-Allow-Methods", allow)
 		if c.headers != nil {
 			h.Set("Access-Control-Allow-Headers", strings.Join(c.headers, ", "))
-		} else if asked := r.Header.Get("Access-Control-Request-Headers"); asked != "" {
+		} else if asked := strings.Join(r.Header.Values("Access-Control-Request-Headers"), ","); asked != "" {
+			// Values, not Get: API Gateway's payload 2.0 joins repeated headers with commas and
+			// the Lambda adapter splits them again, so a list arrives as several values.
 			h.Set("Access-Control-Allow-Headers", asked)
 			h.Add("Vary", "Access-Control-Request-Headers")
 		}

@@ -94,7 +94,8 @@ func sdkFile(name string) http.Handler {
 
 // acceptsGzip reports whether Accept-Encoding takes gzip (with a non-zero weight).
 func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+	// All values: behind API Gateway a comma-separated list arrives split into several.
+	for _, part := range strings.Split(strings.Join(r.Header.Values("Accept-Encoding"), ","), ",") {
 		coding, params, _ := strings.Cut(part, ";")
 		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
 			continue

@@ -207,7 +207,7 @@ func TestTrackingBadInputs(t *testing.T) {
 			}
 		})
 	}
-	if r := e.do("GET", "/v1/track", nil, nil); r.status != 405 || r.header.Get("Allow") != "POST" {
+	if r := e.do("GET", "/v1/track", nil, nil); r.status != 405 || r.header.Get("Allow") != "POST, OPTIONS" {
 		t.Errorf("GET /v1/track: %d %v", r.status, r.header)
 	}
 

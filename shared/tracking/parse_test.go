@@ -156,6 +156,60 @@ func TestParseFixtures(t *testing.T) {
 	}
 }
 
+// The batches of the mobile and Java SDKs (fixtures built from those SDKs' sources, see
+// testdata/MOBILE_FIXTURES.md) parse whole: every message accepted, in order, with its ids and
+// names, the library the SDK names (Java's only at batch level, which every message takes).
+func TestParseMobileAndJavaFixtures(t *testing.T) {
+	t.Parallel()
+	type msg struct{ typ, userID, name, event string }
+	mobile := []msg{{"identify", "u1", "", ""}, {"track", "u1", "", "Order Completed"}, {"screen", "u1", "Home", ""},
+		{"group", "u1", "", ""}, {"alias", "u1", "", ""}, {"screen", "", "Settings", ""}}
+	for _, tc := range []struct {
+		file, library string
+		want          []msg
+	}{
+		{"analytics-swift-1.10.0-batch.json", "analytics-swift", mobile},
+		{"analytics-kotlin-1.25.0-batch.json", "analytics-kotlin", mobile},
+		{"analytics-java-3.5.5-batch.json", "analytics-java", mobile[:5]},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
+			body := readParseFixture(t, tc.file)
+			var sent struct {
+				Batch []struct {
+					MessageID   string `json:"messageId"`
+					AnonymousID string `json:"anonymousId"`
+				} `json:"batch"`
+			}
+			if err := json.Unmarshal(body, &sent); err != nil {
+				t.Fatal(err)
+			}
+			req, err := Parse("batch", body, parseTestEnv())
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if len(req.Rejected) != 0 || len(req.Messages) != len(tc.want) || req.WriteKey != "WRITEKEY_SEG_123" {
+				t.Fatalf("Parse: %d messages, rejected %+v, writeKey %q; want %d, none, WRITEKEY_SEG_123", len(req.Messages), req.Rejected, req.WriteKey, len(tc.want))
+			}
+			for i, p := range req.Messages {
+				m, w := p.Message, tc.want[i]
+				if p.Index != i || m.Type != w.typ || m.UserID != w.userID || m.Name != w.name || m.Event != w.event {
+					t.Errorf("message %d: index %d, %s user %q name %q event %q; want %+v", i, p.Index, m.Type, m.UserID, m.Name, m.Event, w)
+				}
+				if m.MessageID != sent.Batch[i].MessageID || m.AnonymousID != sent.Batch[i].AnonymousID {
+					t.Errorf("message %d: messageId %q anonymousId %q, want the sent %q and %q", i, m.MessageID, m.AnonymousID, sent.Batch[i].MessageID, sent.Batch[i].AnonymousID)
+				}
+				if lib := message.Object(m.Context, "library"); lib["name"] != tc.library {
+					t.Errorf("message %d: context.library = %v, want %s", i, lib, tc.library)
+				}
+				if !bytes.Contains(body, m.Raw) {
+					t.Errorf("message %d: Raw is not the bytes sent", i)
+				}
+			}
+		})
+	}
+}
+
 // withType inserts "type" into a message object, for the batch form of a single call's body.
 func withType(typ, msg string) string {
 	return `{"type":` + fmt.Sprintf("%q", typ) + `,` + strings.TrimPrefix(msg, "{")
