@@ -102,7 +102,7 @@ func TestTrackingUnderRIE(t *testing.T) {
 	}
 
 	// The SDK settings behind API Gateway: https and the API's host.
-	settings := sample.Clone().SetMethod("GET").SetPath("/v1/projects/"+writeKey+"/settings").
+	settings := sample.Clone().SetMethod("GET").SetPath("/v1/projects/" + writeKey + "/settings").
 		SetRoute("ANY /v1/projects/{writeKey}/settings").SetBody("").DelHeader("authorization")
 	res := em.InvokeV2(t, settings)
 	want := `"Segment.io":{"apiKey":"` + writeKey + `","apiHost":"r2d2c3po4b.execute-api.us-east-1.amazonaws.com/v1","protocol":"https"}`
