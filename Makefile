@@ -10,7 +10,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 # Deployment builds arm64 (template.yaml); `make build GOARCH=amd64` for the host.
 GOARCH ?= arm64
 
-.PHONY: run test build bench lint tools clean
+.PHONY: run test build bench lint tools clean vendor-browser-sdk
 
 run:
 	$(GO) run ./infra/local
@@ -33,6 +33,16 @@ build:
 
 bench: tools
 	bash infra/scripts/bench.sh
+
+# Copies the analytics-next build that infra/sdktest/node's lockfile pins into shared/browsersdk
+# (the website snippet's bundle); then set browsersdk.Version. make test checks the copies.
+AJS := infra/sdktest/node/node_modules/@segment/analytics-next
+vendor-browser-sdk:
+	npm ci --prefix infra/sdktest/node --no-audit --no-fund
+	rm -f shared/browsersdk/dist/*.js shared/browsersdk/dist/*.js.gz
+	cp $(AJS)/dist/umd/standalone.js $(AJS)/dist/umd/standalone.js.gz \
+		$(AJS)/dist/umd/*.bundle.*.js $(AJS)/dist/umd/*.bundle.*.js.gz shared/browsersdk/dist/
+	@echo "vendored @segment/analytics-next $$(node -p 'require("./$(AJS)/package.json").version'): set browsersdk.Version to it"
 
 lint:
 	@test -z "$$(gofmt -l functions shared infra)" || { gofmt -l functions shared infra; echo "gofmt: the files above need formatting"; exit 1; }

@@ -181,3 +181,30 @@ func TestOperatorTokenFromEnvironment(t *testing.T) {
 	}
 	s.call(t, "POST", "/v1/beta/accounts", "upo_from_env", `{"account_sid":"AC0123456789abcdef0123456789abcdef"}`, 201)
 }
+
+// The banner names GET /health, which answers while the store does; UP_CONSOLE_ORIGIN adds
+// browser origins for the admin API to the stack's own, and no other origin gets in.
+func TestHealthAndConsoleOrigins(t *testing.T) {
+	t.Parallel()
+	s := start(t, buildStack(t), t.TempDir(), freeAddr(t), "UP_CONSOLE_ORIGIN=https://console.acme.example")
+	if !strings.Contains(s.stdout.String(), s.base+"/health") {
+		t.Errorf("the banner does not name %s/health:\n%s", s.base, s.stdout.String())
+	}
+	if h := s.call(t, "GET", "/health", "", "", 200); h["status"] != "ok" || h["store"] != "ok" {
+		t.Errorf("GET /health: %v", h)
+	}
+	for origin, want := range map[string]int{s.base: 204, "https://console.acme.example": 204, "https://evil.example": 403} {
+		req, _ := http.NewRequest("OPTIONS", s.base+"/v1/workspaces", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		allowed := res.Header.Get("Access-Control-Allow-Origin") == origin
+		if res.StatusCode != want || allowed != (want == 204) {
+			t.Errorf("preflight from %s: %d, Allow-Origin %q; want %d", origin, res.StatusCode, res.Header.Get("Access-Control-Allow-Origin"), want)
+		}
+	}
+}

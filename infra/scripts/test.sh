@@ -28,6 +28,17 @@ else
 	missing npm
 fi
 
+echo "== chromium (infra/browsertest drives it)"
+if command -v chromium >/dev/null; then
+	chromium --version 2>/dev/null | head -1
+elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+	chromium --version 2>/dev/null | head -1
+else
+	missing "chromium (as root: apt-get update && apt-get install -y --no-install-recommends chromium)"
+fi
+
 echo "== go test"
 # -race: the store and domain tests are concurrent by design.
 go test -race -count=1 -timeout 30m ./...
@@ -48,6 +59,7 @@ fuzz() {
 fuzz ./shared/tracking/ FuzzParse 40000x
 fuzz ./shared/tracking/ FuzzDecompress 15000x
 fuzz ./shared/httpapi/ FuzzDecode 15000x
+fuzz ./shared/httpapi/ FuzzAcceptsGzip 20000x
 fuzz ./shared/identity/ FuzzExtract 30000x
 fuzz ./shared/csvfile/ FuzzValidate 25000x
 fuzz ./shared/flex/ FuzzEventFromTaskRouter 30000x

@@ -29,7 +29,7 @@ const browserWait = 30 * time.Second
 // source's connection test passes, and the page made no request to anyone else.
 func TestWebsiteSnippetInChromium(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{sourceType: "javascript"})
+	e := newEnv(t, envOptions{sourceType: "javascript", dataSource: "website"})
 	var sn struct {
 		Language string `json:"language"`
 		Snippet  string `json:"snippet"`
@@ -153,6 +153,9 @@ func TestWebsiteSnippetInChromium(t *testing.T) {
 	conn := e.post(t, fmt.Sprintf("/v1/workspaces/%s/sources/%s/test-connection", e.WorkspaceID, e.SourceID), e.workspaceAuth, "")
 	if conn["ok"] != true {
 		t.Errorf("test connection: %v", conn)
+	}
+	if st := e.setupStep(t, "add_connections"); st != "complete" {
+		t.Errorf("step 2 (add_connections) is %q after the website passed its connection test, want complete", st)
 	}
 
 	// What the browser did: the bundle and the settings from the stack, the three calls to

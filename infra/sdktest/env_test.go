@@ -47,6 +47,8 @@ type envOptions struct {
 	loseFirstBatch bool
 	// sourceType is the type of the source whose write key the SDKs use ("http" when empty).
 	sourceType string
+	// dataSource, when set, is chosen in step 1 of the guided setup before the source is made.
+	dataSource string
 }
 
 func newEnv(t *testing.T, opts envOptions) *env {
@@ -100,6 +102,11 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	e.URL = srv.URL
 
 	tn := workspacetest.New(t, stack.Workspaces, operator)
+	if opts.dataSource != "" {
+		if _, err := stack.Workspaces.ChooseDataSource(t.Context(), tn.Owner, tn.ID(), opts.dataSource); err != nil {
+			t.Fatalf("choose the data source %s: %v", opts.dataSource, err)
+		}
+	}
 	typ := opts.sourceType
 	if typ == "" {
 		typ = "http"
@@ -227,4 +234,16 @@ func (e *env) post(t *testing.T, path string, auth func(*http.Request), body str
 		t.Fatalf("POST %s: status %d, want 200 with a JSON object; body:\n%s", path, res.StatusCode, raw)
 	}
 	return out
+}
+
+// setupStep returns the status of a guided-setup step of the workspace.
+func (e *env) setupStep(t *testing.T, step string) string {
+	t.Helper()
+	var ws struct {
+		Setup struct {
+			Steps map[string]struct{ Status string } `json:"steps"`
+		} `json:"setup"`
+	}
+	e.mustGet(t, "/v1/workspaces/"+e.WorkspaceID, e.workspaceAuth, &ws)
+	return ws.Setup.Steps[step].Status
 }

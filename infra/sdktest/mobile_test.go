@@ -44,7 +44,12 @@ func TestMobileAndJavaSDKBodiesAtTheirPaths(t *testing.T) {
 	for _, fx := range mobileFixtures {
 		t.Run(fx.sourceType, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, envOptions{sourceType: fx.sourceType})
+			mobile := fx.sourceType != "java"
+			ds := ""
+			if mobile {
+				ds = "mobile"
+			}
+			e := newEnv(t, envOptions{sourceType: fx.sourceType, dataSource: ds})
 			testConn := fmt.Sprintf("/v1/workspaces/%s/sources/%s/test-connection", e.WorkspaceID, e.SourceID)
 			if conn := e.post(t, testConn, e.workspaceAuth, ""); conn["ok"] != false {
 				t.Fatalf("test connection before anything was sent: %v, want ok false", conn)
@@ -119,6 +124,11 @@ func TestMobileAndJavaSDKBodiesAtTheirPaths(t *testing.T) {
 			seen, _ := conn["seen"].(map[string]any)
 			if conn["ok"] != true || seen["screen"] != true {
 				t.Errorf("test connection after the batch: %v, want ok and a screen seen", conn)
+			}
+			if mobile {
+				if st := e.setupStep(t, "add_connections"); st != "complete" {
+					t.Errorf("step 2 is %q after the app's screen passed the connection test, want complete", st)
+				}
 			}
 		})
 	}
