@@ -15,8 +15,6 @@ import (
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/localstack"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
-	"github.com/unifiedprofiles/up/shared/token"
-	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )
 
 // The SDK settings name this deployment's host and scheme: http on the local stack, https
@@ -71,17 +69,10 @@ func TestSDKSettings(t *testing.T) {
 	}
 
 	// UP_PUBLIC_URL wins over the request.
-	st, err := localstack.Open(localstack.Config{DataDir: t.TempDir(), OperatorTokenHash: token.Hash(trOperator), PublicURL: "https://api.acme.example/",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key := workspacetest.New(t, st.Workspaces, trOperator).Source(t, "kotlin").WriteKey
-	rec := httptest.NewRecorder()
-	st.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/projects/"+key+"/settings", nil))
-	if body := rec.Body.String(); rec.Code != 200 || !strings.Contains(body, `"apiHost":"api.acme.example/v1","protocol":"https"`) {
-		t.Errorf("settings with a public URL: %d %s", rec.Code, body)
+	pub := newStackWith(t, localstack.Config{PublicURL: "https://api.acme.example/"})
+	key := pub.source("kotlin").WriteKey
+	if r := pub.do("GET", "/v1/projects/"+key+"/settings", nil, nil); r.status != 200 || !strings.Contains(r.raw, `"apiHost":"api.acme.example/v1","protocol":"https"`) {
+		t.Errorf("settings with a public URL: %d %s", r.status, r.raw)
 	}
 }
 
@@ -127,16 +118,8 @@ func TestSDKPaths(t *testing.T) {
 func TestCORS(t *testing.T) {
 	t.Parallel()
 	const console = "https://console.acme.example"
-	st, err := localstack.Open(localstack.Config{DataDir: t.TempDir(), OperatorTokenHash: token.Hash(trOperator), ConsoleOrigins: []string{console + "/", ""},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srv := httptest.NewServer(st.Handler)
-	t.Cleanup(srv.Close)
-	tn := workspacetest.New(t, st.Workspaces, trOperator)
-	e := &trEnv{t: t, base: srv.URL}
+	e := newStackWith(t, localstack.Config{ConsoleOrigins: []string{console + "/", ""}})
+	tn := e.tenant
 
 	const page = "https://shop.example"
 	for _, path := range []string{"/v1/t", "/v1/batch", "/v1/import/", "/v1/projects/wk_x/settings", browsersdk.BundlePath} {

@@ -43,9 +43,17 @@ type trEnv struct {
 
 func newTrackingStack(t *testing.T, opts httpapi.TrackingOptions) *trEnv {
 	t.Helper()
+	return newStackWith(t, localstack.Config{Tracking: opts})
+}
+
+// newStackWith is newTrackingStack with more of the stack's configuration (its data folder,
+// operator, clock and logger are the test's).
+func newStackWith(t *testing.T, cfg localstack.Config) *trEnv {
+	t.Helper()
 	c := testclock.New(time.Now().UTC().Truncate(time.Second))
-	st, err := localstack.Open(localstack.Config{DataDir: t.TempDir(), OperatorTokenHash: token.Hash(trOperator), Now: c.Now, Tracking: opts,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg.DataDir, cfg.OperatorTokenHash, cfg.Now = t.TempDir(), token.Hash(trOperator), c.Now
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := localstack.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
