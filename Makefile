@@ -10,13 +10,17 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 # Deployment builds arm64 (template.yaml); `make build GOARCH=amd64` for the host.
 GOARCH ?= arm64
 
-.PHONY: run test build bench lint tools clean vendor-browser-sdk
+.PHONY: run test fuzz build bench lint tools clean vendor-browser-sdk
 
 run:
 	$(GO) run ./infra/local
 
 test: tools
 	bash infra/scripts/test.sh
+
+# Random-mutation fuzzing of the request parsers (make test runs their seed corpora only).
+fuzz:
+	bash infra/scripts/fuzz.sh
 
 bin/aws-lambda-rie:
 	GOBIN=$(CURDIR)/bin $(GO) install $(RIE_MODULE)

@@ -22,7 +22,7 @@ func TestCSVUploadWithCurl(t *testing.T) {
 		}
 		t.Skip("SKIP: curl is not installed")
 	}
-	s := start(t, buildStack(t), t.TempDir(), freeAddr(t))
+	s := start(t, buildStack(t), t.TempDir(), anyPort)
 	if !strings.HasPrefix(s.s3, "http://127.0.0.1:") {
 		t.Fatalf("banner names no S3 endpoint:\n%s", s.stdout)
 	}

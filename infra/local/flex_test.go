@@ -20,7 +20,7 @@ import (
 // ones live, a Twilio retry and forged callbacks changing nothing.
 func TestFlexLoopAgainstTheBinary(t *testing.T) {
 	t.Parallel()
-	s := start(t, buildStack(t), t.TempDir(), freeAddr(t), "UP_BACKFILL_DELAY=1s")
+	s := start(t, buildStack(t), t.TempDir(), anyPort, "UP_BACKFILL_DELAY=1s")
 	const sid, authToken = "AC00000000000000000000000000000f1e", "f1e0f1e0f1e0f1e0f1e0f1e0f1e0f1e0"
 	inv := s.call(t, "POST", "/v1/beta/accounts", s.operator, `{"account_sid":"`+sid+`"}`, 201)
 	ws := s.call(t, "POST", "/v1/workspaces", inv["invite_token"].(string), `{"name":"Acme Support","account_sid":"`+sid+`"}`, 201)

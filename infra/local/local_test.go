@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,15 +36,9 @@ func buildStack(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// anyPort makes the stack bind a port the system picks and name it in its banner: no
+// pick-then-bind race with other tests.
+const anyPort = "127.0.0.1:0"
 
 // start runs the binary and reads the banner for the base URL and the operator token.
 func start(t *testing.T, bin, dataDir, addr string, env ...string) *stack {
@@ -129,9 +122,8 @@ func TestReadmeWalkthroughAndRestart(t *testing.T) {
 	t.Parallel()
 	bin := buildStack(t)
 	data := t.TempDir()
-	addr := freeAddr(t)
-	s := start(t, bin, data, addr)
-	if s.base != "http://"+addr || !strings.HasPrefix(s.operator, "upo_") {
+	s := start(t, bin, data, anyPort)
+	if !strings.HasPrefix(s.base, "http://127.0.0.1:") || strings.HasSuffix(s.base, ":0") || !strings.HasPrefix(s.operator, "upo_") {
 		t.Fatalf("banner: base %q operator %q", s.base, s.operator)
 	}
 
@@ -160,7 +152,7 @@ func TestReadmeWalkthroughAndRestart(t *testing.T) {
 		t.Fatal("still running 15s after Ctrl-C")
 	}
 
-	again := start(t, bin, data, addr)
+	again := start(t, bin, data, anyPort)
 	if again.operator != s.operator {
 		t.Fatalf("operator token changed across restarts: %q → %q", s.operator, again.operator)
 	}
@@ -175,7 +167,7 @@ func TestReadmeWalkthroughAndRestart(t *testing.T) {
 
 func TestOperatorTokenFromEnvironment(t *testing.T) {
 	t.Parallel()
-	s := start(t, buildStack(t), t.TempDir(), freeAddr(t), "UP_OPERATOR_TOKEN=upo_from_env")
+	s := start(t, buildStack(t), t.TempDir(), anyPort, "UP_OPERATOR_TOKEN=upo_from_env")
 	if s.operator != "upo_from_env" {
 		t.Fatalf("operator %q", s.operator)
 	}
@@ -186,7 +178,7 @@ func TestOperatorTokenFromEnvironment(t *testing.T) {
 // browser origins for the admin API to the stack's own, and no other origin gets in.
 func TestHealthAndConsoleOrigins(t *testing.T) {
 	t.Parallel()
-	s := start(t, buildStack(t), t.TempDir(), freeAddr(t), "UP_CONSOLE_ORIGIN=https://console.acme.example")
+	s := start(t, buildStack(t), t.TempDir(), anyPort, "UP_CONSOLE_ORIGIN=https://console.acme.example")
 	if !strings.Contains(s.stdout.String(), s.base+"/health") {
 		t.Errorf("the banner does not name %s/health:\n%s", s.base, s.stdout.String())
 	}

@@ -23,13 +23,13 @@ import (
 	"github.com/unifiedprofiles/up/shared/store/storetest"
 )
 
-// TestConformance runs the shared suite against every DynamoDB-compatible backend.
+// TestConformance runs the shared suite against every DynamoDB-compatible backend: minidyn,
+// moto and the journaled moto (whose cheap rollback the suite's failed transactions check).
 func TestConformance(t *testing.T) {
-	for _, b := range storetest.Backends(t) {
-		if b.Name == "bolt" {
-			continue
-		}
-		t.Run(b.Name, func(t *testing.T) { storetest.Run(t, b.Open) })
+	for _, b := range storetest.DynamoBackends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store { return b.Open(t) })
+		})
 	}
 }
 
