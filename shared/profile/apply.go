@@ -236,7 +236,7 @@ func (s *Service) owners(ctx context.Context, spaceID string, ids []identity.Ide
 		}
 		var c claim
 		if err := json.Unmarshal(it.Data, &c); err != nil {
-			return nil, nil, fmt.Errorf("decode claim %s: %w", id, err)
+			return nil, nil, fmt.Errorf("decode claim %s: %w", claimKey(spaceID, id), err) // the key names it without its value
 		}
 		pointed[id] = c.ProfileID
 	}
@@ -282,7 +282,7 @@ func (s *Service) owners(ctx context.Context, spaceID string, ids []identity.Ide
 		// Every hop was read above; the bound only guards against a corrupt cycle.
 		for hops := 0; profiles[pid].p.MergedInto != ""; hops++ {
 			if hops > identity.MaxMerges+1 {
-				return nil, nil, fmt.Errorf("profile: the merge chain of %s in space %s does not end", id, spaceID)
+				return nil, nil, fmt.Errorf("profile: the merge chain of %s does not end", claimKey(spaceID, id))
 			}
 			pid = profiles[pid].p.MergedInto
 		}

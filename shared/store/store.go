@@ -9,8 +9,11 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -23,7 +26,26 @@ type Key struct {
 	SK string // sort key within the partition
 }
 
-func (k Key) String() string { return k.PK + "|" + k.SK }
+// String names the key for error messages and logs. A key segment that holds a value (the
+// part after a ':', such as an identifier's "email:ada@example.com") shows only a short hash
+// of it: keys reach logs through errors, and customer data must not.
+func (k Key) String() string { return redactKeyValues(k.PK) + "|" + redactKeyValues(k.SK) }
+
+// redactKeyValues replaces what follows the first ':' of each '#'-separated segment with a
+// short SHA-256 prefix, so a log line still tells two keys apart without showing either value.
+func redactKeyValues(s string) string {
+	if !strings.Contains(s, ":") {
+		return s
+	}
+	segs := strings.Split(s, "#")
+	for i, seg := range segs {
+		if typ, value, ok := strings.Cut(seg, ":"); ok {
+			sum := sha256.Sum256([]byte(value))
+			segs[i] = typ + ":~" + hex.EncodeToString(sum[:4])
+		}
+	}
+	return strings.Join(segs, "#")
+}
 
 // Item is a stored record. Data is opaque to the store (domain packages keep JSON there).
 type Item struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
@@ -658,3 +659,27 @@ func TestRequests(t *testing.T) {
 }
 
 var placeholder = regexp.MustCompile(`[#:][A-Za-z0-9_]+`)
+
+// When DynamoDB fails, the adapter's errors (which the APIs log) name the keys but never the
+// customer data in them: an identifier claim's email stays out of the message.
+func TestErrorsHideIdentifierValues(t *testing.T) {
+	t.Parallel()
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close() // connection refused from now on
+	st := dynamo.New(storetest.Client(t, dead.URL, true), "up-dead")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	const email = "ada.lovelace@example.com"
+	claim := store.Key{PK: "SP#sp_1#ID#email:" + email, SK: "C"}
+	_, getErr := st.Get(ctx, claim)
+	txErr := st.Transact(ctx, store.PutOp(store.Item{Key: claim, Data: []byte(`{}`)}, store.MustNotExist),
+		store.PutOp(store.Item{Key: store.Key{PK: "SP#sp_1#ID#phone:+14155550100", SK: "C"}, Data: []byte(`{}`)}, store.MustNotExist))
+	for name, err := range map[string]error{"Get": getErr, "Transact": txErr} {
+		if err == nil {
+			t.Fatalf("%s on a dead endpoint succeeded", name)
+		}
+		if msg := err.Error(); strings.Contains(msg, email) || strings.Contains(msg, "14155550100") {
+			t.Errorf("%s error shows an identifier value: %s", name, msg)
+		}
+	}
+}
