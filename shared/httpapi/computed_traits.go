@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
@@ -84,7 +86,17 @@ func (a *admin) createComputedTrait(w http.ResponseWriter, r *http.Request, p wo
 			return err
 		}
 	}
-	t, err := a.profiles.CreateComputedTrait(r.Context(), sp.ID, d, in.Preset, workspace.TakeSlot(wsID, workspace.ResourceComputedTraits))
+	// The custom traits the space's data carried: a computed trait may not take their keys.
+	sources, err := a.ws.ListSources(r.Context(), p, wsID)
+	if err != nil {
+		return err
+	}
+	seen, err := a.seenFields(r.Context(), p, wsID, sp.ID, sources)
+	if err != nil {
+		return err
+	}
+	t, err := a.profiles.CreateComputedTrait(r.Context(), sp.ID, d, in.Preset, workspace.TakeSlot(wsID, workspace.ResourceComputedTraits),
+		slices.Collect(maps.Keys(seen.Traits))...)
 	if errors.Is(err, profile.ErrNoSlot) {
 		return a.ws.Exceeded(r.Context(), wsID, workspace.ResourceComputedTraits)
 	}

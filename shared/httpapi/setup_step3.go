@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"slices"
 
@@ -57,21 +58,10 @@ func (a *admin) identifiersAndTraits(w http.ResponseWriter, r *http.Request, p w
 		available = slices.DeleteFunc(available, func(t string) bool { return t == rule.Type })
 	}
 
-	var feeding []workspace.Source
-	for _, src := range v.Sources {
-		if src.SpaceID == spaceID {
-			feeding = append(feeding, src)
-		}
-	}
-	seen, err := a.tracking.SeenFields(ctx, feeding)
+	seen, err := a.seenFields(ctx, p, wsID, spaceID, v.Sources)
 	if err != nil {
 		return err
 	}
-	fromCSV, err := a.uploads.SeenFields(ctx, p, wsID, spaceID)
-	if err != nil {
-		return err
-	}
-	seen.Merge(fromCSV)
 
 	cts, err := a.profiles.ComputedTraits(ctx, spaceID)
 	if err != nil {
@@ -88,4 +78,25 @@ func (a *admin) identifiersAndTraits(w http.ResponseWriter, r *http.Request, p w
 	writeJSON(w, http.StatusOK, step3View{SpaceID: spaceID, Status: v.Steps[workspace.StepIdentifiersAndTraits],
 		Identifiers: ids, AvailableDefaults: available, Seen: seen, ComputedTraits: views})
 	return nil
+}
+
+// seenFields counts the identifiers and traits a space's data carried: the accepted messages
+// in the debuggers of the sources feeding it, and its completed CSV uploads.
+func (a *admin) seenFields(ctx context.Context, p workspace.Principal, wsID, spaceID string, sources []workspace.Source) (fieldstats.Fields, error) {
+	var feeding []workspace.Source
+	for _, src := range sources {
+		if src.SpaceID == spaceID {
+			feeding = append(feeding, src)
+		}
+	}
+	seen, err := a.tracking.SeenFields(ctx, feeding)
+	if err != nil {
+		return fieldstats.Fields{}, err
+	}
+	fromCSV, err := a.uploads.SeenFields(ctx, p, wsID, spaceID)
+	if err != nil {
+		return fieldstats.Fields{}, err
+	}
+	seen.Merge(fromCSV)
+	return seen, nil
 }

@@ -99,6 +99,9 @@ func (s *Service) apply(ctx context.Context, spaceID string, m message.Message) 
 	if err != nil {
 		return Result{}, err
 	}
+	if err := defs.refuseShadowing(m); err != nil {
+		return Result{}, err
+	}
 	now := s.now()
 	readAt := now
 	ids, blocked := rules.Extract(m)

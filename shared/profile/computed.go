@@ -80,6 +80,22 @@ type compiledTraits struct {
 	deleted []string
 }
 
+// refuseShadowing refuses an identify that sets a trait of a computed trait's key: stored, the
+// custom value would hide the computed one or be hidden by it.
+// Errors: trait_key_reserved (400).
+func (c compiledTraits) refuseShadowing(m message.Message) error {
+	if m.Type != message.Identify {
+		return nil
+	}
+	for _, t := range c.traits {
+		if _, ok := m.Traits[t.Definition.Key]; ok {
+			return &errcode.Error{Kind: errcode.Invalid, Code: "trait_key_reserved", Field: "traits." + t.Definition.Key,
+				Message: fmt.Sprintf("trait %q is the key of a computed trait of this space (%s); send it under another key", t.Definition.Key, t.ID)}
+		}
+	}
+	return nil
+}
+
 // traitCache remembers the decoded definitions per space and version.
 type traitCache struct {
 	mu sync.Mutex
@@ -153,9 +169,16 @@ var ErrNoSlot = errors.New("profile: no computed-trait slot left")
 // CreateComputedTrait adds a trait to a space and schedules its backfill, in one
 // transaction with take, the caller's entitlement op (a bounded counter): when take fails
 // the result is ErrNoSlot and nothing is written. preset names the preset d came from ("" for
-// none). Errors: invalid_field (400), computed_trait_exists (409) when the key is taken.
-func (s *Service) CreateComputedTrait(ctx context.Context, spaceID string, d traits.Definition, preset string, take store.Op) (ComputedTrait, error) {
+// none). customTraitKeys are the custom trait keys known to be in use in the space (what its
+// sources and uploads carried): a computed trait never takes the key of a custom trait, nor
+// of a reserved trait or one an identifier is read from, so neither ever hides the other
+// (and Apply refuses an identify that sets a computed trait's key).
+// Errors: invalid_field (400); computed_trait_exists, trait_key_in_use (409).
+func (s *Service) CreateComputedTrait(ctx context.Context, spaceID string, d traits.Definition, preset string, take store.Op, customTraitKeys ...string) (ComputedTrait, error) {
 	if err := d.Validate(); err != nil {
+		return ComputedTrait{}, err
+	}
+	if err := s.keyInUse(ctx, spaceID, d.Key, customTraitKeys); err != nil {
 		return ComputedTrait{}, err
 	}
 	now := s.now()
@@ -329,4 +352,29 @@ func mergeComputed(survivor, loser *Profile) {
 		}
 		survivor.setComputed(id, merged)
 	}
+}
+
+// keyInUse refuses a computed-trait key that a custom trait has, or may have: a reserved
+// trait, a trait an identifier of the space is read from, or a key the space's data carried.
+func (s *Service) keyInUse(ctx context.Context, spaceID, key string, customTraitKeys []string) error {
+	inUse := func(why string) error {
+		return &errcode.Error{Kind: errcode.Conflict, Code: "trait_key_in_use", Field: "key",
+			Message: fmt.Sprintf("%q is %s, so a computed trait of that key would hide it or be hidden; choose another key", key, why)}
+	}
+	if slices.Contains(traits.ReservedKeys, key) {
+		return inUse("a reserved trait (Segment's identify spec)")
+	}
+	set, err := s.Settings(ctx, spaceID)
+	if err != nil {
+		return err
+	}
+	for _, r := range set.Identifiers {
+		if r.Type == key || slices.Contains(r.Keys, key) {
+			return inUse("where the " + r.Type + " identifier is read from")
+		}
+	}
+	if slices.Contains(customTraitKeys, key) {
+		return inUse("a custom trait this space's data already carries")
+	}
+	return nil
 }
