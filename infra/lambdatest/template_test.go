@@ -1,0 +1,90 @@
+package lambdatest
+
+import (
+	"bytes"
+	"debug/elf"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// sam build builds every function as make build does: template.yaml names the Makefile
+// (BuildMethod: makefile, CodeUri: .) and the Makefile has each function's build-<LogicalId>
+// target, which makes a stripped linux binary with the lambda.norpc tag.
+func TestSamBuildUsesTheMakefile(t *testing.T) {
+	t.Parallel()
+	root := ModuleRoot(t)
+	tpl, err := os.ReadFile(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each function resource: its logical id and its text up to the next resource.
+	starts := regexp.MustCompile(`(?m)^  ([A-Za-z0-9]+):\n    Type: AWS::Serverless::Function\n`).FindAllSubmatchIndex(tpl, -1)
+	if len(starts) < 6 {
+		t.Fatalf("found %d functions in template.yaml", len(starts))
+	}
+	next := regexp.MustCompile(`(?m)^  [A-Za-z0-9]+:\n`)
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range starts {
+		id := string(tpl[m[2]:m[3]])
+		body := tpl[m[1]:]
+		if n := next.FindIndex(body); n != nil {
+			body = body[:n[0]]
+		}
+		if !bytes.Contains(body, []byte("BuildMethod: makefile")) || !bytes.Contains(body, []byte("CodeUri: .\n")) {
+			t.Errorf("%s does not build with the Makefile (BuildMethod: makefile, CodeUri: .)", id)
+		}
+		if !regexp.MustCompile(`(?m)^build-` + id + `:`).Match(mk) {
+			t.Errorf("the Makefile has no build-%s target for sam build", id)
+		}
+	}
+
+	// One target, run as sam build runs it: a stripped static binary built with lambda.norpc.
+	out := t.TempDir()
+	cmd := exec.Command("make", "--no-print-directory", "build-TrackingFunction", "ARTIFACTS_DIR="+out, "GOARCH=amd64")
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make build-TrackingFunction: %v\n%s", err, b)
+	}
+	f, err := elf.Open(filepath.Join(out, "bootstrap"))
+	if err != nil {
+		t.Fatalf("the bootstrap is not a linux binary: %v", err)
+	}
+	defer f.Close()
+	for _, sec := range f.Sections {
+		if strings.HasPrefix(sec.Name, ".debug_") || sec.Name == ".symtab" {
+			t.Errorf("the bootstrap keeps %s: not stripped", sec.Name)
+		}
+	}
+	info, err := exec.Command("go", "version", "-m", filepath.Join(out, "bootstrap")).Output()
+	if err != nil || !bytes.Contains(info, []byte("-tags=lambda.norpc")) || !bytes.Contains(info, []byte("-trimpath=true")) {
+		t.Errorf("the bootstrap was not built with -tags lambda.norpc -trimpath: %v\n%s", err, info)
+	}
+}
+
+// The template holds for any stack name and lets UP_PUBLIC_URL be set: the uploads bucket's
+// name (which S3 wants lowercase and at most 63 characters) comes from the stack's UUID, not
+// its name, everywhere it is written; the functions get UP_PUBLIC_URL from a parameter.
+func TestTemplateForAnyStackName(t *testing.T) {
+	t.Parallel()
+	tpl, err := os.ReadFile(filepath.Join(ModuleRoot(t), "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(tpl)
+	if strings.Contains(s, "${AWS::StackName}-uploads") {
+		t.Error("the uploads bucket is named after the stack: capitals or a long stack name break it")
+	}
+	if n := strings.Count(s, "up-uploads-${StackUUID}"); n < 5 {
+		t.Errorf("the bucket's name from the stack UUID appears %d times; the bucket, both functions' env and policies need it", n)
+	}
+	if !regexp.MustCompile(`(?m)^        UP_PUBLIC_URL: !Ref PublicUrl$`).MatchString(s) || !strings.Contains(s, "\n  PublicUrl:\n") {
+		t.Error("UP_PUBLIC_URL cannot be set on AWS: no PublicUrl parameter in the functions' environment")
+	}
+}
