@@ -24,6 +24,10 @@ const (
 	maxLimit           = 1000
 	maxBlocked         = 50
 	maxBlockedValueLen = 200 // characters
+	// MaxCustomIdentifiers bounds a space's custom identifiers: each is looked for under
+	// every one of its keys (and their case variants) in every message, and each value
+	// found is one more claim read and written per message.
+	MaxCustomIdentifiers = 15
 )
 
 // Validate checks the settings a person saves. It returns nil or the first *errcode.Error
@@ -32,6 +36,15 @@ const (
 func (s Settings) Validate() error {
 	if len(s.Identifiers) == 0 {
 		return errcode.InvalidField("identifiers", "add at least one identifier, for example user_id or email")
+	}
+	custom := 0
+	for _, r := range s.Identifiers {
+		if r.Custom {
+			custom++
+		}
+	}
+	if custom > MaxCustomIdentifiers {
+		return errcode.InvalidField("identifiers", "has %d custom identifiers; a space takes at most %d (besides the 11 defaults)", custom, MaxCustomIdentifiers)
 	}
 	types := make(map[string]int, len(s.Identifiers))
 	priorities := make(map[int]int, len(s.Identifiers))

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -18,6 +19,16 @@ func validSettings() Settings {
 		{Type: "phone", Custom: true, Keys: []string{"phone", "phoneNumber"}, Limit: 5, Window: WindowAnnually, Priority: 3,
 			Blocked: []Blocked{{MatchExact, "null"}, {MatchRegex, `^\+?0+$`}}},
 	}}
+}
+
+// customRules returns n valid custom identifiers with priorities from first on.
+func customRules(n, first int) []Rule {
+	out := make([]Rule, n)
+	for i := range out {
+		typ := fmt.Sprintf("custom_%d", i)
+		out[i] = Rule{Type: typ, Custom: true, Keys: []string{typ}, Limit: 1, Window: WindowEver, Priority: first + i}
+	}
+	return out
 }
 
 func TestValidate(t *testing.T) {
@@ -42,6 +53,8 @@ func TestValidate(t *testing.T) {
 		{"type of 64, dots and digits", func(s *Settings) { s.Identifiers[2].Type = strings.Repeat("a.1_", 16) }, "", ""},
 		{"sparse priorities", func(s *Settings) { s.Identifiers[0].Priority, s.Identifiers[2].Priority = 100, 7 }, "", ""},
 
+		{"fifteen custom identifiers", func(s *Settings) { s.Identifiers = append(s.Identifiers, customRules(14, 4)...) }, "", ""},
+		{"sixteen custom identifiers", func(s *Settings) { s.Identifiers = append(s.Identifiers, customRules(15, 4)...) }, "identifiers", "at most 15"},
 		{"no identifiers", func(s *Settings) { s.Identifiers = nil }, "identifiers", "at least one identifier"},
 		{"type missing", func(s *Settings) { s.Identifiers[1].Type = "" }, "identifiers[1].type", "is required"},
 		{"type upper case", func(s *Settings) { s.Identifiers[2].Type = "Phone" }, "identifiers[2].type", "lowercase"},
