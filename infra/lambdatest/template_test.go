@@ -88,3 +88,37 @@ func TestTemplateForAnyStackName(t *testing.T) {
 		t.Error("UP_PUBLIC_URL cannot be set on AWS: no PublicUrl parameter in the functions' environment")
 	}
 }
+
+// Work that AWS runs asynchronously never fails silently or multiplies: csv-ingest and
+// traits-backfill send events that fail every retry to a dead-letter queue with an alarm,
+// and the backfill runs one invocation at a time.
+func TestTemplateAsyncFailuresAreSeen(t *testing.T) {
+	t.Parallel()
+	tpl, err := os.ReadFile(filepath.Join(ModuleRoot(t), "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resource := func(id string) string {
+		s := string(tpl)
+		i := strings.Index(s, "\n  "+id+":\n")
+		if i < 0 {
+			t.Fatalf("no %s in template.yaml", id)
+		}
+		rest := s[i+len(id)+4:]
+		if n := regexp.MustCompile(`(?m)^  [A-Za-z0-9]+:\n`).FindStringIndex(rest); n != nil {
+			rest = rest[:n[0]]
+		}
+		return rest
+	}
+	for _, fn := range []string{"CsvIngestFunction", "TraitsBackfillFunction"} {
+		if !strings.Contains(resource(fn), "TargetArn: !GetAtt AsyncDeadLetterQueue.Arn") {
+			t.Errorf("%s has no dead-letter queue", fn)
+		}
+	}
+	if !strings.Contains(resource("TraitsBackfillFunction"), "ReservedConcurrentExecutions: 1") {
+		t.Error("the traits backfill can run overlapping invocations")
+	}
+	if a := resource("AsyncDeadLetterAlarm"); !strings.Contains(a, "AsyncDeadLetterQueue.QueueName") {
+		t.Error("no alarm watches the dead-letter queue")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -46,10 +47,24 @@ func (s *Service) Apply(ctx context.Context, spaceID string, m message.Message) 
 		return Result{}, &errcode.Error{Kind: errcode.Invalid, Code: "too_many_traits", Field: "traits",
 			Message: fmt.Sprintf("identify carries %d traits; the limit is fewer than %d", len(m.Traits), MaxTraitsPerIdentify)}
 	}
+	// A lost race is retried at once, then with jittered exponential backoff, so that writers
+	// colliding on one profile spread out; 25 attempts take at most about 1.5 s. Only lost
+	// races come back here: a throttled store (store.ErrThrottled) is not retried again above
+	// the SDK, and goes to the caller as a 503.
+	delay := time.Millisecond
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		res, err := s.apply(ctx, spaceID, m)
 		if !errors.Is(err, errContended) {
 			return res, err
+		}
+		if attempt > 0 {
+			wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
+			select {
+			case <-ctx.Done():
+				return Result{}, ctx.Err()
+			case <-time.After(wait):
+			}
+			delay = min(delay*2, 100*time.Millisecond)
 		}
 		if err := ctx.Err(); err != nil {
 			return Result{}, err

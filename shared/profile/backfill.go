@@ -20,7 +20,18 @@ const (
 	BackfillPending = "pending"
 	BackfillRunning = "running"
 	BackfillDone    = "done"
+	// BackfillFailed: the backfill failed maxBackfillFailures runs in a row and is no longer
+	// tried (the live values keep counting); Backfill.Error says why.
+	BackfillFailed = "failed"
 )
+
+// backfillLease is how long a runner holds a backfill without checkpointing: overlapping
+// scheduled invocations skip a held backfill, and a runner that died is replaced once its
+// lease runs out. A checkpoint (every backfillPage profiles) renews it.
+const backfillLease = time.Minute
+
+// maxBackfillFailures ends a backfill that keeps failing, instead of leaving it running.
+const maxBackfillFailures = 5
 
 // DefaultBackfillDelay is how long a new trait waits before its backfill starts. An Apply
 // that read the definitions before the trait existed gives up an attempt older than
@@ -81,6 +92,10 @@ type backfillJob struct {
 	Profiles   int       `json:"profiles"` // listed profiles covered so far
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// LeaseUntil: a runner holds the backfill until then (renewed at each checkpoint).
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
+	Failures   int       `json:"failures,omitempty"` // runs in a row that failed
+	Error      string    `json:"error,omitempty"`    // the last failure, for people
 }
 
 // Backfill is the progress of a trait's backfill, for people to read.
@@ -90,6 +105,7 @@ type Backfill struct {
 	NotBefore  time.Time `json:"not_before"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	Error      string    `json:"error,omitempty"` // why it failed, when it did
 }
 
 // BackfillProgress returns the backfill progress of a trait. Errors: not_found (404).
@@ -98,7 +114,7 @@ func (s *Service) BackfillProgress(ctx context.Context, spaceID, traitID string)
 	if err != nil {
 		return Backfill{}, err
 	}
-	return Backfill{Status: job.Status, Profiles: job.Profiles, NotBefore: job.NotBefore, StartedAt: job.StartedAt, FinishedAt: job.FinishedAt}, nil
+	return Backfill{Status: job.Status, Profiles: job.Profiles, NotBefore: job.NotBefore, StartedAt: job.StartedAt, FinishedAt: job.FinishedAt, Error: job.Error}, nil
 }
 
 func (s *Service) loadJob(ctx context.Context, spaceID, traitID string) (backfillJob, int64, error) {
@@ -117,9 +133,8 @@ func (s *Service) loadJob(ctx context.Context, spaceID, traitID string) (backfil
 }
 
 // RunBackfills works on every unfinished backfill that is due, until all are done or ctx
-// ends (a scheduled run then continues from the checkpoints). Several runners may work at
-// once: each profile's backfilled half is replaced under a version check, so duplicated work
-// is harmless.
+// ends (a scheduled run then continues from the checkpoints). Overlapping runners never work
+// on one backfill together: each takes a backfill's lease with a conditional write first.
 func (s *Service) RunBackfills(ctx context.Context) error {
 	items, err := s.st.Query(ctx, pendingBackfillsPK, store.Page{})
 	if err != nil {
@@ -143,16 +158,19 @@ func (s *Service) RunBackfills(ctx context.Context) error {
 }
 
 // Backfill runs one trait's backfill from its checkpoint until it is done or ctx ends, and
-// reports whether it is done. A backfill not yet due (see DefaultBackfillDelay) is left.
+// reports whether it is done. A backfill not yet due (see DefaultBackfillDelay), or held by
+// another runner's lease, is left. A run that fails is counted; after maxBackfillFailures in
+// a row the backfill ends failed.
 func (s *Service) Backfill(ctx context.Context, spaceID, traitID string) (bool, error) {
 	job, version, err := s.loadJob(ctx, spaceID, traitID)
 	if err != nil {
 		return false, err
 	}
-	if job.Status == BackfillDone {
+	if job.Status == BackfillDone || job.Status == BackfillFailed {
 		return true, s.st.Transact(ctx, store.DeleteOp(pendingBackfillKey(spaceID, traitID), store.Always))
 	}
-	if s.now().Before(job.NotBefore) {
+	now := s.now()
+	if now.Before(job.NotBefore) || now.Before(job.LeaseUntil) {
 		return false, nil
 	}
 	ct, err := s.loadTraits(ctx, spaceID)
@@ -165,8 +183,28 @@ func (s *Service) Backfill(ctx context.Context, spaceID, traitID string) (bool, 
 	}
 	trait := ct.traits[i]
 	if job.Status == BackfillPending {
-		job.Status, job.StartedAt = BackfillRunning, s.now()
+		job.Status, job.StartedAt = BackfillRunning, now
 	}
+	// Take the lease: a version check, so of two runners that read the job only one goes on.
+	job.LeaseUntil = now.Add(backfillLease)
+	if version, err = s.checkpoint(ctx, spaceID, job, version); errors.Is(err, errLeaseLost) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	done, err := s.backfillFrom(ctx, spaceID, trait, &job, &version)
+	if errors.Is(err, errLeaseLost) || err != nil && ctx.Err() != nil {
+		return false, err // replaced by another runner, or stopped: nothing to count
+	}
+	if err != nil {
+		return false, s.backfillFailed(ctx, spaceID, job, version, err)
+	}
+	return done, s.st.Transact(ctx, store.DeleteOp(pendingBackfillKey(spaceID, traitID), store.Always))
+}
+
+// backfillFrom covers the listed profiles from job's checkpoint, checkpointing (and renewing
+// the lease) after every page.
+func (s *Service) backfillFrom(ctx context.Context, spaceID string, trait ComputedTrait, job *backfillJob, version *int64) (bool, error) {
 	for job.Shard < profileListShards {
 		if err := ctx.Err(); err != nil {
 			return false, err
@@ -186,29 +224,49 @@ func (s *Service) Backfill(ctx context.Context, spaceID, traitID string) (bool, 
 		} else {
 			job.After = items[len(items)-1].SK
 		}
+		job.LeaseUntil, job.Failures, job.Error = s.now().Add(backfillLease), 0, ""
 		if job.Shard == profileListShards {
-			job.Status, job.FinishedAt = BackfillDone, s.now()
+			job.Status, job.FinishedAt, job.LeaseUntil = BackfillDone, s.now(), time.Time{}
 		}
-		if version, err = s.checkpoint(ctx, spaceID, job, version); err != nil {
+		v, err := s.checkpoint(ctx, spaceID, *job, *version)
+		if err != nil {
 			return false, err
 		}
+		*version = v
 	}
-	return true, s.st.Transact(ctx, store.DeleteOp(pendingBackfillKey(spaceID, traitID), store.Always))
+	return true, nil
 }
 
-// checkpoint saves a backfill's progress. Losing the version check means another runner
-// checkpointed meanwhile; both did correct work, so the later checkpoint simply wins.
-func (s *Service) checkpoint(ctx context.Context, spaceID string, job backfillJob, version int64) (int64, error) {
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		err := s.st.Transact(ctx, store.ReplaceOp(store.JSONItem(backfillKey(spaceID, job.TraitID), job), version))
-		if store.FailedOp(err) != 0 {
-			return version + 1, err
-		}
-		if _, version, err = s.loadJob(ctx, spaceID, job.TraitID); err != nil {
-			return 0, err
-		}
+// backfillFailed records a failed run and releases the lease, so the next scheduled run
+// retries at once; the maxBackfillFailures-th failure in a row ends the backfill failed.
+func (s *Service) backfillFailed(ctx context.Context, spaceID string, job backfillJob, version int64, cause error) error {
+	job.Failures++
+	job.LeaseUntil = time.Time{}
+	job.Error = "the backfill stopped on an internal error; it is retried on the next run"
+	if job.Failures >= maxBackfillFailures {
+		job.Status, job.FinishedAt = BackfillFailed, s.now()
+		job.Error = fmt.Sprintf("the backfill failed %d runs in a row and was stopped; the trait keeps counting new events", job.Failures)
 	}
-	return 0, contention(spaceID)
+	if _, err := s.checkpoint(ctx, spaceID, job, version); err != nil && !errors.Is(err, errLeaseLost) {
+		return errors.Join(cause, err)
+	}
+	return cause
+}
+
+// errLeaseLost: another runner took the backfill (our lease ran out); stop without writing.
+var errLeaseLost = errors.New("profile: backfill lease lost")
+
+// checkpoint saves a backfill's progress if no other runner wrote it since version (which
+// only happens when one took over an expired lease): then it answers errLeaseLost.
+func (s *Service) checkpoint(ctx context.Context, spaceID string, job backfillJob, version int64) (int64, error) {
+	err := s.st.Transact(ctx, store.ReplaceOp(store.JSONItem(backfillKey(spaceID, job.TraitID), job), version))
+	switch {
+	case store.FailedOp(err) == 0:
+		return 0, errLeaseLost
+	case err != nil:
+		return 0, err
+	}
+	return version + 1, nil
 }
 
 // backfillProfile computes the backfilled half of one trait on the live profile that pid is

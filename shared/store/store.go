@@ -163,6 +163,10 @@ var (
 	ErrInvalidRead = errors.New("store: invalid read")
 	// ErrContention: the store kept reporting conflicting concurrent transactions; try later.
 	ErrContention = errors.New("store: too much contention, try again")
+	// ErrThrottled: the store refused the request for capacity (DynamoDB throttling) after
+	// its client's own retries. Nothing above retries it again: the APIs answer 503 with
+	// Retry-After, so one layer (the SDK's) retries and the caller holds the budget.
+	ErrThrottled = errors.New("store: throttled, retry later")
 )
 
 // ConditionError says which operation's condition failed.

@@ -464,19 +464,21 @@ func TestErrorMapping(t *testing.T) {
 		name  string
 		ops   []store.Op
 		errs  map[string][]error
-		want  string // "ok", "fail@i", "contention", or a substring of the error
+		want  string // "ok", "fail@i", "contention", "throttled", or a substring of the error
 		calls int
 	}{
 		{"conflict then success", two, map[string][]error{"TransactWriteItems": {conflict, conflict}}, "ok", 3},
 		{"conflict forever", two, map[string][]error{"TransactWriteItems": {conflict, conflict, conflict, conflict}}, "contention", 4},
-		{"throttled reason", two, map[string][]error{"TransactWriteItems": {canceled("ThrottlingError", "None", "None")}}, "ok", 2},
-		{"provisioned throughput reason", two, map[string][]error{"TransactWriteItems": {canceled("None", "None", "ProvisionedThroughputExceeded")}}, "ok", 2},
+		// Throttling is not retried here: the SDK retried the call already (one retry layer).
+		{"throttled reason", two, map[string][]error{"TransactWriteItems": {canceled("ThrottlingError", "None", "None")}}, "throttled", 1},
+		{"provisioned throughput reason", two, map[string][]error{"TransactWriteItems": {canceled("None", "None", "ProvisionedThroughputExceeded")}}, "throttled", 1},
 		{"condition beats conflict", two, map[string][]error{"TransactWriteItems": {canceled("None", "ConditionalCheckFailed", "TransactionConflict")}}, "fail@1", 1},
 		{"condition on the last op", two, map[string][]error{"TransactWriteItems": {canceled("None", "None", "ConditionalCheckFailed")}}, "fail@2", 2}, // 2nd call: the Add's GetItem
 		{"reasons only in the message", two, map[string][]error{"TransactWriteItems": {&types.TransactionCanceledException{
 			Message: aws.String("Transaction cancelled, please refer cancellation reasons for specific reasons [None, ConditionalCheckFailed, None]")}}}, "fail@1", 1},
 		{"other cancellation", two, map[string][]error{"TransactWriteItems": {canceled("None", "ValidationError", "None")}}, "ValidationError", 1},
-		{"transaction throttled", two, map[string][]error{"TransactWriteItems": {&types.ProvisionedThroughputExceededException{}}}, "ok", 2},
+		{"transaction throttled", two, map[string][]error{"TransactWriteItems": {&types.ProvisionedThroughputExceededException{}}}, "throttled", 1},
+		{"single throttled", one, map[string][]error{"PutItem": {&types.ProvisionedThroughputExceededException{}}}, "throttled", 1},
 		{"single conditional", one, map[string][]error{"PutItem": {&types.ConditionalCheckFailedException{}}}, "fail@0", 1},
 		{"single conflict", one, map[string][]error{"PutItem": {&types.TransactionConflictException{}}}, "ok", 2},
 		{"single other error", one, map[string][]error{"PutItem": {errors.New("boom")}}, "boom", 1},
@@ -491,6 +493,8 @@ func TestErrorMapping(t *testing.T) {
 			switch {
 			case errors.Is(err, store.ErrContention):
 				got = "contention"
+			case errors.Is(err, store.ErrThrottled):
+				got = "throttled"
 			case tc.want != "ok" && !strings.HasPrefix(tc.want, "fail@") && tc.want != "contention" && err != nil && strings.Contains(err.Error(), tc.want):
 				got = tc.want
 			}
@@ -550,8 +554,8 @@ func TestGetManyUnprocessed(t *testing.T) {
 
 	f = &fakeAPI{unprocessed: []int{1, 1, 1}}
 	_, err := dynamo.New(f, "T", dynamo.WithRetry(3, time.Millisecond)).GetMany(context.Background(), keys...)
-	if !errors.Is(err, store.ErrContention) || len(f.calls) != 3 {
-		t.Fatalf("after %d calls: %v, want ErrContention after 3", len(f.calls), err)
+	if !errors.Is(err, store.ErrThrottled) || len(f.calls) != 3 {
+		t.Fatalf("after %d calls: %v, want ErrThrottled after 3", len(f.calls), err)
 	}
 }
 

@@ -15,7 +15,8 @@ import (
 
 // GetMany reads keys with one consistent BatchGetItem. DynamoDB may hand back some keys as
 // unprocessed (throttling, 16 MB per answer); those are asked again with jittered backoff,
-// s.attempts times at most, before giving up with store.ErrContention.
+// s.attempts times at most (the only layer that retries them), before giving up with
+// store.ErrThrottled.
 func (s *Store) GetMany(ctx context.Context, keys ...store.Key) (map[store.Key]store.Item, error) {
 	if err := store.ValidateKeys(keys); err != nil {
 		return nil, err
@@ -51,7 +52,7 @@ func (s *Store) GetMany(ctx context.Context, keys ...store.Key) (map[store.Key]s
 			return out, nil
 		}
 		if tries >= s.attempts {
-			return nil, fmt.Errorf("dynamo: get many: %w: %d keys still unprocessed after %d tries", store.ErrContention, len(pending), tries)
+			return nil, fmt.Errorf("dynamo: get many: %w: %d keys still unprocessed after %d tries", store.ErrThrottled, len(pending), tries)
 		}
 		d := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
 		select {

@@ -28,8 +28,9 @@ const (
 )
 
 // Transact applies ops all-or-nothing. One op uses a plain conditional write (a transaction
-// costs twice the write units); two or more use TransactWriteItems. Contention reported by
-// DynamoDB is retried with jittered backoff before giving up with store.ErrContention.
+// costs twice the write units); two or more use TransactWriteItems. A transaction conflict
+// reported by DynamoDB is retried with jittered backoff before giving up with
+// store.ErrContention; throttling is store.ErrThrottled at once (see isThrottle).
 func (s *Store) Transact(ctx context.Context, ops ...store.Op) error {
 	if err := store.Validate(ops); err != nil {
 		return err
@@ -164,7 +165,10 @@ func (s *Store) single(ctx context.Context, op store.Op, revive bool, now int64)
 	if errCode(err) == "ConditionalCheckFailedException" {
 		return condFailed{0}
 	}
-	if isContention(errCode(err)) {
+	if isThrottle(errCode(err)) {
+		return fmt.Errorf("dynamo: write %s: %w: %w", op.Item.Key, store.ErrThrottled, err)
+	}
+	if isConflict(errCode(err)) {
 		return contended{err}
 	}
 	return fmt.Errorf("dynamo: write %s: %w", op.Item.Key, err)
@@ -195,13 +199,21 @@ func (s *Store) multi(ctx context.Context, ops []store.Op, revive []bool, now in
 			}
 		}
 		for _, c := range codes {
-			if isContention(c) {
+			if isThrottle(c) {
+				return fmt.Errorf("dynamo: transaction of %d ops: %w: %w", len(ops), store.ErrThrottled, err)
+			}
+		}
+		for _, c := range codes {
+			if isConflict(c) {
 				return contended{err}
 			}
 		}
 		return fmt.Errorf("dynamo: transaction of %d ops cancelled (%s): %w", len(ops), strings.Join(codes, ", "), err)
 	}
-	if isContention(errCode(err)) {
+	if isThrottle(errCode(err)) {
+		return fmt.Errorf("dynamo: transaction of %d ops: %w: %w", len(ops), store.ErrThrottled, err)
+	}
+	if isConflict(errCode(err)) {
 		return contended{err}
 	}
 	return fmt.Errorf("dynamo: transaction of %d ops: %w", len(ops), err)
@@ -223,10 +235,18 @@ func reasonsFromMessage(msg string) []string {
 	return parts
 }
 
-// isContention reports whether an error or cancellation code means "busy, try again".
-func isContention(code string) bool {
+// isConflict reports whether a code means another transaction touched the same items: the
+// adapter retries that itself, with jittered backoff.
+func isConflict(code string) bool {
+	return strings.TrimSuffix(code, "Exception") == "TransactionConflict"
+}
+
+// isThrottle reports whether a code means DynamoDB refused for capacity. The SDK has already
+// retried the call (with backoff and its retry quota); the adapter does not retry again, so
+// that retries never multiply across layers: it answers store.ErrThrottled.
+func isThrottle(code string) bool {
 	switch strings.TrimSuffix(code, "Exception") {
-	case "TransactionConflict", "ProvisionedThroughputExceeded", "Throttling", "ThrottlingError", "RequestLimitExceeded":
+	case "ProvisionedThroughputExceeded", "Throttling", "ThrottlingError", "RequestLimitExceeded":
 		return true
 	}
 	return false
