@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,8 +52,9 @@ func TestCSVIngestUnderRIE(t *testing.T) {
 	}
 	key := upload.ObjectKey(tn.ID(), u.ID)
 	// As the browser's presigned POST would (that path is tested in locals3 and end to end).
-	if _, err := s3srv.Client(hs.URL).PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
-		Body: strings.NewReader(file), ContentLength: aws.Int64(int64(len(file)))}); err != nil {
+	put, err := s3srv.Client(hs.URL).PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key),
+		Body: strings.NewReader(file), ContentLength: aws.Int64(int64(len(file)))})
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -60,7 +62,10 @@ func TestCSVIngestUnderRIE(t *testing.T) {
 	if err := json.Unmarshal(lambdatest.LoadEvent(t, "s3-object-created"), &ev); err != nil {
 		t.Fatal(err)
 	}
-	ev.Records[0].S3.Bucket.Name, ev.Records[0].S3.Object.Key, ev.Records[0].S3.Object.Size = bucket, key, int64(len(file))
+	// The event names the object stored, by its ETag: the function reads that object only.
+	rec := &ev.Records[0]
+	rec.S3.Bucket.Name, rec.S3.Object.Key, rec.S3.Object.Size = bucket, key, int64(len(file))
+	rec.S3.Object.ETag, rec.EventTime = strings.Trim(aws.ToString(put.ETag), `"`), time.Now().UTC()
 	payload, _ := json.Marshal(ev)
 
 	em := lambdatest.Run(t, "csv-ingest", map[string]string{

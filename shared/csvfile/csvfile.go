@@ -27,7 +27,15 @@ import (
 // (e.g. "user_id", "email", "phone", "anonymous_id" and custom identifier keys).
 // Names match headers exactly (case-sensitive). When Identifiers is empty, "user_id" and
 // "anonymous_id" are the identifier columns.
-type Columns struct{ Identifiers []string }
+//
+// MaxTraits is the limit of the identify call each row becomes: a row must carry fewer
+// traits than this (its non-empty cells other than user_id and anonymous_id, which Messages
+// turns into traits); 0 means no limit. The uploader passes profile.MaxTraitsPerIdentify,
+// so that no row passes validation only to be refused half-way through the ingest.
+type Columns struct {
+	Identifiers []string
+	MaxTraits   int
+}
 
 // Problem is one rule broken, located in the file. Rows count as in a spreadsheet: the
 // header is row 1, the first data row is row 2 (a row is a CSV record, which can span several
@@ -58,6 +66,19 @@ const MaxProblems = 100
 
 // MaxRows is the most data rows a file may have.
 const MaxRows = 9999 // fewer than 10,000 data rows
+
+// Size limits of what one file writes, checked before anything is written: the stores hold
+// one DynamoDB item at most 400 KB, and a row that only failed when its item was written
+// would leave the rows before it applied.
+const (
+	// MaxRowBytes bounds one data row: its non-empty values plus their headers (the row is
+	// stored as it was sent, with its event). It is the tracking API's limit for one message.
+	MaxRowBytes = 32 << 10
+	// MaxProfileTraitBytes bounds what one file can write into one profile: for each trait
+	// column its header plus its longest value (rows that land on one profile can together
+	// set every column, each to its longest value).
+	MaxProfileTraitBytes = 128 << 10
+)
 
 // maxRowBytes bounds one row (header or data row) so that memory stays bounded even for a file
 // with no line break or a quote that is never closed. A row up to maxRowBytes is always read; the
@@ -90,7 +111,7 @@ func (c Columns) identifiers() []string {
 // problem: it is almost always a quote that is never closed. The error is only for a failure to
 // read r; the report then holds what was found before it.
 func Validate(r io.Reader, filename string, cols Columns) (Report, error) {
-	v := validator{identifiers: cols.identifiers()}
+	v := validator{identifiers: cols.identifiers(), maxTraits: cols.MaxTraits}
 	if !strings.HasSuffix(strings.ToLower(filename), ".csv") {
 		v.fileProblem("the file must be a .csv file")
 	}
@@ -130,6 +151,7 @@ func Validate(r io.Reader, filename string, cols Columns) (Report, error) {
 			break
 		}
 	}
+	v.checkProfileBytes()
 	switch {
 	case v.header == nil:
 		v.fileProblem("the file is empty; it needs a header row and at least one data row")
@@ -146,6 +168,8 @@ type validator struct {
 	identifiers []string
 	header      []string
 	idCols      []int // indexes of the identifier columns in header
+	maxTraits   int   // Columns.MaxTraits
+	longest     []int // per column, the longest value seen
 	rows        int
 	file        []Problem // row 0, found at any time, reported first
 	problems    []Problem // rows 1 and on, in file order, at most MaxProblems
@@ -218,7 +242,11 @@ func (v *validator) checkRow(row int, rec []string, perr *csv.ParseError) {
 			v.checkText(row, v.header[i], s, "value")
 		}
 	}
-	if perr != nil || len(v.idCols) == 0 {
+	if perr != nil {
+		return
+	}
+	v.checkSize(row, rec)
+	if len(v.idCols) == 0 {
 		return
 	}
 	for _, i := range v.idCols {
@@ -231,6 +259,76 @@ func (v *validator) checkRow(row int, rec []string, perr *csv.ParseError) {
 		names[k] = v.header[i]
 	}
 	v.add(row, "", "", fmt.Sprintf("row %d: no identifier; fill at least one of the columns %s", row, quoteList(names)))
+}
+
+// isTrait reports whether a column's values become traits (Messages reads user_id and
+// anonymous_id into the message's ids; every other column, identifier columns such as email
+// included, is a trait).
+func isTrait(header string) bool { return header != "user_id" && header != "anonymous_id" }
+
+// checkSize checks a complete row against the limits of the identify call it becomes: the
+// number of traits and the bytes of the row; it also keeps each column's longest value for
+// checkProfileBytes.
+func (v *validator) checkSize(row int, rec []string) {
+	if v.longest == nil {
+		v.longest = make([]int, len(v.header))
+	}
+	traits, bytes, widest := 0, 0, -1
+	for i, s := range rec {
+		if s == "" {
+			continue
+		}
+		if isTrait(v.header[i]) {
+			traits++
+			if traits == v.maxTraits {
+				v.add(row, v.header[i], "", fmt.Sprintf("row %d: the row has %s traits (non-empty cells other than user_id and anonymous_id); the limit is %s traits per row, as each row is one identify call; column %q is the first over the limit",
+					row, thousands(v.countTraits(rec)), thousands(v.maxTraits-1), v.header[i]))
+			}
+			v.longest[i] = max(v.longest[i], len(s))
+		}
+		bytes += len(v.header[i]) + len(s)
+		if widest < 0 || len(s) > len(rec[widest]) {
+			widest = i
+		}
+	}
+	if bytes > MaxRowBytes {
+		v.add(row, v.header[widest], "", fmt.Sprintf("row %d: the row's values and their headers come to %s bytes; the limit is %s bytes per row (the longest value is in column %q)",
+			row, thousands(bytes), thousands(MaxRowBytes), v.header[widest]))
+	}
+}
+
+// countTraits returns how many traits rec carries.
+func (v *validator) countTraits(rec []string) int {
+	n := 0
+	for i, s := range rec {
+		if s != "" && isTrait(v.header[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+// checkProfileBytes checks that the traits the file can write into one profile fit
+// MaxProfileTraitBytes: rows that resolve to one profile (through any of their identifiers,
+// or the profile's own merges) may together set every column to its longest value.
+func (v *validator) checkProfileBytes() {
+	total, widest := 0, -1
+	for i, n := range v.longest {
+		if n == 0 {
+			continue
+		}
+		total += len(v.header[i]) + n
+		if widest < 0 || n > v.longest[widest] {
+			widest = i
+		}
+	}
+	if total <= MaxProfileTraitBytes {
+		return
+	}
+	v.total++
+	v.file = append(v.file, Problem{Column: v.header[widest], Message: fmt.Sprintf(
+		"the trait columns' longest values and their headers come to %s bytes, and rows that update one profile could set them all; the limit is %s bytes of traits per file (column %q has the longest value, %s bytes): shorten the longest values or split the columns over several files",
+		thousands(total), thousands(MaxProfileTraitBytes), v.header[widest], thousands(v.longest[widest]))})
 }
 
 // parseProblem records a CSV syntax error; rec holds the values read before it.

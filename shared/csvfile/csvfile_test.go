@@ -427,12 +427,18 @@ func TestRowTooLong(t *testing.T) {
 			}
 		})
 	}
-	// Up to the limit is fine, wherever the row is.
-	for _, data := range []string{
-		"email,x\na@b.co," + strings.Repeat("a", maxRowBytes-len("a@b.co,\n")) + "\n",
-		"email,x\n" + strings.Repeat("a@b.co,y\n", 5000) + "a@b.co," + strings.Repeat("a", maxRowBytes-len("a@b.co,\n")) + "\nc@d.co,z\n",
+	// Up to the limit the row is read, wherever it is: what it breaks is then the size of a
+	// row (MaxRowBytes), reported at its row, and not the reading limit.
+	for _, tc := range []struct {
+		data string
+		row  int
+	}{
+		{"email,x\na@b.co," + strings.Repeat("a", maxRowBytes-len("a@b.co,\n")) + "\n", 2},
+		{"email,x\n" + strings.Repeat("a@b.co,y\n", 5000) + "a@b.co," + strings.Repeat("a", maxRowBytes-len("a@b.co,\n")) + "\nc@d.co,z\n", 5002},
 	} {
-		if rep := validate(t, "people.csv", data, testCols); !rep.OK() {
+		rep := validate(t, "people.csv", tc.data, testCols)
+		if rep.Total != 2 || rep.Problems[0].Row != 0 || rep.Problems[1].Row != tc.row || rep.Problems[1].Column != "x" ||
+			!strings.Contains(rep.Problems[1].Message, "the limit is 32,768 bytes per row") {
 			t.Fatalf("problems:\n%s", dump(rep.Problems))
 		}
 	}
@@ -485,7 +491,8 @@ func TestManyDistinctCharacters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Total != 20000 || len(rep.Problems) != MaxProblems || rep.Problems[99].Char != string(rune(0x4E00+99)) {
+	// 20,000 characters, and the row's 120 KB (MaxRowBytes), counted but not kept.
+	if rep.Total != 20001 || len(rep.Problems) != MaxProblems || rep.Problems[99].Char != string(rune(0x4E00+99)) {
 		t.Fatalf("Total %d, kept %d", rep.Total, len(rep.Problems))
 	}
 }

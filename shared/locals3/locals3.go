@@ -4,12 +4,15 @@
 //   - object-created notifications (gofakes3 emits none): a wrapped backend calls
 //     Config.OnObjectCreated after every stored PutObject, CopyObject or completed
 //     multipart upload;
-//   - browser POST policy enforcement (gofakes3 stores any form POST unchecked): see post.go;
-//   - CORS that answers preflights and exposes ETag on every answer (gofakes3 exposes it on
-//     preflights only): see cors.go.
+//   - authentication (gofakes3 checks none): browser POST uploads must carry a valid policy
+//     signature (post.go), every other request a SigV4 signature with Config's credentials
+//     (sigv4.go); an unsigned request gets 403 AccessDenied, as from a private S3 bucket;
+//   - If-Match on GET and HEAD (gofakes3 ignores it), so a reader pinned to one object is
+//     never served a replacement (conditional.go);
+//   - CORS for Config.CORSOrigins only, answering preflights and exposing ETag (gofakes3
+//     allows every origin and exposes ETag on preflights only): see cors.go.
 //
-// gofakes3 checks no signature on the other S3 operations (PUT, GET, DELETE, …): anyone who
-// can reach the address can use them. It is a development endpoint; bind it to loopback.
+// It is a development endpoint: bind it to loopback.
 package locals3
 
 import (
@@ -40,8 +43,12 @@ type Config struct {
 	DataDir string // the bolt file FileName lives here (created if missing)
 	Bucket  string // created at Open if it does not exist
 	Region  string // the region presigned requests must be signed for; DefaultRegion when empty
-	// AccessKey and SecretKey are the only credentials browser POST uploads are accepted with.
+	// AccessKey and SecretKey are the only credentials accepted: in the SigV4 signature of
+	// every request, and in the policy signature of browser POST uploads.
 	AccessKey, SecretKey string
+	// CORSOrigins may call the endpoint from a browser (scheme://host[:port]); the answers
+	// to any other origin carry no CORS header.
+	CORSOrigins []string
 	// OnObjectCreated, when not nil, is called after an object is stored (PutObject, browser
 	// POST, CopyObject, CompleteMultipartUpload), on the request's goroutine and before the
 	// response is written: return quickly, or hand the work to a goroutine. etag is the hex
@@ -55,7 +62,8 @@ type Server struct {
 	db      *bbolt.DB
 	handler http.Handler
 	cancel  context.CancelFunc
-	// now is the clock POST policies' expirations are checked against (tests move it).
+	// now is the clock POST policies' expirations and SigV4 dates are checked against
+	// (tests move it).
 	now func() time.Time
 }
 
@@ -88,8 +96,8 @@ func Open(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, db: db, cancel: cancel, now: time.Now}
-	fake := gofakes3.New(backend)
-	s.handler = withCORS(s.withPostPolicy(fake.Server()))
+	fake := withIfMatch(gofakes3.New(backend).Server())
+	s.handler = withCORS(corsOrigins(cfg.CORSOrigins), s.withPostPolicy(fake, s.withSigV4(fake)))
 	return s, nil
 }
 

@@ -31,6 +31,10 @@ const (
 	testBucket = "up-uploads"
 	testKey    = "uploads/ws_1/up_1.csv"
 	maxBytes   = 64
+	// consoleOrigin is the one origin the test endpoint allows (configured with a trailing
+	// slash and next to a blank entry, which must not matter).
+	consoleOrigin = "http://localhost:5173"
+	otherOrigin   = "https://evil.example"
 )
 
 var testCSV = []byte("email,First Name\nada@example.com,Ada\n")
@@ -74,7 +78,7 @@ func newEnv(t *testing.T) *env {
 	rec := &recorder{}
 	srv, err := Open(Config{
 		DataDir: t.TempDir(), Bucket: testBucket, Region: "eu-west-1",
-		AccessKey: "LOCALKEY", SecretKey: "local-secret",
+		AccessKey: "LOCALKEY", SecretKey: "local-secret", CORSOrigins: []string{consoleOrigin + "/", " "},
 		OnObjectCreated: rec.record,
 	})
 	if err != nil {
@@ -167,7 +171,7 @@ func send(t *testing.T, method, url string, body io.Reader, contentType string, 
 func postForm(t *testing.T, url string, fields map[string]string, file []byte) (*http.Response, []byte) {
 	t.Helper()
 	body, ct := formBody(t, fields, file, true)
-	return send(t, http.MethodPost, url, body, ct, map[string]string{"Origin": "http://localhost:5173"})
+	return send(t, http.MethodPost, url, body, ct, map[string]string{"Origin": consoleOrigin})
 }
 
 func md5hex(b []byte) string {
@@ -178,7 +182,7 @@ func md5hex(b []byte) string {
 // readObject reads key through the objects/s3 adapter.
 func (e *env) readObject(t *testing.T, key string) ([]byte, error) {
 	t.Helper()
-	rc, err := e.store.Open(context.Background(), key)
+	rc, err := e.store.Open(context.Background(), key, objects.Pin{})
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +209,7 @@ func TestBrowserPostStoresAndNotifies(t *testing.T) {
 	if got, want := resp.Header.Get("Location"), e.http.URL+"/"+testBucket+"/"+testKey; got != want {
 		t.Errorf("Location = %q, want %q", got, want)
 	}
-	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != consoleOrigin {
 		t.Errorf("Access-Control-Allow-Origin = %q", got)
 	}
 	if got := resp.Header.Get("Access-Control-Expose-Headers"); !strings.Contains(got, "ETag") {
@@ -225,13 +229,16 @@ func TestBrowserPostStoresAndNotifies(t *testing.T) {
 	}
 
 	// What gofakes3 stored carries none of the form's signing fields as metadata.
-	head, _ := send(t, http.MethodHead, e.http.URL+"/"+testBucket+"/"+testKey, nil, "", nil)
-	if head.StatusCode != http.StatusOK || head.ContentLength != int64(len(testCSV)) {
-		t.Errorf("HEAD: status %d, length %d", head.StatusCode, head.ContentLength)
+	head, err := e.srv.Client(e.http.URL).HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(testBucket), Key: aws.String(testKey)})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, h := range []string{"X-Amz-Signature", "X-Amz-Credential", "X-Amz-Algorithm", "X-Amz-Date", "Policy"} {
-		if v := head.Header.Get(h); v != "" {
-			t.Errorf("stored object answers %s: %q", h, v)
+	if aws.ToInt64(head.ContentLength) != int64(len(testCSV)) {
+		t.Errorf("HEAD: length %d", aws.ToInt64(head.ContentLength))
+	}
+	for k := range head.Metadata {
+		if k = strings.ToLower(k); strings.Contains(k, "signature") || strings.Contains(k, "credential") || strings.Contains(k, "algorithm") || strings.Contains(k, "date") || k == "policy" {
+			t.Errorf("stored object keeps form field %s as metadata", k)
 		}
 	}
 }
@@ -495,50 +502,91 @@ func TestBrowserPostPolicyConditions(t *testing.T) {
 	}
 }
 
+// CORS answers the console's origin only: a page on any other origin gets no CORS header
+// (its script cannot read an answer) and no preflight (it cannot send a signed request).
 func TestCORS(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	url := e.http.URL + "/" + testBucket
+	bucketURL := e.http.URL + "/" + testBucket
+	objectURL := bucketURL + "/" + testKey
 	cases := []struct {
 		name    string
 		method  string
+		url     string
 		hdr     map[string]string
 		status  int
 		headers map[string]string // header → substring expected ("" = absent)
 	}{
-		{name: "preflight for the upload POST", method: http.MethodOptions,
-			hdr:    map[string]string{"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-requested-with"},
+		{name: "preflight for the upload POST from the console", method: http.MethodOptions, url: bucketURL,
+			hdr:    map[string]string{"Origin": consoleOrigin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-requested-with"},
 			status: 200,
 			headers: map[string]string{
-				"Access-Control-Allow-Origin":   "*",
+				"Access-Control-Allow-Origin":   consoleOrigin,
 				"Access-Control-Allow-Methods":  "POST",
 				"Access-Control-Allow-Headers":  "content-type,x-requested-with",
 				"Access-Control-Expose-Headers": "ETag",
+				"Vary":                          "Origin",
 			}},
-		{name: "preflight for a method not allowed", method: http.MethodOptions,
-			hdr:    map[string]string{"Origin": "http://localhost:5173", "Access-Control-Request-Method": "PATCH"},
-			status: 403},
-		{name: "simple GET from another origin", method: http.MethodGet,
-			hdr:    map[string]string{"Origin": "http://localhost:5173"},
-			status: 200,
-			headers: map[string]string{
-				"Access-Control-Allow-Origin":   "*",
-				"Access-Control-Expose-Headers": "ETag",
-			}},
+		{name: "preflight from another origin", method: http.MethodOptions, url: bucketURL,
+			hdr:     map[string]string{"Origin": otherOrigin, "Access-Control-Request-Method": "POST"},
+			status:  403,
+			headers: map[string]string{"Access-Control-Allow-Origin": "", "Access-Control-Allow-Methods": ""}},
+		{name: "preflight for a DELETE from the console", method: http.MethodOptions, url: objectURL,
+			hdr:     map[string]string{"Origin": consoleOrigin, "Access-Control-Request-Method": "DELETE", "Access-Control-Request-Headers": "authorization"},
+			status:  403,
+			headers: map[string]string{"Access-Control-Allow-Origin": "", "Access-Control-Allow-Methods": ""}},
+		{name: "preflight for a signed listing from another origin", method: http.MethodOptions, url: bucketURL + "?list-type=2",
+			hdr:     map[string]string{"Origin": otherOrigin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization,x-amz-date,x-amz-content-sha256"},
+			status:  403,
+			headers: map[string]string{"Access-Control-Allow-Origin": ""}},
+		{name: "GET from another origin", method: http.MethodGet, url: bucketURL,
+			hdr:     map[string]string{"Origin": otherOrigin},
+			status:  403,
+			headers: map[string]string{"Access-Control-Allow-Origin": "", "Access-Control-Expose-Headers": ""}},
+		{name: "GET from the console reads the refusal", method: http.MethodGet, url: objectURL,
+			hdr:     map[string]string{"Origin": consoleOrigin},
+			status:  403,
+			headers: map[string]string{"Access-Control-Allow-Origin": consoleOrigin, "Access-Control-Expose-Headers": "ETag"}},
+		{name: "no Origin", method: http.MethodGet, url: bucketURL,
+			status:  403,
+			headers: map[string]string{"Access-Control-Allow-Origin": ""}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			resp, body := send(t, c.method, url, nil, "", c.hdr)
+			resp, body := send(t, c.method, c.url, nil, "", c.hdr)
 			if resp.StatusCode != c.status {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, body)
 			}
 			for h, want := range c.headers {
-				if got := resp.Header.Get(h); !strings.Contains(got, want) {
-					t.Errorf("%s = %q, want it to contain %q", h, got, want)
+				got := resp.Header.Get(h)
+				if want == "" && got != "" || !strings.Contains(got, want) {
+					t.Errorf("%s = %q, want %q", h, got, want)
 				}
 			}
 		})
+	}
+
+	// gofakes3 answers Access-Control-Allow-Origin "*" itself; that never reaches a page,
+	// whether the answer has a body (GET) or headers only (HEAD).
+	e.put(t, testKey, testCSV)
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		for origin, want := range map[string]string{otherOrigin: "", consoleOrigin: consoleOrigin} {
+			resp, _ := signedResp(t, e, m, "/"+testBucket+"/"+testKey, nil, "", time.Now(), func(r *http.Request) { r.Header.Set("Origin", origin) })
+			if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != want {
+				t.Errorf("signed %s from %s: status %d, Access-Control-Allow-Origin %q, want %q", m, origin, resp.StatusCode, resp.Header.Get("Access-Control-Allow-Origin"), want)
+			}
+		}
+	}
+
+	// A browser upload from another origin is a simple request: the browser sends it (the
+	// policy signature decides whether it is stored) but shows its page nothing.
+	post := e.presign(t)
+	body, ct := formBody(t, post.Fields, testCSV, true)
+	resp, b := send(t, http.MethodPost, post.URL, body, ct, map[string]string{"Origin": otherOrigin})
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "" || resp.Header.Get("Access-Control-Expose-Headers") != "" {
+		t.Errorf("POST from another origin: status %d, CORS %q %q: %s", resp.StatusCode,
+			resp.Header.Get("Access-Control-Allow-Origin"), resp.Header.Get("Access-Control-Expose-Headers"), b)
 	}
 }
 
@@ -647,7 +695,7 @@ func TestOpenKeepsDataAndEnsuresBucket(t *testing.T) {
 	if !slices.Equal(names, []string{"second-bucket", testBucket}) {
 		t.Errorf("buckets %v", names)
 	}
-	if got, err := objs3.New(srv.Client(ts.URL), testBucket).Open(ctx, "a"); err != nil {
+	if got, err := objs3.New(srv.Client(ts.URL), testBucket).Open(ctx, "a", objects.Pin{}); err != nil {
 		t.Errorf("Open after reopen: %v", err)
 	} else {
 		got.Close()

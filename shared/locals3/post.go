@@ -69,12 +69,14 @@ const (
 )
 
 // withPostPolicy checks browser-form uploads before gofakes3 sees them and hands gofakes3 a
-// rebuilt request that holds only what was checked.
-func (s *Server) withPostPolicy(next http.Handler) http.Handler {
+// rebuilt request that holds only what was checked. Such a POST is authenticated by its
+// policy's signature alone (it carries no Authorization header, as a browser form cannot);
+// every other request goes to other, which checks its SigV4 signature.
+func (s *Server) withPostPolicy(next, other http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bucket, ok := browserUploadBucket(r)
 		if !ok {
-			next.ServeHTTP(w, r)
+			other.ServeHTTP(w, r)
 			return
 		}
 		if e := s.browserUpload(w, r, bucket, next); e != nil {

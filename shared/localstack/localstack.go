@@ -7,10 +7,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +27,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/secrets/localkey"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
+	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
 	"github.com/unifiedprofiles/up/shared/upload/s3event"
@@ -53,11 +58,15 @@ type Config struct {
 // DefaultS3URL is the local S3 endpoint's default address (UP_S3_ADDR).
 const DefaultS3URL = "http://127.0.0.1:9000"
 
-// The local S3 endpoint's bucket and the credentials presigned uploads are signed with.
+// The local S3 endpoint's bucket, and the access key of the credentials every request to it
+// (and every presigned upload) is signed with. The secret key is generated for each data
+// folder (S3SecretFile): a secret written in the source would let any web page sign
+// requests, through a DNS name rebound to 127.0.0.1.
 const (
 	UploadsBucket = "up-uploads"
 	s3AccessKey   = "LOCALSTACKACCESSKEY"
-	s3SecretKey   = "local-stack-secret-key"
+	// S3SecretFile, in the data folder, holds the endpoint's secret key (mode 0600).
+	S3SecretFile = "s3-secret-key"
 )
 
 // Stack is a running local stack.
@@ -130,19 +139,33 @@ func Open(cfg Config) (*Stack, error) {
 // csv-ingest's handler with a real S3 event, in the background, redelivering a failed one
 // with backoff as Lambda retries an asynchronous invocation.
 func (s *Stack) openS3(cfg Config, st *bolt.Store, log *slog.Logger, now func() time.Time) error {
+	secret, err := s3Secret(filepath.Join(cfg.DataDir, S3SecretFile))
+	if err != nil {
+		return err
+	}
+	// Browsers may upload from the console only: the stack's own pages and the configured
+	// console origins, as the admin API allows them.
+	origins := slices.Clone(cfg.ConsoleOrigins)
+	if cfg.PublicURL != "" {
+		if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
+			origins = append(origins, u.Scheme+"://"+u.Host)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	var handle func(context.Context, events.S3Event) error
 	srv, err := locals3.Open(locals3.Config{
-		DataDir: cfg.DataDir, Bucket: UploadsBucket, AccessKey: s3AccessKey, SecretKey: s3SecretKey,
+		DataDir: cfg.DataDir, Bucket: UploadsBucket, AccessKey: s3AccessKey, SecretKey: secret, CORSOrigins: origins,
 		OnObjectCreated: func(_ context.Context, bucket, key string, size int64, etag string) {
 			if !strings.HasPrefix(key, "uploads/") {
 				return
 			}
+			// The event carries when the object was stored, as S3's does: an upload takes only
+			// a file stored before its form expired.
+			ev := s3event.ObjectCreated(bucket, key, size, etag, now())
 			s.ingest.Add(1)
 			go func() {
 				defer s.ingest.Done()
-				ev := s3event.ObjectCreated(bucket, key, size, etag)
 				for attempt, wait := 1, time.Second; ; attempt, wait = attempt+1, wait*2 {
 					err := handle(ctx, ev)
 					if err == nil || ctx.Err() != nil {
@@ -176,6 +199,51 @@ func (s *Stack) openS3(cfg Config, st *bolt.Store, log *slog.Logger, now func() 
 	handle = s3event.Handler(s.Uploads)
 	s.s3, s.S3Handler = srv, srv.Handler()
 	return nil
+}
+
+// s3Secret returns the local S3 endpoint's secret key kept at path, creating it (random,
+// mode 0600) on first start. A file group or others may read is refused, as the secrets key
+// is: the secret signs every request to the endpoint.
+func s3Secret(path string) (string, error) {
+	read := func() (string, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return "", err
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			return "", fmt.Errorf("the S3 secret key file %s has mode %04o, so group or others may read it; make it the owner's alone: chmod 600 %s", path, perm, path)
+		}
+		b, err := io.ReadAll(io.LimitReader(f, 256))
+		if v := strings.TrimSpace(string(b)); err == nil && v == "" {
+			return "", fmt.Errorf("the S3 secret key file %s is empty; delete it to have a new one made", path)
+		}
+		return strings.TrimSpace(string(b)), err
+	}
+	secret, err := read()
+	if !errors.Is(err, fs.ErrNotExist) {
+		return secret, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return read() // another process made it first
+	}
+	if err != nil {
+		return "", fmt.Errorf("create the S3 secret key file: %w", err)
+	}
+	secret = token.New("")
+	_, err = f.WriteString(secret + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("write the S3 secret key file: %w", err)
+	}
+	return secret, nil
 }
 
 // Close stops processing uploads, then closes the S3 endpoint and the store. Stop serving

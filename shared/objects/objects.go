@@ -17,14 +17,27 @@ type Post struct {
 	Fields map[string]string `json:"fields"`
 }
 
+// Pin names one stored object exactly: the ETag an object-created event reported and, in a
+// versioned bucket, its version id. A key alone names whatever was stored last, which a
+// second upload to the same key can replace between two reads.
+type Pin struct {
+	ETag      string // without quotes; "" reads whatever is stored (tests and tools only)
+	VersionID string // "" in an unversioned bucket
+}
+
 // Store reads and presigns objects of one bucket.
 type Store interface {
 	// PresignPost returns a browser upload allowed for exactly key, at most maxBytes (and at
 	// least 1), until expires from now.
 	PresignPost(ctx context.Context, key string, maxBytes int64, expires time.Duration) (Post, error)
-	// Open streams the object at key. Errors: ErrNotFound.
-	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Open streams the object at key that pin names. Errors: ErrNotFound (no object, or not
+	// that version), ErrChanged (the object stored at key is no longer the pinned one).
+	Open(ctx context.Context, key string, pin Pin) (io.ReadCloser, error)
 }
 
-// ErrNotFound: no object at that key.
-var ErrNotFound = errors.New("objects: not found")
+var (
+	// ErrNotFound: no object at that key (or no such version).
+	ErrNotFound = errors.New("objects: not found")
+	// ErrChanged: the object at that key is not the pinned one any more (it was replaced).
+	ErrChanged = errors.New("objects: the object changed")
+)

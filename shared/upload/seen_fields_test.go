@@ -15,7 +15,7 @@ import (
 func (e *env) process(t *testing.T, file string) upload.Upload {
 	t.Helper()
 	u := e.start(t, file)
-	if err := e.svc.Process(context.Background(), upload.ObjectKey(e.tenant.ID(), u.ID)); err != nil {
+	if err := e.svc.Process(context.Background(), e.stored(u.ID)); err != nil {
 		t.Fatal(err)
 	}
 	return e.get(t, u.ID)

@@ -13,7 +13,6 @@ import (
 	"github.com/unifiedprofiles/up/shared/csvfile"
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/identity"
-	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/objects"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store"
@@ -70,10 +69,43 @@ func slotItem(wsID, id string, until time.Time) store.Item {
 	return it
 }
 
-// slot is the workspace's one upload slot: held by a pending or running upload.
+// slot is the workspace's one upload slot: held by a pending or running upload. Every write
+// to it is conditional on the version read (VersionIs), so an upload only ever takes a free
+// slot, renews or frees its own, and never one another upload holds. Its expiry is a
+// backstop: an expired upload frees it with the write that expires it (Request, endPending).
 type slot struct {
 	UploadID string `json:"upload_id"`
 }
+
+// slotHolder returns the upload holding the workspace's slot ("" when free) and the slot's
+// version (0 when free), for the conditional write that follows.
+func (s *Service) slotHolder(ctx context.Context, wsID string) (string, int64, error) {
+	it, err := s.st.Get(ctx, slotKey(wsID))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	var sl slot
+	if err := json.Unmarshal(it.Data, &sl); err != nil {
+		return "", 0, fmt.Errorf("decode the upload slot of %s: %w", wsID, err)
+	}
+	return sl.UploadID, it.Version, nil
+}
+
+// takeSlotOp takes (version 0: must be free) or renews (its version) the slot for id.
+func takeSlotOp(wsID, id string, version int64, until time.Time) store.Op {
+	return store.ReplaceOp(slotItem(wsID, id, until), version)
+}
+
+// freeSlotOp frees the slot if it is still at version.
+func freeSlotOp(wsID string, version int64) store.Op {
+	return store.Op{Kind: store.Delete, Item: store.Item{Key: slotKey(wsID)}, Cond: store.VersionIs, Version: version}
+}
+
+// maxAttempts bounds the retries of a conditional write that lost a race.
+const maxAttempts = 10
 
 // columns returns the identifier columns of a space: user_id and anonymous_id, email, and
 // the keys of its custom identifiers (the identifiers a CSV row can carry in its traits).
@@ -91,7 +123,7 @@ func (s *Service) columns(ctx context.Context, spaceID string) (csvfile.Columns,
 			cols = append(cols, r.Keys...)
 		}
 	}
-	return csvfile.Columns{Identifiers: slices.Compact(cols)}, nil
+	return csvfile.Columns{Identifiers: slices.Compact(cols), MaxTraits: profile.MaxTraitsPerIdentify}, nil
 }
 
 // Template returns the CSV template of a workspace's first space.
@@ -109,7 +141,8 @@ func (s *Service) Template(ctx context.Context, p workspace.Principal, wsID stri
 }
 
 // Request starts an upload into the workspace's first space: it takes the workspace's one
-// upload slot and returns the presigned POST the browser sends the file with.
+// upload slot and returns the presigned POST the browser sends the file with. A pending
+// upload whose time ran out holds the slot no more: it is expired in the same transaction.
 // Caller: the workspace's token. Errors: forbidden, invalid_field (filename, size),
 // upload_in_progress (409).
 func (s *Service) Request(ctx context.Context, p workspace.Principal, wsID, filename string, size int64) (Upload, objects.Post, error) {
@@ -128,32 +161,56 @@ func (s *Service) Request(ctx context.Context, p workspace.Principal, wsID, file
 	}
 	now := s.now()
 	u := Upload{ID: s.ids.New("upl_"), WorkspaceID: wsID, SpaceID: v.Workspace.FirstSpaceID, Filename: filename, Size: size,
-		Status: StatusPending, Errors: []csvfile.Problem{}, CreatedAt: now, UpdatedAt: now, Deadline: now.Add(PostExpiry)}
+		Status: StatusPending, Errors: []csvfile.Problem{}, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(PostExpiry)}
 	post, err := s.objects.PresignPost(ctx, ObjectKey(wsID, u.ID), size, PostExpiry)
 	if err != nil {
 		return Upload{}, objects.Post{}, fmt.Errorf("presign the upload: %w", err)
 	}
-	// The slot outlives the POST's expiry by a minute: the object-created event may lag.
-	err = s.st.Transact(ctx,
-		store.PutOp(slotItem(wsID, u.ID, u.Deadline.Add(time.Minute)), store.MustNotExist),
-		store.ReplaceOp(s.item(u), 0)) // version 1: later writes check it
-	if store.FailedOp(err) == 0 {
-		return Upload{}, objects.Post{}, s.inProgress(ctx, wsID)
+	for range maxAttempts {
+		holder, sv, err := s.slotHolder(ctx, wsID)
+		if err != nil {
+			return Upload{}, objects.Post{}, err
+		}
+		var ops []store.Op
+		if holder != "" {
+			h, hv, err := s.load(ctx, wsID, holder)
+			switch {
+			case errcode.Is(err, "not_found"): // the holder's record is gone: a stale slot
+			case err != nil:
+				return Upload{}, objects.Post{}, err
+			case h.expiredAt(now):
+				h.Status, h.UpdatedAt = StatusExpired, now
+				ops = append(ops, store.ReplaceOp(s.item(h), hv))
+			case !h.finished():
+				return Upload{}, objects.Post{}, s.inProgress(wsID, holder)
+			}
+		}
+		// The slot lasts as long as the POST can deliver a file; past that, the upload is
+		// expired by whoever comes next (this request, a read, a late file).
+		ops = append(ops, takeSlotOp(wsID, u.ID, sv, u.ExpiresAt.Add(ArrivalGrace)), store.ReplaceOp(s.item(u), 0))
+		err = s.st.Transact(ctx, ops...)
+		if store.FailedOp(err) >= 0 {
+			continue // the slot or its holder changed meanwhile: look again
+		}
+		if err != nil {
+			return Upload{}, objects.Post{}, err
+		}
+		if len(ops) == 3 {
+			s.log.Info("pending upload expired", "workspace", wsID, "upload", holder)
+		}
+		return u, post, nil
 	}
-	if err != nil {
-		return Upload{}, objects.Post{}, err
-	}
-	return u, post, nil
+	return Upload{}, objects.Post{}, s.inProgress(wsID, "")
 }
 
-func (s *Service) inProgress(ctx context.Context, wsID string) error {
-	msg := "another upload is pending or running in this workspace; wait for it to complete or fail (GET /v1/workspaces/%s/csv/uploads)"
-	if it, err := s.st.Get(ctx, slotKey(wsID)); err == nil {
-		var sl slot
-		json.Unmarshal(it.Data, &sl)
-		msg = "upload " + sl.UploadID + " is pending or running in this workspace; wait for it to complete or fail (GET /v1/workspaces/%s/csv/uploads/" + sl.UploadID + ")"
+// inProgress is the refusal of a second upload while holder is pending or running.
+func (s *Service) inProgress(wsID, holder string) error {
+	if holder == "" {
+		return errcode.New(errcode.Conflict, "upload_in_progress",
+			"another upload is pending or running in this workspace; wait for it to complete or fail (GET /v1/workspaces/%s/csv/uploads)", wsID)
 	}
-	return errcode.New(errcode.Conflict, "upload_in_progress", msg, wsID)
+	return errcode.New(errcode.Conflict, "upload_in_progress",
+		"upload %s is pending or running in this workspace; wait for it to complete or fail, or cancel it while it is pending (GET or DELETE /v1/workspaces/%s/csv/uploads/%s)", holder, wsID, holder)
 }
 
 // item is the stored form of u, kept for History.
@@ -163,16 +220,27 @@ func (s *Service) item(u Upload) store.Item {
 	return it
 }
 
-// Get returns an upload. Caller: the workspace's token. Errors: forbidden, not_found.
+// Get returns an upload; a pending one whose time ran out is expired first.
+// Caller: the workspace's token. Errors: forbidden, not_found.
 func (s *Service) Get(ctx context.Context, p workspace.Principal, wsID, id string) (Upload, error) {
 	if err := p.Owns(wsID); err != nil {
 		return Upload{}, err
 	}
-	u, _, err := s.load(ctx, wsID, id)
-	return u, err
+	for range maxAttempts {
+		u, version, err := s.load(ctx, wsID, id)
+		if err != nil || !u.expiredAt(s.now()) {
+			return u, err
+		}
+		// Expire it, then read it again (or, having lost a race, read what won).
+		if err := s.endPending(ctx, u, version, StatusExpired, "", nil); err != nil && !errors.Is(err, errRetry) {
+			return Upload{}, err
+		}
+	}
+	return Upload{}, fmt.Errorf("upload %s kept changing while it was read", id)
 }
 
-// List returns the workspace's uploads of the last 30 days, newest first.
+// List returns the workspace's uploads of the last 30 days, newest first; pending ones whose
+// time ran out are expired first.
 // Caller: the workspace's token. Errors: forbidden.
 func (s *Service) List(ctx context.Context, p workspace.Principal, wsID string) ([]Upload, error) {
 	if err := p.Owns(wsID); err != nil {
@@ -188,9 +256,54 @@ func (s *Service) List(ctx context.Context, p workspace.Principal, wsID string) 
 		if err := json.Unmarshal(it.Data, &u); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", it.Key, err)
 		}
+		if u.expiredAt(s.now()) {
+			if u, err = s.Get(ctx, p, wsID, u.ID); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, u)
 	}
 	return out, nil
+}
+
+// Cancel ends a pending upload: it becomes cancelled, frees the workspace's slot, and a file
+// that arrives for it later is refused. Only a pending upload can be cancelled: once its
+// file arrived, validation and ingest run to their end.
+// Caller: the workspace's token. Errors: forbidden, not_found, upload_not_pending (409).
+func (s *Service) Cancel(ctx context.Context, p workspace.Principal, wsID, id string) (Upload, error) {
+	if err := p.Owns(wsID); err != nil {
+		return Upload{}, err
+	}
+	for range maxAttempts {
+		u, version, err := s.load(ctx, wsID, id)
+		if err != nil {
+			return Upload{}, err
+		}
+		status := StatusCancelled
+		if u.expiredAt(s.now()) {
+			status = StatusExpired
+		} else if u.Status != StatusPending {
+			return Upload{}, notPending(u)
+		}
+		err = s.endPending(ctx, u, version, status, "", nil)
+		if errors.Is(err, errRetry) {
+			continue
+		}
+		if err != nil {
+			return Upload{}, err
+		}
+		if status == StatusExpired {
+			u.Status = status
+			return Upload{}, notPending(u)
+		}
+		return s.Get(ctx, p, wsID, id)
+	}
+	return Upload{}, fmt.Errorf("upload %s kept changing while it was cancelled", id)
+}
+
+func notPending(u Upload) error {
+	return errcode.New(errcode.Conflict, "upload_not_pending",
+		"upload %s is %s; only a pending upload (its file not received yet) can be cancelled", u.ID, u.Status)
 }
 
 func (s *Service) load(ctx context.Context, wsID, id string) (Upload, int64, error) {
@@ -206,254 +319,4 @@ func (s *Service) load(ctx context.Context, wsID, id string) (Upload, int64, err
 		return Upload{}, 0, fmt.Errorf("decode upload %s: %w", id, err)
 	}
 	return u, it.Version, nil
-}
-
-// ParseObjectKey returns the workspace and upload of an object key (see ObjectKey).
-func ParseObjectKey(key string) (wsID, uploadID string, ok bool) {
-	rest, ok := strings.CutPrefix(key, "uploads/")
-	if !ok {
-		return "", "", false
-	}
-	wsID, file, ok := strings.Cut(rest, "/")
-	uploadID, isCSV := strings.CutSuffix(file, ".csv")
-	if !ok || !isCSV || wsID == "" || uploadID == "" || strings.Contains(file, "/") {
-		return "", "", false
-	}
-	return wsID, uploadID, true
-}
-
-// parallelRows bounds the rows of an upload applied at once.
-const parallelRows = 128
-
-// errBusy: another delivery owns the upload; the platform should deliver again later.
-func errBusy(id string, until time.Time) error {
-	return errcode.New(errcode.Unavailable, "upload_busy", "upload %s is being processed by another delivery until %s; retry later", id, until.Format(time.RFC3339))
-}
-
-// errLostLease: another delivery took the upload over (this one was too slow); it stops.
-var errLostLease = errors.New("upload: another delivery took over")
-
-// Process handles an object-created event for key: it validates the whole file, then
-// applies its rows in order. Deliveries are at least once: a finished upload is
-// acknowledged and left alone; one another delivery is working on answers upload_busy (the
-// platform delivers again later); one whose delivery died (its lease ran out) is taken over
-// and resumes, replaying the rows already applied through their dedupe keys, which changes
-// nothing and rebuilds the summary exactly.
-func (s *Service) Process(ctx context.Context, key string) error {
-	wsID, id, ok := ParseObjectKey(key)
-	if !ok {
-		s.log.Warn("object outside the uploads layout ignored", "key", key)
-		return nil
-	}
-	u, version, err := s.load(ctx, wsID, id)
-	if errcode.Is(err, "not_found") {
-		s.log.Warn("object of an unknown upload ignored", "key", key)
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	now := s.now()
-	switch {
-	case u.Status == StatusCompleted || u.Status == StatusFailed:
-		return nil
-	case u.Status != StatusPending && now.Before(u.LeaseUntil):
-		return errBusy(u.ID, u.LeaseUntil)
-	}
-	// Take the upload: a version check makes concurrent deliveries race for it; the loser
-	// sees a live lease next time.
-	if u.Status == StatusPending {
-		u.Status = StatusValidating
-	}
-	u.Deliveries++
-	version, err = s.checkpoint(ctx, &u, version)
-	if errors.Is(err, errLostLease) {
-		return errBusy(u.ID, now.Add(s.lease))
-	}
-	if err != nil {
-		return err
-	}
-	cols, err := s.columns(ctx, u.SpaceID)
-	if err != nil {
-		return err
-	}
-	if u.Status == StatusValidating {
-		rep, err := s.validate(ctx, u, cols)
-		if err != nil {
-			return err
-		}
-		u.RowsTotal = rep.Rows
-		if !rep.OK() {
-			u.Status, u.Errors, u.ErrorsTotal = StatusFailed, rep.Problems, rep.Total
-			return s.finish(ctx, u, version)
-		}
-		u.Status = StatusIngesting
-		if version, err = s.checkpoint(ctx, &u, version); err != nil {
-			return err
-		}
-	}
-	return s.ingest(ctx, u, version, cols)
-}
-
-// validate checks the whole file: the file rules (csvfile), then, on a second pass, that
-// every row carries an identifier the space's identity rules accept (the cells may hold
-// only blocked values, such as "null"). Either way nothing has been written yet.
-func (s *Service) validate(ctx context.Context, u Upload, cols csvfile.Columns) (csvfile.Report, error) {
-	r, err := s.objects.Open(ctx, ObjectKey(u.WorkspaceID, u.ID))
-	if err != nil {
-		return csvfile.Report{}, fmt.Errorf("open upload %s: %w", u.ID, err)
-	}
-	rep, err := csvfile.Validate(r, u.Filename, cols)
-	r.Close()
-	if err != nil || !rep.OK() {
-		return rep, err
-	}
-	rules, err := s.profiles.Rules(ctx, u.SpaceID)
-	if err != nil {
-		return rep, err
-	}
-	if r, err = s.objects.Open(ctx, ObjectKey(u.WorkspaceID, u.ID)); err != nil {
-		return rep, fmt.Errorf("open upload %s: %w", u.ID, err)
-	}
-	defer r.Close()
-	err = csvfile.Messages(r, u.ID, u.CreatedAt, 0, func(i int, m message.Message) error {
-		ids, blocked := rules.Extract(m)
-		if len(ids) > 0 {
-			return nil
-		}
-		rep.Total++
-		if len(rep.Problems) < csvfile.MaxProblems {
-			var vals []string
-			for _, b := range blocked {
-				vals = append(vals, fmt.Sprintf("%s %q", b.Type, b.Value))
-			}
-			why := "no identifier value"
-			if len(vals) > 0 {
-				why = "blocked by the space's identity settings: " + strings.Join(vals, ", ")
-			}
-			rep.Problems = append(rep.Problems, csvfile.Problem{Row: i + 2, Message: fmt.Sprintf(
-				"row %d: no usable identifier (%s); give the row a real identifier value", i+2, why)})
-		}
-		return nil
-	})
-	return rep, err
-}
-
-// ingest applies every row in order (rows applied by an earlier delivery come back as
-// duplicates), with a checkpoint every Progress rows, and completes the upload.
-func (s *Service) ingest(ctx context.Context, u Upload, version int64, cols csvfile.Columns) error {
-	r, err := s.objects.Open(ctx, ObjectKey(u.WorkspaceID, u.ID))
-	if err != nil {
-		return fmt.Errorf("open upload %s: %w", u.ID, err)
-	}
-	defer r.Close()
-	isID := map[string]bool{}
-	for _, c := range cols.Identifiers {
-		isID[c] = true
-	}
-	sum := Summary{Identifiers: map[string]int{}, Traits: map[string]int{}}
-	created, touched := map[string]bool{}, map[string]bool{}
-	// Rows go in chunks of Progress: within a chunk, rows that share an identifier apply in
-	// order and the others concurrently (profile.ApplyMany); chunks apply in order, each
-	// followed by a checkpoint.
-	chunk := make([]message.Message, 0, Progress)
-	first := 0
-	flush := func() error {
-		outs, err := s.profiles.ApplyMany(ctx, u.SpaceID, chunk, parallelRows)
-		for j, o := range outs {
-			if o.Skipped {
-				continue
-			}
-			if o.Err != nil {
-				return fmt.Errorf("row %d: %w", first+j+2, o.Err)
-			}
-			if o.Created {
-				created[o.ProfileID] = true
-			} else {
-				touched[o.ProfileID] = true
-			}
-			m := chunk[j]
-			if m.UserID != "" {
-				sum.Identifiers[identity.TypeUserID]++
-			}
-			if m.AnonymousID != "" {
-				sum.Identifiers[identity.TypeAnonymousID]++
-			}
-			for k := range m.Traits {
-				if isID[k] {
-					sum.Identifiers[k]++
-				} else {
-					sum.Traits[k]++
-				}
-			}
-		}
-		if err != nil {
-			return err
-		}
-		if s.afterRow != nil {
-			for j := range chunk {
-				if err := s.afterRow(first + j); err != nil {
-					return err
-				}
-			}
-		}
-		first += len(chunk)
-		chunk = chunk[:0]
-		u.RowsDone = max(u.RowsDone, first)
-		version, err = s.checkpoint(ctx, &u, version)
-		return err
-	}
-	err = csvfile.Messages(r, u.ID, u.CreatedAt, 0, func(i int, m message.Message) error {
-		if chunk = append(chunk, m); len(chunk) == Progress {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil && len(chunk) > 0 {
-		err = flush()
-	}
-	if err != nil {
-		if e := errcode.As(err); e != nil && e.Kind == errcode.Invalid {
-			// A row the identity rules refuse (its identifier values are all blocked values)
-			// fails the upload there; the rows before it stay applied.
-			u.Status, u.Failure = StatusFailed, err.Error()
-			return s.finish(ctx, u, version)
-		}
-		return err
-	}
-	for pid := range created {
-		delete(touched, pid)
-	}
-	sum.ProfilesCreated, sum.ProfilesUpdated = len(created), len(touched)
-	u.Summary, u.Status, u.RowsDone = &sum, StatusCompleted, u.RowsTotal
-	return s.finish(ctx, u, version)
-}
-
-// checkpoint saves u's progress and renews its lease and the workspace slot; it returns
-// the new version, or errLostLease when another delivery took the upload over.
-func (s *Service) checkpoint(ctx context.Context, u *Upload, version int64) (int64, error) {
-	now := s.now()
-	u.UpdatedAt, u.LeaseUntil = now, now.Add(s.lease)
-	err := s.st.Transact(ctx,
-		store.ReplaceOp(s.item(*u), version),
-		store.PutOp(slotItem(u.WorkspaceID, u.ID, now.Add(lockAfterStart)), store.Always))
-	if store.FailedOp(err) == 0 {
-		return 0, errLostLease
-	}
-	if err != nil {
-		return 0, err
-	}
-	return version + 1, nil
-}
-
-// finish records the outcome and frees the workspace's upload slot.
-func (s *Service) finish(ctx context.Context, u Upload, version int64) error {
-	u.UpdatedAt, u.LeaseUntil = s.now(), time.Time{}
-	err := s.st.Transact(ctx,
-		store.ReplaceOp(s.item(u), version),
-		store.DeleteOp(slotKey(u.WorkspaceID), store.Always))
-	if store.FailedOp(err) == 0 {
-		return errLostLease
-	}
-	return err
 }

@@ -3,6 +3,8 @@ package upload_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,31 +27,53 @@ import (
 )
 
 // memObjects is an in-memory object store for these unit tests: the S3 side (presigned
-// POST, streaming reads) is tested against a real S3 API in objects/s3 and end to end on
-// the local stack.
+// POST, streaming reads, If-Match) is tested against a real S3 API in objects/s3 and locals3,
+// and end to end on the local stack. Like S3, it serves a pinned read only while the object
+// stored at the key is the pinned one, and every put answers the object-created event S3
+// would send.
 type memObjects struct {
 	mu   sync.Mutex
 	objs map[string][]byte
+	// beforeOpen, when set, runs before the n-th Open (from 1) and may replace the object
+	// at key by returning new contents (nil: leave it), as a second upload would.
+	beforeOpen func(key string, n int) []byte
+	opens      int
 }
 
 func (m *memObjects) PresignPost(_ context.Context, key string, maxBytes int64, expires time.Duration) (objects.Post, error) {
 	return objects.Post{Method: "POST", URL: "memory://" + key, Fields: map[string]string{"key": key}}, nil
 }
 
-func (m *memObjects) Open(_ context.Context, key string) (io.ReadCloser, error) {
+func (m *memObjects) Open(_ context.Context, key string, pin objects.Pin) (io.ReadCloser, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.opens++
+	if m.beforeOpen != nil {
+		if b := m.beforeOpen(key, m.opens); b != nil {
+			m.objs[key] = b
+		}
+	}
 	b, ok := m.objs[key]
 	if !ok {
 		return nil, objects.ErrNotFound
 	}
+	if pin.ETag != "" && pin.ETag != etag(b) {
+		return nil, objects.ErrChanged
+	}
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
-func (m *memObjects) put(key string, b []byte) {
+// put stores b at key and returns the object-created event's object.
+func (m *memObjects) put(key string, b []byte, at time.Time) upload.Object {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.objs[key] = b
+	return upload.Object{Key: key, ETag: etag(b), Size: int64(len(b)), StoredAt: at}
+}
+
+func etag(b []byte) string {
+	sum := md5.Sum(b)
+	return hex.EncodeToString(sum[:])
 }
 
 const operator = "upo_upload_test"
@@ -60,6 +84,12 @@ type env struct {
 	objs     *memObjects
 	clock    *testclock.Clock
 	tenant   workspacetest.Tenant
+	ws       *workspace.Service
+	mu       sync.Mutex
+	events   map[string]upload.Object // upload → the event of the last object put for it
+	// afterRow, when set, runs after each applied row (see upload.Options.AfterRow); tests
+	// set it once the env exists.
+	afterRow func(i int) error
 }
 
 func newEnv(t *testing.T, afterRow func(int) error) *env {
@@ -73,9 +103,16 @@ func newEnv(t *testing.T, afterRow func(int) error) *env {
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operator), Now: c.Now})
 	profiles := profile.New(st, profile.Options{Now: c.Now})
 	objs := &memObjects{objs: map[string][]byte{}}
-	svc := upload.New(st, ws, profiles, objs, upload.Options{Now: c.Now, Lease: time.Minute, AfterRow: afterRow,
+	e := &env{profiles: profiles, objs: objs, clock: c, tenant: workspacetest.New(t, ws, operator), ws: ws, events: map[string]upload.Object{}, afterRow: afterRow}
+	e.svc = upload.New(st, ws, profiles, objs, upload.Options{Now: c.Now, Lease: time.Minute,
+		AfterRow: func(i int) error {
+			if e.afterRow != nil {
+				return e.afterRow(i)
+			}
+			return nil
+		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	return &env{svc: svc, profiles: profiles, objs: objs, clock: c, tenant: workspacetest.New(t, ws, operator)}
+	return e
 }
 
 // start requests an upload of file and puts the file where the browser would.
@@ -88,8 +125,24 @@ func (e *env) start(t *testing.T, file string) upload.Upload {
 	if post.Fields["key"] != upload.ObjectKey(e.tenant.ID(), u.ID) {
 		t.Fatalf("presigned for %q", post.Fields["key"])
 	}
-	e.objs.put(upload.ObjectKey(e.tenant.ID(), u.ID), []byte(file))
+	e.send(u.ID, file)
 	return u
+}
+
+// send stores file for upload id as the browser's POST would, and returns the event.
+func (e *env) send(id, file string) upload.Object {
+	obj := e.objs.put(upload.ObjectKey(e.tenant.ID(), id), []byte(file), e.clock.Now())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.events[id] = obj
+	return obj
+}
+
+// stored is the object-created event of the last object sent for upload id.
+func (e *env) stored(id string) upload.Object {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.events[id]
 }
 
 func (e *env) get(t *testing.T, id string) upload.Upload {
@@ -127,7 +180,7 @@ func TestUploadCompletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := e.start(t, rows(3))
-	if err := e.svc.Process(context.Background(), upload.ObjectKey(e.tenant.ID(), u.ID)); err != nil {
+	if err := e.svc.Process(context.Background(), e.stored(u.ID)); err != nil {
 		t.Fatal(err)
 	}
 	got := e.get(t, u.ID)
@@ -162,7 +215,7 @@ func TestUploadInvalidWritesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	u := e.start(t, "user_id,plan\nu1,pro\nu2,pr\u00f8 plan\nu3,ok  twice\n")
-	if err := e.svc.Process(context.Background(), upload.ObjectKey(e.tenant.ID(), u.ID)); err != nil {
+	if err := e.svc.Process(context.Background(), e.stored(u.ID)); err != nil {
 		t.Fatal(err)
 	}
 	got := e.get(t, u.ID)
@@ -208,7 +261,7 @@ func TestUploadRedelivery(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	u := e.start(t, rows(50))
-	key := upload.ObjectKey(e.tenant.ID(), u.ID)
+	key := e.stored(u.ID)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i := range errs {
@@ -244,7 +297,7 @@ func TestUploadResumesAfterCrash(t *testing.T) {
 		return nil
 	})
 	u := e.start(t, rows(2000))
-	key := upload.ObjectKey(e.tenant.ID(), u.ID)
+	key := e.stored(u.ID)
 	if err := e.svc.Process(context.Background(), key); err == nil || !strings.Contains(err.Error(), "simulated crash") {
 		t.Fatalf("crashing delivery: %v", err)
 	}
@@ -297,7 +350,7 @@ func TestUploadRowLimit(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, nil)
 			u := e.start(t, rows(tc.rows))
-			if err := e.svc.Process(context.Background(), upload.ObjectKey(e.tenant.ID(), u.ID)); err != nil {
+			if err := e.svc.Process(context.Background(), e.stored(u.ID)); err != nil {
 				t.Fatal(err)
 			}
 			got := e.get(t, u.ID)
@@ -325,7 +378,7 @@ func TestUploadBlockedIdentifierFailsWhole(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	u := e.start(t, "user_id,email,plan\nu1,u1@example.com,pro\nnull,,free\n")
-	if err := e.svc.Process(context.Background(), upload.ObjectKey(e.tenant.ID(), u.ID)); err != nil {
+	if err := e.svc.Process(context.Background(), e.stored(u.ID)); err != nil {
 		t.Fatal(err)
 	}
 	got := e.get(t, u.ID)

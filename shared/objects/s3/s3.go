@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/unifiedprofiles/up/shared/objects"
 )
@@ -81,17 +85,42 @@ func (s *Store) PresignPost(ctx context.Context, key string, maxBytes int64, exp
 	return objects.Post{Method: "POST", URL: req.URL, Fields: req.Values}, nil
 }
 
-// Open streams the object at key: the caller reads the HTTP response body as it arrives and
-// must Close it. A missing key is objects.ErrNotFound.
-func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, error) {
-	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: &s.bucket, Key: &key})
+// Open streams the object at key that pin names: the caller reads the HTTP response body as
+// it arrives and must Close it. The read is conditional (If-Match on the ETag, VersionId in a
+// versioned bucket), so S3 itself refuses to serve anything else; the answer's ETag and
+// version are checked too, so an endpoint that ignored the condition cannot slip another
+// object in. A missing key or version is objects.ErrNotFound; a replaced object is
+// objects.ErrChanged.
+func (s *Store) Open(ctx context.Context, key string, pin objects.Pin) (io.ReadCloser, error) {
+	in := &awss3.GetObjectInput{Bucket: &s.bucket, Key: &key}
+	if pin.ETag != "" {
+		in.IfMatch = aws.String(quote(pin.ETag))
+	}
+	if pin.VersionID != "" {
+		in.VersionId = aws.String(pin.VersionID)
+	}
+	out, err := s.client.GetObject(ctx, in)
 	if err != nil {
 		var noKey *types.NoSuchKey
 		var notFound *types.NotFound
-		if errors.As(err, &noKey) || errors.As(err, &notFound) {
+		var apiErr smithy.APIError
+		var status interface{ HTTPStatusCode() int }
+		switch {
+		case errors.As(err, &noKey) || errors.As(err, &notFound) || errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchVersion":
 			return nil, fmt.Errorf("objects/s3: open %q: %w", key, objects.ErrNotFound)
+		case errors.As(err, &status) && status.HTTPStatusCode() == http.StatusPreconditionFailed:
+			return nil, fmt.Errorf("objects/s3: open %q (ETag %s): %w", key, pin.ETag, objects.ErrChanged)
 		}
 		return nil, fmt.Errorf("objects/s3: open %q: %w", key, err)
 	}
+	got := strings.Trim(aws.ToString(out.ETag), `"`)
+	if pin.ETag != "" && got != strings.Trim(pin.ETag, `"`) || pin.VersionID != "" && aws.ToString(out.VersionId) != pin.VersionID {
+		out.Body.Close()
+		return nil, fmt.Errorf("objects/s3: open %q: served ETag %s version %q, pinned ETag %s version %q: %w",
+			key, got, aws.ToString(out.VersionId), pin.ETag, pin.VersionID, objects.ErrChanged)
+	}
 	return out.Body, nil
 }
+
+// quote returns etag in double quotes, the form If-Match takes.
+func quote(etag string) string { return `"` + strings.Trim(etag, `"`) + `"` }

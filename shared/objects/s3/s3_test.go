@@ -88,7 +88,7 @@ func upload(t *testing.T, post objects.Post, file []byte) *http.Response {
 
 func readAll(t *testing.T, s objects.Store, key string) []byte {
 	t.Helper()
-	rc, err := s.Open(context.Background(), key)
+	rc, err := s.Open(context.Background(), key, objects.Pin{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestUploadThenOpenStreams(t *testing.T) {
 	}
 
 	// Open hands back the response body as it arrives: a partial read then Close is fine.
-	rc, err := l.store.Open(context.Background(), key)
+	rc, err := l.store.Open(context.Background(), key, objects.Pin{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,15 +222,67 @@ func TestUploadRefusedBeyondPolicy(t *testing.T) {
 	if resp := upload(t, post, nil); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("empty file: status %d, want 400", resp.StatusCode)
 	}
-	if _, err := l.store.Open(context.Background(), key); !errors.Is(err, objects.ErrNotFound) {
+	if _, err := l.store.Open(context.Background(), key, objects.Pin{}); !errors.Is(err, objects.ErrNotFound) {
 		t.Errorf("Open after refusals: %v, want ErrNotFound", err)
+	}
+}
+
+// Open reads the pinned object or nothing: once a second upload replaced it, the pin that
+// named the first answers ErrChanged instead of the replacement's bytes.
+func TestOpenPinned(t *testing.T) {
+	t.Parallel()
+	l := newLocal(t)
+	const key = "uploads/ws_1/up_3.csv"
+	first, second := []byte("user_id\nvalidated\n"), []byte("user_id\nswapped!!\n")
+	post, err := l.store.PresignPost(context.Background(), key, 100, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := upload(t, post, first)
+	pin := objects.Pin{ETag: strings.Trim(resp.Header.Get("ETag"), `"`)}
+	if pin.ETag == "" {
+		t.Fatal("the POST answered no ETag")
+	}
+	cases := []struct {
+		name    string
+		replace bool
+		pin     objects.Pin
+		want    string
+		err     error
+	}{
+		{name: "pinned, unchanged", pin: pin, want: string(first)},
+		{name: "pinned, replaced by a second POST", replace: true, pin: pin, err: objects.ErrChanged},
+		{name: "unknown version", pin: objects.Pin{ETag: pin.ETag, VersionID: "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"}, err: errors.New("any")},
+	}
+	for _, c := range cases { // in order: the second case replaces the object
+		t.Run(c.name, func(t *testing.T) {
+			if c.replace {
+				if resp := upload(t, post, second); resp.StatusCode != http.StatusNoContent {
+					t.Fatalf("second POST: status %d", resp.StatusCode)
+				}
+			}
+			rc, err := l.store.Open(context.Background(), key, c.pin)
+			if c.err != nil {
+				if err == nil || c.err == objects.ErrChanged && !errors.Is(err, objects.ErrChanged) {
+					t.Fatalf("Open: %v, want %v", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			if got, _ := io.ReadAll(rc); string(got) != c.want {
+				t.Errorf("read %q, want %q", got, c.want)
+			}
+		})
 	}
 }
 
 func TestOpenMissingKey(t *testing.T) {
 	t.Parallel()
 	l := newLocal(t)
-	_, err := l.store.Open(context.Background(), "uploads/none.csv")
+	_, err := l.store.Open(context.Background(), "uploads/none.csv", objects.Pin{ETag: "d41d8cd98f00b204e9800998ecf8427e"})
 	if !errors.Is(err, objects.ErrNotFound) {
 		t.Fatalf("error %v, want objects.ErrNotFound", err)
 	}
@@ -243,7 +295,7 @@ func TestOpenOtherErrorsAreNotNotFound(t *testing.T) {
 	t.Parallel()
 	l := newLocal(t)
 	// A bucket that does not exist is a configuration error, not a missing object.
-	_, err := objs3.New(l.srv.Client(l.url), "no-such-bucket").Open(context.Background(), "k")
+	_, err := objs3.New(l.srv.Client(l.url), "no-such-bucket").Open(context.Background(), "k", objects.Pin{})
 	if err == nil || errors.Is(err, objects.ErrNotFound) {
 		t.Errorf("error %v, want a non-NotFound error", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -31,7 +32,11 @@ func Handler(svc *upload.Service) func(ctx context.Context, ev events.S3Event) e
 				errs = append(errs, fmt.Errorf("object key %q: %w", rec.S3.Object.Key, err))
 				continue
 			}
-			if err := svc.Process(ctx, key); err != nil {
+			// The object as stored when the event was sent: the upload reads that one, pinned
+			// by its ETag (and version, in a versioned bucket), and no later replacement.
+			obj := upload.Object{Key: key, ETag: rec.S3.Object.ETag, VersionID: rec.S3.Object.VersionID,
+				Size: rec.S3.Object.Size, StoredAt: rec.EventTime}
+			if err := svc.Process(ctx, obj); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", key, err))
 			}
 		}
@@ -39,10 +44,11 @@ func Handler(svc *upload.Service) func(ctx context.Context, ev events.S3Event) e
 	}
 }
 
-// ObjectCreated is the event S3 sends when an object is stored, for the local stack.
-func ObjectCreated(bucket, key string, size int64, etag string) events.S3Event {
+// ObjectCreated is the event S3 sends when an object is stored at at, for the local stack
+// (an unversioned bucket: no version id).
+func ObjectCreated(bucket, key string, size int64, etag string, at time.Time) events.S3Event {
 	return events.S3Event{Records: []events.S3EventRecord{{
-		EventVersion: "2.1", EventSource: "aws:s3", AWSRegion: "us-east-1", EventName: "ObjectCreated:Post",
+		EventVersion: "2.1", EventSource: "aws:s3", AWSRegion: "us-east-1", EventName: "ObjectCreated:Post", EventTime: at.UTC(),
 		S3: events.S3Entity{
 			SchemaVersion: "1.0",
 			Bucket:        events.S3Bucket{Name: bucket, Arn: "arn:aws:s3:::" + bucket},
