@@ -27,7 +27,9 @@ func main() {
 			log.Error("cannot start", "err", err)
 			os.Exit(1)
 		}
-		// Workspace tokens and signatures only: no operator token here.
+		// Workspace tokens and signatures only: no operator token here. One Service per
+		// instance: it keeps the auth tokens it opened, so a warm instance calls KMS once per
+		// stored token, not once per callback.
 		ws := workspace.New(st, workspace.Options{Secrets: sealer})
 		httpapi.MountFlex(mux, ws, profile.New(st, profile.Options{}), httpapi.FlexOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
 	})

@@ -24,8 +24,10 @@ import (
 func main() {
 	lambdahttp.Serve("setup", func(mux *http.ServeMux, st store.Store, log *slog.Logger) {
 		opts := workspace.Options{OperatorTokenHash: os.Getenv("UP_OPERATOR_TOKEN_SHA256")}
-		// PUT /v1/workspaces/{ws}/flex seals the Twilio auth token with KMS. Without a key the
-		// rest of the API still serves, and that route answers secrets_not_configured.
+		// PUT /v1/workspaces/{ws}/flex seals the Twilio auth token with KMS, and POST
+		// …/destinations the destinations' secret settings (encrypt only: neither is ever
+		// returned). Without a key the rest of the API still serves, and those requests answer
+		// secrets_not_configured.
 		switch sealer, err := kms.FromEnv(context.Background()); {
 		case err == nil:
 			opts.Secrets = sealer

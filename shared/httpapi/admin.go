@@ -80,7 +80,9 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/setup/data-source", map[string]authed{"PUT": a.chooseDataSource}},
 		{"/v1/workspaces/{ws}/setup/identifiers-and-traits", map[string]authed{"GET": a.identifiersAndTraits}},
 		{"/v1/workspaces/{ws}/spaces", map[string]authed{"GET": a.listSpaces, "POST": a.createSpace}},
-		{"/v1/workspaces/{ws}/spaces/{sp}/access-tokens", map[string]authed{"POST": a.createAccessToken}},
+		{"/v1/workspaces/{ws}/token/rotate", map[string]authed{"POST": a.rotateToken}},
+		{"/v1/workspaces/{ws}/spaces/{sp}/access-tokens", map[string]authed{"GET": a.listAccessTokens, "POST": a.createAccessToken}},
+		{"/v1/workspaces/{ws}/spaces/{sp}/access-tokens/{id}", map[string]authed{"DELETE": a.revokeAccessToken}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/identity", map[string]authed{"GET": a.getIdentity, "PUT": a.putIdentity}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/computed-traits", map[string]authed{"GET": a.listComputedTraits, "POST": a.createComputedTrait}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/computed-traits/{id}", map[string]authed{"GET": a.getComputedTrait, "DELETE": a.deleteComputedTrait}},
@@ -93,7 +95,7 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/sources/{src}/debugger", map[string]authed{"GET": a.debugger}},
 		{"/v1/workspaces/{ws}/csv/template", map[string]authed{"GET": a.csvTemplate}},
 		{"/v1/workspaces/{ws}/csv/uploads", map[string]authed{"GET": a.listUploads, "POST": a.requestUpload}},
-		{"/v1/workspaces/{ws}/csv/uploads/{id}", map[string]authed{"GET": a.getUpload}},
+		{"/v1/workspaces/{ws}/csv/uploads/{id}", map[string]authed{"GET": a.getUpload, "DELETE": a.cancelUpload}},
 		{"/v1/workspaces/{ws}/destinations", map[string]authed{"GET": a.listDestinations, "POST": a.createDestination}},
 		{"/v1/workspaces/{ws}/destinations/{id}", map[string]authed{"GET": a.getDestination, "DELETE": a.deleteDestination}},
 		{"/v1/workspaces/{ws}/flex", map[string]authed{"PUT": a.putFlex}},
@@ -237,7 +239,40 @@ func (a *admin) createAccessToken(w http.ResponseWriter, r *http.Request, p work
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"token": tok.Token, "space_id": tok.SpaceID})
+	writeJSON(w, http.StatusCreated, map[string]any{"token": tok.Token, "id": tok.ID, "space_id": tok.SpaceID, "created_at": tok.CreatedAt})
+	return nil
+}
+
+// listAccessTokens shows ids and creation times only: a token is shown once, when created.
+func (a *admin) listAccessTokens(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	toks, err := a.ws.ListAccessTokens(r.Context(), p, r.PathValue("ws"), r.PathValue("sp"))
+	if err != nil {
+		return err
+	}
+	out := make([]accessTokenView, len(toks))
+	for i, t := range toks {
+		out[i] = viewAccessToken(t)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"access_tokens": out})
+	return nil
+}
+
+func (a *admin) revokeAccessToken(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	if err := a.ws.RevokeAccessToken(r.Context(), p, r.PathValue("ws"), r.PathValue("sp"), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// rotateToken replaces the workspace token the request carries; the answer is the only place
+// the new one is shown. It takes no body.
+func (a *admin) rotateToken(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	tok, err := a.ws.RotateWorkspaceToken(r.Context(), p, r.PathValue("ws"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"token": tok})
 	return nil
 }
 

@@ -201,7 +201,7 @@ func TestIsolationWalksEveryRoute(t *testing.T) {
 // validBody is a body the route would accept, so that a refusal is about the tenant, not the input.
 func validBody(pattern, method string) any {
 	switch {
-	case method == "GET" || method == "DELETE" || strings.HasSuffix(pattern, "/access-tokens"):
+	case method == "GET" || method == "DELETE" || strings.HasSuffix(pattern, "/access-tokens") || strings.HasSuffix(pattern, "/token/rotate"):
 		return nil
 	case strings.HasSuffix(pattern, "/identity"):
 		return map[string]any{"identifiers": []any{map[string]any{"type": "user_id", "limit": 1, "window": "ever", "priority": 1}}}

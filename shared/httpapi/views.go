@@ -53,12 +53,29 @@ type destinationView struct {
 	CreatedAt time.Time      `json:"created_at"`
 }
 
+// secretSet stands in the answer for the value of a secret setting: the value is sealed and
+// never shown, but the console must be able to say that it was given.
+const secretSet = "set"
+
 func viewDestination(d workspace.Destination) destinationView {
-	settings := d.Settings
-	if settings == nil {
-		settings = map[string]any{}
+	settings := make(map[string]any, len(d.Settings)+len(d.SecretsSet))
+	for k, v := range d.Settings {
+		settings[k] = v
+	}
+	for _, k := range d.SecretsSet {
+		settings[k] = secretSet
 	}
 	return destinationView{ID: d.ID, Name: d.Name, Category: d.Category, Settings: settings, CreatedAt: d.CreatedAt}
+}
+
+// accessTokenView never holds the token: it is shown once, by the POST that creates it.
+type accessTokenView struct {
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func viewAccessToken(t workspace.AccessTokenInfo) accessTokenView {
+	return accessTokenView{ID: t.ID, CreatedAt: t.CreatedAt}
 }
 
 type createdWorkspaceView struct {

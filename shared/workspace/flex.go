@@ -1,11 +1,15 @@
 package workspace
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/secrets"
 	"github.com/unifiedprofiles/up/shared/store"
 )
 
@@ -46,7 +50,7 @@ func (s *Service) SetFlexAuthToken(ctx context.Context, p Principal, wsID, authT
 		return FlexConfig{}, err
 	}
 	if s.secrets == nil {
-		return FlexConfig{}, noSecrets()
+		return FlexConfig{}, noSecrets("the Twilio auth token")
 	}
 	sealed, err := s.secrets.Seal(ctx, []byte(authToken), flexAAD(wsID))
 	if err != nil {
@@ -69,23 +73,101 @@ func (s *Service) SetFlexAuthToken(ctx context.Context, p Principal, wsID, authT
 // FlexAuthToken returns the workspace's Twilio auth token, to verify a webhook's signature.
 // There is no principal: the webhook's proof is the signature made with this token, so the
 // caller must use it for nothing else and never show it.
+//
+// The sealed token is opened (a KMS call in AWS) at most once per stored ciphertext by this
+// Service, that is per warm instance: the webhook is open to anyone who knows a workspace id,
+// and each callback must not cost a decryption. The cache is keyed by the ciphertext itself,
+// which every SetFlexAuthToken changes (sealing is randomised), so a new token is seen on the
+// next call. A ciphertext that does not open (secrets.ErrOpen) is remembered too.
 // Errors: flex_not_configured (404) when no token was set, or no such workspace (the two are
 // one answer, so a webhook caller cannot probe for workspaces).
 func (s *Service) FlexAuthToken(ctx context.Context, wsID string) (string, error) {
-	notConfigured := errcode.New(errcode.NotFound, "flex_not_configured",
-		"workspace %s has no Twilio auth token; set it in the workspace's Flex settings first", wsID)
-	rec, _, err := load[flexRecord](ctx, s.st, flexKey(wsID), notConfigured)
+	rec, err := s.loadFlex(ctx, wsID)
 	if err != nil {
 		return "", err
 	}
+	if o, ok := s.opened.get(wsID, rec.SealedToken); ok {
+		return o.token, o.err
+	}
 	if s.secrets == nil {
-		return "", noSecrets()
+		return "", noSecrets("the Twilio auth token")
 	}
 	plain, err := s.secrets.Open(ctx, rec.SealedToken, flexAAD(wsID))
 	if err != nil {
-		return "", fmt.Errorf("open the auth token of %s: %w", wsID, err)
+		err = fmt.Errorf("open the auth token of %s: %w", wsID, err)
+		if errors.Is(err, secrets.ErrOpen) { // no retry can fix it; a transient failure may pass next time
+			s.opened.put(wsID, rec.SealedToken, "", err)
+		}
+		return "", err
 	}
+	s.opened.put(wsID, rec.SealedToken, string(plain), nil)
 	return string(plain), nil
+}
+
+// CachedFlexAuthToken is FlexAuthToken without opening anything: ok is false when this
+// Service has not opened the workspace's current token yet. The webhook uses it while a
+// workspace is over its limit of failed signatures, so a flood of forged callbacks costs no
+// decryption while Twilio's genuine ones still pass on a warm instance.
+// Errors: flex_not_configured (404), as FlexAuthToken.
+func (s *Service) CachedFlexAuthToken(ctx context.Context, wsID string) (tok string, ok bool, err error) {
+	rec, err := s.loadFlex(ctx, wsID)
+	if err != nil {
+		return "", false, err
+	}
+	o, ok := s.opened.get(wsID, rec.SealedToken)
+	if !ok || o.err != nil {
+		return "", false, nil
+	}
+	return o.token, true, nil
+}
+
+func (s *Service) loadFlex(ctx context.Context, wsID string) (flexRecord, error) {
+	notConfigured := errcode.New(errcode.NotFound, "flex_not_configured",
+		"workspace %s has no Twilio auth token; set it in the workspace's Flex settings first", wsID)
+	rec, _, err := load[flexRecord](ctx, s.st, flexKey(wsID), notConfigured)
+	return rec, err
+}
+
+// maxOpened bounds the opened-token cache: a few MiB at most, however many workspaces call.
+const maxOpened = 10000
+
+// openedCache holds the Flex tokens this Service opened, per workspace, with the ciphertext
+// they came from.
+type openedCache struct {
+	mu sync.Mutex
+	m  map[string]openedToken
+}
+
+type openedToken struct {
+	sealed []byte
+	token  string
+	err    error // secrets.ErrOpen: this ciphertext does not open
+}
+
+// get returns what opening sealed gave for ws, if sealed is what was opened last.
+func (c *openedCache) get(ws string, sealed []byte) (openedToken, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o, ok := c.m[ws]
+	if !ok || !bytes.Equal(o.sealed, sealed) {
+		return openedToken{}, false
+	}
+	return o, true
+}
+
+func (c *openedCache) put(ws string, sealed []byte, tok string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]openedToken{}
+	}
+	if _, ok := c.m[ws]; !ok && len(c.m) >= maxOpened {
+		for k := range c.m { // drop any one: a miss costs one decryption, nothing more
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[ws] = openedToken{sealed: bytes.Clone(sealed), token: tok, err: err}
 }
 
 // FlexSource returns the workspace's auto-created Flex source (FlexSourceName), through
@@ -122,7 +204,8 @@ func validAuthToken(tok string) error {
 	return nil
 }
 
-func noSecrets() error {
+// noSecrets is the answer when this deployment has no Sealer; what names the secret.
+func noSecrets(what string) error {
 	return errcode.New(errcode.Internal, "secrets_not_configured",
-		"this deployment has no key to encrypt secrets with, so the Twilio auth token cannot be kept or used; contact the operator")
+		"this deployment has no key to encrypt secrets with, so %s cannot be kept or used; contact the operator", what)
 }

@@ -15,6 +15,8 @@ type Service struct {
 	ids          token.IDs
 	operatorHash string
 	secrets      secrets.Sealer
+	// opened caches the Flex tokens opened by this Service (see FlexAuthToken).
+	opened *openedCache
 }
 
 // Options configure a Service.
@@ -34,5 +36,5 @@ func New(st store.Store, opts Options) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now}, operatorHash: opts.OperatorTokenHash, secrets: opts.Secrets}
+	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now}, operatorHash: opts.OperatorTokenHash, secrets: opts.Secrets, opened: &openedCache{}}
 }

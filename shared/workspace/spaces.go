@@ -35,27 +35,35 @@ func (s *Service) CreateSpace(ctx context.Context, p Principal, wsID, name strin
 
 // AccessToken is a Profile API credential for one space, shown once.
 type AccessToken struct {
-	Token   string
-	SpaceID string
+	Token string
+	AccessTokenInfo
 }
 
-// CreateAccessToken issues a Profile API token for a space; only its hash is kept.
+// CreateAccessToken issues a Profile API token for a space; only its hash is kept, in the
+// index item Authenticate reads and in the space's list of tokens (ListAccessTokens), both
+// written in one transaction.
 // Caller: the workspace's token. Errors: forbidden, not_found.
 func (s *Service) CreateAccessToken(ctx context.Context, p Principal, wsID, spaceID string) (AccessToken, error) {
 	if err := p.Owns(wsID); err != nil {
 		return AccessToken{}, err
 	}
+	notFound := errcode.NotFoundf("space %s was not found in workspace %s", spaceID, wsID)
+	if len(spaceID) > maxPathID {
+		return AccessToken{}, notFound
+	}
 	tok := token.New(token.AccessPrefix)
+	info := AccessTokenInfo{ID: s.ids.New(accessTokenIDPrefix), SpaceID: spaceID, CreatedAt: s.now()}
 	err := s.st.Transact(ctx,
 		store.CheckOp(spaceKey(wsID, spaceID), store.MustExist),
-		store.PutOp(item(tokenKey(token.Hash(tok)), tokenRecord{Kind: SpaceAccess, WorkspaceID: wsID, SpaceID: spaceID}), store.MustNotExist))
+		store.PutOp(item(tokenKey(token.Hash(tok)), tokenRecord{Kind: SpaceAccess, WorkspaceID: wsID, SpaceID: spaceID}), store.MustNotExist),
+		store.PutOp(item(accessTokenKey(wsID, spaceID, info.ID), accessTokenRecord{AccessTokenInfo: info, TokenHash: token.Hash(tok)}), store.MustNotExist))
 	if store.FailedOp(err) == 0 {
-		return AccessToken{}, errcode.NotFoundf("space %s was not found in workspace %s", spaceID, wsID)
+		return AccessToken{}, notFound
 	}
 	if err != nil {
 		return AccessToken{}, err
 	}
-	return AccessToken{Token: tok, SpaceID: spaceID}, nil
+	return AccessToken{Token: tok, AccessTokenInfo: info}, nil
 }
 
 // GetSpace returns one space of the workspace.
@@ -64,6 +72,10 @@ func (s *Service) GetSpace(ctx context.Context, p Principal, wsID, spaceID strin
 	if err := p.Owns(wsID); err != nil {
 		return Space{}, err
 	}
-	sp, _, err := load[Space](ctx, s.st, spaceKey(wsID, spaceID), errcode.NotFoundf("space %s was not found in workspace %s", spaceID, wsID))
+	notFound := errcode.NotFoundf("space %s was not found in workspace %s", spaceID, wsID)
+	if len(spaceID) > maxPathID {
+		return Space{}, notFound
+	}
+	sp, _, err := load[Space](ctx, s.st, spaceKey(wsID, spaceID), notFound)
 	return sp, err
 }

@@ -35,7 +35,7 @@ func oneOf(field, v string, allowed []string) error {
 		return errcode.InvalidField(field, "is required; one of %s", strings.Join(allowed, ", "))
 	}
 	if !slices.Contains(allowed, v) {
-		return errcode.InvalidField(field, "%q is not allowed; use one of %s", v, strings.Join(allowed, ", "))
+		return errcode.InvalidField(field, "%q is not allowed; use one of %s", errcode.Clip(v), strings.Join(allowed, ", "))
 	}
 	return nil
 }

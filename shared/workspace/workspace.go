@@ -184,12 +184,16 @@ type Source struct {
 
 // Destination receives data from the workspace (delivery arrives with its own feature).
 type Destination struct {
-	ID          string         `json:"id"`
-	WorkspaceID string         `json:"workspace_id"`
-	Name        string         `json:"name"`
-	Category    string         `json:"category"`
-	Settings    map[string]any `json:"settings,omitempty"`
-	CreatedAt   time.Time      `json:"created_at"`
+	ID          string `json:"id"`
+	WorkspaceID string `json:"workspace_id"`
+	Name        string `json:"name"`
+	Category    string `json:"category"`
+	// Settings are the settings that are not secrets (IsSecretSetting).
+	Settings map[string]any `json:"settings,omitempty"`
+	// SecretsSet names the secret settings that are set, sorted; their values are sealed
+	// and only DestinationSettings opens them.
+	SecretsSet []string  `json:"secret_settings,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
 // Quota is one entitlement's usage.
