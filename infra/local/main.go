@@ -79,7 +79,14 @@ func run() error {
 		Handler:           stack.Handler,
 		BaseContext:       func(net.Listener) context.Context { return ctx }, // Ctrl-C ends live tails too
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// A request, headers and body, must arrive within this (the largest body, 1 MiB, takes
+		// milliseconds locally): a client trickling a body would otherwise hold a connection
+		// and a handler forever. A handler reading too slow a body gets
+		// os.ErrDeadlineExceeded, which httpapi answers 408 body_timeout. net/http lifts the
+		// deadline once the body has been read, so handlers may work on, and the debugger's
+		// live tail (a GET) streams, for as long as they need.
+		ReadTimeout: 10 * time.Second,
+		IdleTimeout: 2 * time.Minute,
 	}
 
 	abs, _ := filepath.Abs(dataDir)

@@ -6,6 +6,7 @@ package errcode
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Kind classifies an error; each maps to one HTTP status.
@@ -21,6 +22,7 @@ const (
 	TooLarge                 // 413
 	RateLimited              // 429
 	Unavailable              // 503: try again shortly (clients and SDKs retry it)
+	Timeout                  // 408: the request did not arrive in time (a body sent too slowly)
 )
 
 // Error is a domain error with a stable code.
@@ -61,4 +63,25 @@ func As(err error) *Error {
 func Is(err error, code string) bool {
 	e := As(err)
 	return e != nil && e.Code == code
+}
+
+// MaxEcho bounds a caller's value quoted back in an error message: enough to recognise it,
+// never the whole megabyte someone sent by mistake (or to make every error that large).
+const MaxEcho = 64
+
+// Clip returns s cut to at most MaxEcho bytes, for quoting a caller's value in an error
+// message or field. Every place that echoes a value uses it, so that no error grows with
+// its input.
+func Clip(s string) string { return Cut(s, MaxEcho) }
+
+// Cut returns s cut to at most n bytes at a character boundary, with "…" appended when it
+// was cut.
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

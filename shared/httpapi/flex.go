@@ -15,6 +15,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/flex"
 	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/jsoncheck"
 	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/workspace"
@@ -70,6 +71,8 @@ type flexAPI struct {
 	// admin lends the admin API's URL reckoning (the webhook URL) and its authentication
 	// (the lookup takes the workspace token exactly as the admin routes do).
 	admin *admin
+	// failures counts failed webhook signatures per workspace (flex_guard.go).
+	failures *signatureFailures
 }
 
 // MountFlex adds POST /v1/flex/{ws}/webhooks (Twilio-signed) and GET /v1/flex/{ws}/profiles
@@ -83,6 +86,7 @@ func MountFlex(mux *http.ServeMux, ws *workspace.Service, profiles *profile.Serv
 		f.now = time.Now
 	}
 	f.admin = &admin{ws: ws, log: f.log, publicURL: strings.TrimRight(opts.PublicURL, "/")}
+	f.failures = newSignatureFailures(flexFailureLimit, flexFailureWindow, f.now)
 	mux.Handle("POST /v1/flex/{ws}/webhooks", f.handle(f.webhook))
 	mux.Handle("/v1/flex/{ws}/webhooks", methodNotAllowed([]string{"POST"}))
 	mux.Handle("GET /v1/flex/{ws}/profiles", f.admin.authenticate(f.lookup))
@@ -126,15 +130,8 @@ func (f *flexAPI) webhook(w http.ResponseWriter, r *http.Request) error {
 		return badSignature()
 	}
 	wsID := r.PathValue("ws")
-	authToken, err := f.ws.FlexAuthToken(r.Context(), wsID)
-	if e := errcode.As(err); e != nil && e.Kind == errcode.NotFound {
-		return badSignature()
-	}
-	if err != nil {
+	if err := f.verifySignature(w, r, wsID, form, sig); err != nil {
 		return err
-	}
-	if !flex.ValidSignature(authToken, f.fullURL(r), form, sig) {
-		return badSignature()
 	}
 
 	msg, ok, err := flex.EventFromTaskRouter(form, received)
@@ -191,7 +188,7 @@ func (f *flexAPI) lookup(w http.ResponseWriter, r *http.Request, _ workspace.Pri
 	status, created := http.StatusOK, false
 	if !found {
 		if !create {
-			return errcode.NotFoundf("no profile has %s %s in this workspace; add create=true to create one", param, value)
+			return errcode.NotFoundf("no profile has %s %s in this workspace; add create=true to create one", param, errcode.Clip(value))
 		}
 		now := f.now().UTC()
 		res, err := f.profiles.Apply(r.Context(), space, blankProfileMessage(wsID, src.ID, param, value, now))
@@ -239,6 +236,11 @@ func lookupQuery(rawQuery string) (param, value string, create bool, err error) 
 	value = q.Get(param)
 	if value == "" {
 		return "", "", false, errcode.InvalidField(param, "is empty")
+	}
+	// The value is looked up as sent: bytes that are not UTF-8 would match the U+FFFD stored
+	// for another customer's address.
+	if e := jsoncheck.CheckString(param, value); e != nil {
+		return "", "", false, e
 	}
 	switch c := q.Get("create"); c {
 	case "", "false":

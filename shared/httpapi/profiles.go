@@ -358,6 +358,11 @@ func (a *profilesAPI) events(w http.ResponseWriter, r *http.Request, sp string, 
 	if !end.After(start) {
 		return errcode.InvalidField("end", "must be after start, and within the last %d days", int(profile.EventQueryWindow/(24*time.Hour)))
 	}
+	if q.Get("end") == "" {
+		// As every reader does: an event of a sender whose clock runs a little fast (the
+		// tracking API keeps up to profile.FutureSkew) shows at once.
+		end = end.Add(profile.FutureSkew)
+	}
 
 	p, err := a.profiles.Lookup(r.Context(), sp, id)
 	if err != nil {
@@ -446,8 +451,8 @@ func (a *profilesAPI) metadata(w http.ResponseWriter, r *http.Request, sp string
 		return err
 	}
 	now := a.now()
-	// A minute ahead, as the explorer reads: clocks of senders run a little fast.
-	evs, err := a.profiles.Events(r.Context(), sp, p, now.Add(-profile.EventQueryWindow), now.Add(time.Minute))
+	// A little ahead, as the explorer reads: clocks of senders run a little fast.
+	evs, err := a.profiles.Events(r.Context(), sp, p, now.Add(-profile.EventQueryWindow), now.Add(profile.FutureSkew))
 	if err != nil {
 		return err
 	}
@@ -455,6 +460,11 @@ func (a *profilesAPI) metadata(w http.ResponseWriter, r *http.Request, sp string
 		LastMessageAt: p.UpdatedAt, LastSourceID: p.First.SourceID}
 	if n := len(evs); n > 0 {
 		md.LastMessageAt, md.LastSourceID = evs[n-1].Timestamp, evs[n-1].SourceID
+	}
+	if md.LastMessageAt.Before(md.FirstMessageAt) {
+		// The first message is dated after every later one (one stored before timestamps
+		// were bounded to their arrival): it is the last as well.
+		md.LastMessageAt, md.LastSourceID = md.FirstMessageAt, md.FirstSourceID
 	}
 	writeJSON(w, http.StatusOK, map[string]paMetadata{"metadata": md})
 	return nil

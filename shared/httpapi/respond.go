@@ -3,15 +3,19 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"reflect"
 	"strings"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/jsoncheck"
 )
 
 // MaxBodyBytes bounds every request body of the admin API.
@@ -27,7 +31,15 @@ var statusOf = map[errcode.Kind]int{
 	errcode.TooLarge:     http.StatusRequestEntityTooLarge,
 	errcode.RateLimited:  http.StatusTooManyRequests,
 	errcode.Unavailable:  http.StatusServiceUnavailable,
+	errcode.Timeout:      http.StatusRequestTimeout,
 }
+
+// Bounds of an error answer. Values a caller sent are clipped where they are quoted
+// (errcode.Clip); these bound the whole message and field as well, whatever they quote.
+const (
+	maxErrorMessage = 1024
+	maxErrorField   = 2 * errcode.MaxEcho
+)
 
 type errorBody struct {
 	Error errorDetail `json:"error"`
@@ -54,7 +66,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1") // SDKs and Twilio retry a 503; say when
 	}
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Field: e.Field}})
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: e.Code, Message: errcode.Cut(e.Message, maxErrorMessage), Field: errcode.Cut(e.Field, maxErrorField)}})
 }
 
 // basicChallenge makes a 401 ask for Basic credentials (the Profile and tracking APIs take
@@ -83,21 +95,39 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decode reads a JSON object body into dst strictly: one object, known fields only, the
-// right types, at most MaxBodyBytes. Errors name what was wrong. The Content-Type is not
-// checked: the body is JSON whatever curl's -d calls it.
+// right types, at most MaxBodyBytes, and nothing the decoder would change or drop without a
+// word: invalid UTF-8 (it would store U+FFFD), NUL characters, a key given twice (see
+// jsoncheck). Errors name what was wrong. The Content-Type is not checked: the body is JSON
+// whatever curl's -d calls it.
 func decode(w http.ResponseWriter, r *http.Request, dst any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		return readError(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		if tooLarge(err) {
-			return decodeError(err)
-		}
 		return &errcode.Error{Kind: errcode.Invalid, Code: "invalid_json", Message: "the body must hold exactly one JSON object"}
 	}
+	if e := jsoncheck.Check(body, jsoncheck.Options{Type: reflect.TypeOf(dst)}); e != nil {
+		return e
+	}
 	return nil
+}
+
+// readError says why a request body could not be read: too large (413), too slow (408: the
+// server's read deadline passed, see infra/local), or the connection failed.
+func readError(err error) error {
+	switch {
+	case tooLarge(err):
+		return decodeError(err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &errcode.Error{Kind: errcode.Timeout, Code: "body_timeout", Message: "the request body did not arrive in time; send it at once, and retry"}
+	}
+	return &errcode.Error{Kind: errcode.Invalid, Code: "invalid_body", Message: "the request body could not be read: " + err.Error()}
 }
 
 func tooLarge(err error) bool {
@@ -123,9 +153,10 @@ func decodeError(err error) error {
 		if typ.Field == "" {
 			return &errcode.Error{Kind: errcode.Invalid, Code: "invalid_json", Message: fmt.Sprintf("the body must be a JSON object, not %s", typ.Value)}
 		}
-		return errcode.InvalidField(typ.Field, "must be %s, not %s", jsonType(typ.Type.Kind().String()), typ.Value)
+		// The field's path holds the caller's keys and a number's value its digits: clipped.
+		return errcode.InvalidField(errcode.Clip(typ.Field), "must be %s, not %s", jsonType(typ.Type.Kind().String()), errcode.Clip(typ.Value))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		field := errcode.Clip(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
 		return &errcode.Error{Kind: errcode.Invalid, Code: "unknown_field", Field: field, Message: fmt.Sprintf("unknown field %q; check its spelling", field)}
 	}
 	return &errcode.Error{Kind: errcode.Invalid, Code: "invalid_json", Message: "the body is not valid JSON: " + err.Error()}

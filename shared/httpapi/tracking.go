@@ -120,7 +120,7 @@ func (t *trackingAPI) serve(w http.ResponseWriter, r *http.Request, call string)
 		if e == nil {
 			return parseErr
 		}
-		req = tracking.Request{Total: 1, Rejected: []tracking.Rejection{{Code: e.Code, Message: e.Message, Raw: body[:min(len(body), tracking.MaxMessageBytes)]}}}
+		req = tracking.Request{Total: 1, Rejected: []tracking.Rejection{{Code: e.Code, Message: e.Message, Field: e.Field, Raw: body[:min(len(body), tracking.MaxMessageBytes)]}}}
 		if _, err := t.svc.Ingest(r.Context(), src, req); err != nil {
 			return err
 		}
@@ -135,7 +135,7 @@ func (t *trackingAPI) serve(w http.ResponseWriter, r *http.Request, call string)
 	}
 	if call != "batch" && call != "import" && len(res.Rejected) > 0 {
 		rj := res.Rejected[0]
-		return &errcode.Error{Kind: errcode.Invalid, Code: rj.Code, Message: rj.Message}
+		return &errcode.Error{Kind: errcode.Invalid, Code: rj.Code, Message: rj.Message, Field: rj.Field}
 	}
 	out := struct {
 		Success  bool                 `json:"success"`
@@ -149,7 +149,7 @@ func (t *trackingAPI) serve(w http.ResponseWriter, r *http.Request, call string)
 func readTrackingBody(r *http.Request) ([]byte, error) {
 	raw, err := io.ReadAll(io.LimitReader(r.Body, tracking.MaxRequestBytes+1))
 	if err != nil {
-		return nil, errcode.New(errcode.Invalid, "invalid_body", "the request body could not be read: %v", err)
+		return nil, readError(err)
 	}
 	if len(raw) > tracking.MaxRequestBytes {
 		return nil, errcode.New(errcode.Invalid, "request_too_large", "the request body is over the limit of %d bytes", tracking.MaxRequestBytes)

@@ -66,7 +66,7 @@ func validateRule(rules []Rule, i int, types map[string]int, priorities map[int]
 	case r.Type == "":
 		return errcode.InvalidField(p+".type", "is required: name a default identifier (%s) or a custom one such as phone", strings.Join(DefaultTypes(), ", "))
 	case !validType(r.Type):
-		return errcode.InvalidField(p+".type", "%q is not a valid type: use 1 to %d characters of lowercase letters a-z, digits, _ and .", clip(r.Type), maxTypeLen)
+		return errcode.InvalidField(p+".type", "%q is not a valid type: use 1 to %d characters of lowercase letters a-z, digits, _ and .", errcode.Clip(r.Type), maxTypeLen)
 	}
 	if j, dup := types[r.Type]; dup {
 		return errcode.InvalidField(p+".type", "%s is already configured at identifiers[%d]; configure each type once", r.Type, j)
@@ -85,7 +85,7 @@ func validateRule(rules []Rule, i int, types map[string]int, priorities map[int]
 		}
 		for j, k := range r.Keys {
 			if !validKey(k) {
-				return errcode.InvalidField(fmt.Sprintf("%s.keys[%d]", p, j), "%q is not a valid key: start with a letter, then up to %d letters, digits or underscores (phone, phoneNumber, phone_number)", clip(k), maxKeyLen-1)
+				return errcode.InvalidField(fmt.Sprintf("%s.keys[%d]", p, j), "%q is not a valid key: start with a letter, then up to %d letters, digits or underscores (phone, phoneNumber, phone_number)", errcode.Clip(k), maxKeyLen-1)
 			}
 		}
 	} else {
@@ -103,7 +103,7 @@ func validateRule(rules []Rule, i int, types map[string]int, priorities map[int]
 	switch r.Window {
 	case WindowEver, WindowWeekly, WindowMonthly, WindowAnnually:
 	default:
-		return errcode.InvalidField(p+".window", "must be one of ever, weekly, monthly, annually; got %q", clip(r.Window))
+		return errcode.InvalidField(p+".window", "must be one of ever, weekly, monthly, annually; got %q", errcode.Clip(r.Window))
 	}
 
 	if r.Priority < 1 {
@@ -120,7 +120,7 @@ func validateRule(rules []Rule, i int, types map[string]int, priorities map[int]
 	for j, b := range r.Blocked {
 		bp := fmt.Sprintf("%s.blocked[%d]", p, j)
 		if b.Match != MatchExact && b.Match != MatchRegex {
-			return errcode.InvalidField(bp+".match", "must be exact or regex; got %q", clip(b.Match))
+			return errcode.InvalidField(bp+".match", "must be exact or regex; got %q", errcode.Clip(b.Match))
 		}
 		if b.Value == "" {
 			return errcode.InvalidField(bp+".value", "is required: the value (or regular expression) that must never be used as an identifier")
@@ -167,19 +167,6 @@ func validKey(k string) bool {
 }
 
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-
-// clip bounds user input quoted in an error message.
-func clip(s string) string {
-	const max = 64
-	if len(s) <= max {
-		return s
-	}
-	i := max
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
-}
 
 // Normalize returns a deep copy of the settings with the identifiers in priority order (the
 // order they are stored, shown and resolved in; equal priorities keep their order). Validate

@@ -20,6 +20,10 @@ const (
 	EventRetention = 30 * 24 * time.Hour
 	// EventQueryWindow: how far back events can be queried.
 	EventQueryWindow = 14 * 24 * time.Hour
+	// FutureSkew: how far past its arrival an event's timestamp may be (a sender's clock
+	// running fast). Readers look this far ahead of now, so such events show at once; the
+	// tracking API sets a later timestamp to the time the message arrived.
+	FutureSkew = time.Minute
 	// DedupeWindow: a messageId seen within it is acknowledged and not applied again.
 	DedupeWindow = 48 * time.Hour
 	// maxAttempts bounds optimistic retries of one Apply under contention.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/jsoncheck"
 	"github.com/unifiedprofiles/up/shared/store"
 )
 
@@ -19,11 +20,15 @@ func profileNotFound() error {
 }
 
 // ParseIdentifier reads "type:value" (the type never holds a colon).
-// Errors: invalid_field (400).
+// Errors: invalid_field, invalid_utf8, nul_character (400).
 func ParseIdentifier(field, s string) (identity.Identifier, error) {
 	typ, val, ok := strings.Cut(s, ":")
 	if !ok || typ == "" || val == "" {
 		return identity.Identifier{}, errcode.InvalidField(field, "must be type:value, e.g. email:jane@example.com")
+	}
+	// Bytes that are not UTF-8 would match the U+FFFD of another customer's stored value.
+	if e := jsoncheck.CheckString(field, s); e != nil {
+		return identity.Identifier{}, e
 	}
 	return identity.Identifier{Type: typ, Value: val}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/identity"
@@ -62,6 +63,7 @@ type EntryOutcome struct {
 type EntryRejection struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
 }
 
 // Entry statuses.
@@ -108,7 +110,7 @@ func (s *Service) record(ctx context.Context, src workspace.Source, applied []Pa
 			e.Normalised.IP = ctxMap
 		}
 		if r, ok := rejected[pm.Index]; ok {
-			e.Status, e.Rejection = StatusRejected, &EntryRejection{Code: r.Code, Message: r.Message}
+			e.Status, e.Rejection = StatusRejected, &EntryRejection{Code: r.Code, Message: r.Message, Field: r.Field}
 			delete(rejected, pm.Index)
 		} else if o, ok := outcomes[pm.Index]; ok {
 			e.Status = StatusAccepted
@@ -126,7 +128,7 @@ func (s *Service) record(ctx context.Context, src workspace.Source, applied []Pa
 		add(pm.Index, e)
 	}
 	for _, r := range rejected { // the parser's rejections
-		add(r.Index, Entry{Status: StatusRejected, Raw: rawJSON(r.Raw), Rejection: &EntryRejection{Code: r.Code, Message: r.Message}})
+		add(r.Index, Entry{Status: StatusRejected, Raw: rawJSON(r.Raw), Rejection: &EntryRejection{Code: r.Code, Message: r.Message, Field: r.Field}})
 	}
 	ops = append(ops, s.seenOps(src.ID, applied)...)
 	for len(ops) > 0 {
@@ -139,12 +141,18 @@ func (s *Service) record(ctx context.Context, src workspace.Source, applied []Pa
 	return nil
 }
 
-// rawJSON keeps raw as it came when it is JSON, and as a JSON string otherwise.
+// rawJSON keeps raw as it came when it is JSON, and as a JSON string otherwise. Bytes that
+// are not UTF-8 (a message refused for them) are shown as U+FFFD: the entry is for people
+// to read, and every answer is valid UTF-8.
 func rawJSON(raw []byte) json.RawMessage {
 	if len(raw) == 0 {
 		return json.RawMessage(`null`)
 	}
 	if json.Valid(raw) {
+		if !utf8.Valid(raw) {
+			// Outside strings such bytes are not JSON, so this replaces only inside strings.
+			return bytes.ToValidUTF8(raw, []byte("\uFFFD"))
+		}
 		return raw
 	}
 	b, _ := json.Marshal(string(raw))

@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/jsoncheck"
 	"github.com/unifiedprofiles/up/shared/message"
+	"github.com/unifiedprofiles/up/shared/profile"
 )
 
 // Parse reads the body of POST /v1/<call> (call is one of Calls; "import" is "batch").
@@ -56,6 +59,9 @@ func parseSingle(call string, body []byte, env Env) (Request, error) {
 	typeErr, err := decodeMessage(body, &w)
 	if err != nil {
 		return Request{}, err
+	}
+	if e := checkText(body, "the message", jsoncheck.Options{Type: wireMessageType}); e != nil {
+		return Request{}, e
 	}
 	if w.WriteKey.kind != 0 && w.WriteKey.kind != 's' {
 		return Request{}, invalidKind("", "writeKey", "a string", w.WriteKey.kind)
@@ -102,8 +108,13 @@ func parseBatch(body []byte, env Env) (Request, error) {
 	case len(wb.Batch) == 0:
 		return Request{}, invalidFieldErr("batch", "batch is empty; send at least one message")
 	case len(wb.Batch) > MaxBatchMessages:
-		return Request{}, errcode.New(errcode.Invalid, "too_many_messages",
+		return Request{}, reject("too_many_messages", "batch",
 			"the batch has %d messages; the limit is %d messages per batch", len(wb.Batch), MaxBatchMessages)
+	}
+	// The batch's own fields (its context goes into every message); each message is checked
+	// on its own below, so that a bad one is rejected alone.
+	if e := checkText(body, "", jsoncheck.Options{Type: wireBatchType, Skip: "batch"}); e != nil {
+		return Request{}, e
 	}
 	if wb.WriteKey.kind != 0 && wb.WriteKey.kind != 's' {
 		return Request{}, invalidKind("", "writeKey", "a string", wb.WriteKey.kind)
@@ -120,7 +131,7 @@ func parseBatch(body []byte, env Env) (Request, error) {
 		subject := fmt.Sprintf("message %d", i)
 		m, e := parseElement(raw, subject, sh, env)
 		if e != nil {
-			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: e.Code, Message: e.Message, Raw: raw})
+			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: e.Code, Message: e.Message, Field: e.Field, Raw: raw})
 			continue
 		}
 		m.Raw = raw
@@ -141,6 +152,9 @@ func parseElement(raw []byte, subject string, sh batchShared, env Env) (message.
 	typeErr, err := decodeMessage(raw, &w)
 	if err != nil { // cannot happen: the batch was valid JSON; kept as a rejection, not a panic
 		return message.Message{}, invalidFieldErr("", "%s is not valid JSON", subject)
+	}
+	if e := checkText(raw, subject, jsoncheck.Options{Type: wireMessageType}); e != nil {
+		return message.Message{}, e
 	}
 	typ := w.Type.s
 	if w.Type.kind != 's' || !validType(typ) {
@@ -182,6 +196,24 @@ type wireMessage struct {
 	Properties        map[string]any `json:"properties"`
 	Context           map[string]any `json:"context"`
 	Integrations      map[string]any `json:"integrations"`
+}
+
+var (
+	wireMessageType = reflect.TypeFor[wireMessage]()
+	wireBatchType   = reflect.TypeFor[wireBatch]()
+)
+
+// checkText refuses what the decoder would change without a word (jsoncheck): invalid UTF-8
+// and unpaired surrogates, which all decode as U+FFFD and so would make different ids one
+// profile; NUL characters, which ids, event names and the identifiers read from traits must
+// not hold; keys given twice, of which only the last would count. subject ("message 3", "the
+// message", "" for the batch) prefixes the message; the field is the JSON path at fault.
+func checkText(raw []byte, subject string, opts jsoncheck.Options) *errcode.Error {
+	e := jsoncheck.Check(raw, opts)
+	if e != nil {
+		e.Message = subjectPrefix(subject) + e.Message
+	}
+	return e
 }
 
 // decodeMessage unmarshals raw into w. A wrong type in one of the objects is returned as typeErr
@@ -228,7 +260,7 @@ func normalise(typ string, w *wireMessage, typeErr *json.UnmarshalTypeError, sub
 			"%s has a messageId of %d bytes; the limit is %d bytes", subject, n, MaxMessageIDLen)
 	}
 	if w.UserID.s == "" && w.AnonymousID.s == "" {
-		return message.Message{}, reject("no_user_anon_id", "",
+		return message.Message{}, reject("no_user_anon_id", "userId|anonymousId",
 			"%s has neither a userId nor an anonymousId; send at least one of them", subject)
 	}
 	switch {
@@ -245,12 +277,14 @@ func normalise(typ string, w *wireMessage, typeErr *json.UnmarshalTypeError, sub
 	if n := len(w.Properties); n > MaxFields {
 		return message.Message{}, reject("too_many_properties", "properties", "%s has %d properties; the limit is %d per message", subject, n, MaxFields)
 	}
-	original, hasOriginal, e := timeField(subject, "originalTimestamp", w.OriginalTimestamp)
+	originalField := "originalTimestamp"
+	original, hasOriginal, e := timeField(subject, originalField, w.OriginalTimestamp)
 	if e != nil {
 		return message.Message{}, e
 	}
 	if !hasOriginal {
-		if original, hasOriginal, e = timeField(subject, "timestamp", w.Timestamp); e != nil {
+		originalField = "timestamp"
+		if original, hasOriginal, e = timeField(subject, originalField, w.Timestamp); e != nil {
 			return message.Message{}, e
 		}
 	} else if _, _, e = timeField(subject, "timestamp", w.Timestamp); e != nil {
@@ -296,6 +330,21 @@ func normalise(typ string, w *wireMessage, typeErr *json.UnmarshalTypeError, sub
 	case hasOriginal:
 		m.Timestamp = original
 	default:
+		m.Timestamp = env.ReceivedAt
+	}
+	// Accept only what is kept. An event older than the retention would answer 200 and be
+	// gone (or never shown): it is refused, naming the limit. One from further in the future
+	// than a fast clock explains would stay out of every reader's window (they look
+	// profile.FutureSkew ahead) until its time came, and would date the profile's first
+	// message after its last: it takes the time it arrived, the one time known to be right.
+	// Both bounds apply after the clock-skew correction.
+	switch oldest := env.ReceivedAt.Add(-profile.EventRetention); {
+	case m.Timestamp.Before(oldest):
+		return message.Message{}, reject("timestamp_too_old", originalField,
+			"%s%s is %s, %d days before it arrived; events are kept %d days, so the oldest accepted now is %s",
+			subjectPrefix(subject), originalField, m.Timestamp.Format(time.RFC3339), int(env.ReceivedAt.Sub(m.Timestamp)/(24*time.Hour)),
+			int(profile.EventRetention/(24*time.Hour)), oldest.Format(time.RFC3339))
+	case m.Timestamp.After(env.ReceivedAt.Add(profile.FutureSkew)):
 		m.Timestamp = env.ReceivedAt
 	}
 	if direct, _ := m.Context["direct"].(bool); direct && env.IP != "" {
@@ -410,7 +459,7 @@ func unquoteJSON(b []byte) string {
 		return string(inner)
 	}
 	var s string
-	_ = json.Unmarshal(b, &s) // cannot fail on a valid literal; invalid UTF-8 becomes U+FFFD
+	_ = json.Unmarshal(b, &s) // cannot fail on a valid literal; invalid UTF-8 (which checkText refuses) becomes U+FFFD
 	return s
 }
 
@@ -421,7 +470,7 @@ func describeTypeError(te *json.UnmarshalTypeError) (field, msg string) {
 	top, _, _ := strings.Cut(field, ".")
 	if n, ok := strings.CutPrefix(te.Value, "number "); ok {
 		// Only maps hold float64s: a number too large for one, somewhere inside field.
-		return top, fmt.Sprintf("%s holds the number %s, which is out of range", field, truncate(n))
+		return top, fmt.Sprintf("%s holds the number %s, which is out of range", errcode.Clip(field), errcode.Clip(n))
 	}
 	want := "another type"
 	switch top {
@@ -533,24 +582,12 @@ func subjectPrefix(subject string) string {
 // quoteValue shows a value a client sent, shortened: it goes into an error message.
 func quoteValue(v jsonValue) string {
 	if v.kind == 's' {
-		return fmt.Sprintf("%q", truncate(v.s))
+		return fmt.Sprintf("%q", errcode.Clip(v.s))
 	}
 	if v.kind == 'n' {
-		return truncate(v.s)
+		return errcode.Clip(v.s)
 	}
 	return describeKind(kindByte(v.kind))
-}
-
-func truncate(s string) string {
-	const limit = 64
-	if len(s) <= limit {
-		return s
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }
 
 // randomMessageID stands in for Env.NewID when a caller leaves it nil.

@@ -5,15 +5,18 @@ import (
 	"compress/gzip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/profile"
 )
 
 // FuzzParse: whatever the body, Parse as a batch and as a track call either refuses it with a
 // domain error or accounts for every message, and every accepted message is one the identity
-// work can use.
+// work can use: UTF-8 as received, no NUL in its ids and names, a timestamp that is kept.
 func FuzzParse(f *testing.F) {
 	fixtures, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil || len(fixtures) == 0 {
@@ -36,6 +39,10 @@ func FuzzParse(f *testing.F) {
 		`{"userId":"u","event":"Signed Up","timestamp":"2026-01-01T00:00:00.123Z","context":{"direct":true}}`,
 		`{"anonymousId":7,"event":"e","messageId":"` + string(bytes.Repeat([]byte("m"), MaxMessageIDLen)) + `"}`,
 		`{"userId":"u","event":5}`, `{"userId":"u"`, "\xef\xbb\xbf{}", `{"batch":[{"type":"track"}]}{}`,
+		"{\"userId\":\"\xfe\xff\",\"event\":\"e\"}", `{"userId":"u\u0000","event":"e"}`, `{"userId":"a","userid":"b","event":"e"}`,
+		`{"batch":[{"type":"track","userId":"u","event":"e","properties":{"a":1,"a":2}}],"context":{"x":"\udc00"}}`,
+		`{"batch":[{"type":"track","userId":"u","event":"e","timestamp":"2026-08-31T00:00:00Z"}]}`,
+		`{"userId":"u","event":"e","originalTimestamp":"2027-01-01T00:00:00Z","sentAt":"2026-11-29T13:00:00Z"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -69,12 +76,16 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("Parse(%s, %q): message %d has no id", call, body, p.Index)
 				case len(m.Raw) == 0 || len(m.Raw) > MaxMessageBytes:
 					t.Fatalf("Parse(%s, %q): message %d raw is %d bytes", call, body, p.Index, len(m.Raw))
+				case !utf8.Valid(m.Raw) || strings.Contains(m.UserID+m.AnonymousID+m.MessageID+m.GroupID+m.PreviousID+m.Event+m.Name, "\x00"):
+					t.Fatalf("Parse(%s, %q): message %d kept invalid UTF-8 or a NUL", call, body, p.Index)
+				case m.Timestamp.Before(env.ReceivedAt.Add(-profile.EventRetention)) || m.Timestamp.After(env.ReceivedAt.Add(profile.FutureSkew)):
+					t.Fatalf("Parse(%s, %q): message %d kept timestamp %v, out of the bounds around %v", call, body, p.Index, m.Timestamp, env.ReceivedAt)
 				}
 				last = p.Index
 			}
 			last = -1
 			for _, rj := range req.Rejected {
-				if rj.Index <= last || rj.Index >= req.Total || rj.Code == "" || rj.Message == "" {
+				if rj.Index <= last || rj.Index >= req.Total || rj.Code == "" || rj.Message == "" || len(rj.Field) > 4*errcode.MaxEcho {
 					t.Fatalf("Parse(%s, %q): rejection %+v after index %d", call, body, rj, last)
 				}
 				last = rj.Index

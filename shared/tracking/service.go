@@ -84,7 +84,7 @@ func (s *Service) Ingest(ctx context.Context, src workspace.Source, req Request)
 		case o.Skipped || (o.Err != nil && (e == nil || e.Kind != errcode.Invalid)):
 			continue
 		case o.Err != nil:
-			res.Rejected = append(res.Rejected, Rejection{Index: pm.Index, Code: e.Code, Message: e.Message, Raw: pm.Message.Raw})
+			res.Rejected = append(res.Rejected, Rejection{Index: pm.Index, Code: e.Code, Message: e.Message, Field: e.Field, Raw: pm.Message.Raw})
 		default:
 			res.Outcomes = append(res.Outcomes, Outcome{Index: pm.Index, Result: o.Result})
 		}

@@ -42,7 +42,8 @@ type Rejection struct {
 	Index   int             `json:"index"`
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
-	Raw     json.RawMessage `json:"-"` // the message as received (nil when it could not be cut out)
+	Field   string          `json:"field,omitempty"` // the field at fault, when there is one
+	Raw     json.RawMessage `json:"-"`               // the message as received (nil when it could not be cut out)
 }
 
 // Env is what the request itself contributes to normalisation.

@@ -9,6 +9,8 @@ package traits
 import (
 	"fmt"
 	"regexp"
+
+	"github.com/unifiedprofiles/up/shared/errcode"
 )
 
 // Trait types.
@@ -129,7 +131,7 @@ func (d Definition) Validate() error {
 	case "":
 		return invalid("type", "is required (one of event_counter, aggregation, most_frequent, first, last, unique_list, unique_list_count)")
 	default:
-		return invalid("type", "%q is not one of event_counter, aggregation, most_frequent, first, last, unique_list, unique_list_count", d.Type)
+		return invalid("type", "%q is not one of event_counter, aggregation, most_frequent, first, last, unique_list, unique_list_count", errcode.Clip(d.Type))
 	}
 	if d.Event == "" {
 		return invalid("event", "is required: the name of the event the trait is computed over")
@@ -149,7 +151,7 @@ func (d Definition) Validate() error {
 		case "":
 			return invalid("aggregate", "is required for an aggregation trait (sum, avg, min or max)")
 		default:
-			return invalid("aggregate", "%q is not one of sum, avg, min, max", d.Aggregate)
+			return invalid("aggregate", "%q is not one of sum, avg, min, max", errcode.Clip(d.Aggregate))
 		}
 	} else if d.Aggregate != "" {
 		return invalid("aggregate", "only applies to aggregation traits")
@@ -195,7 +197,7 @@ func (c Condition) validate(path string) error {
 	case "":
 		return invalid(path+".op", "is required (one of equals, not_equals, contains, exists, lt, lte, gt, gte)")
 	default:
-		return invalid(path+".op", "%q is not one of equals, not_equals, contains, exists, lt, lte, gt, gte", c.Op)
+		return invalid(path+".op", "%q is not one of equals, not_equals, contains, exists, lt, lte, gt, gte", errcode.Clip(c.Op))
 	}
 	return nil
 }
@@ -217,5 +219,5 @@ func Preset(name string) (Definition, error) {
 		return Definition{Key: PresetFrequentInboundChannel, Type: MostFrequent, Event: FlexEngagementInitiated,
 			Property: "channelType", MinFrequency: 2, Conditions: inbound}, nil
 	}
-	return Definition{}, invalid("preset", "%q is not a preset (total_inbounds or frequent_inbound_channel)", name)
+	return Definition{}, invalid("preset", "%q is not a preset (total_inbounds or frequent_inbound_channel)", errcode.Clip(name))
 }
