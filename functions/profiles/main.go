@@ -17,6 +17,6 @@ func main() {
 	lambdahttp.Serve("profiles", func(mux *http.ServeMux, st store.Store, log *slog.Logger) {
 		// No operator token here: the Profile API takes space access tokens only.
 		svc := workspace.New(st, workspace.Options{})
-		httpapi.MountProfiles(mux, svc, profile.New(st, profile.Options{}), httpapi.ProfilesOptions{Logger: log})
+		httpapi.MountProfiles(mux, svc, profile.New(st, profile.Options{}), httpapi.ProfilesOptions{Logger: log, Limits: st})
 	})
 }

@@ -28,6 +28,6 @@ func main() {
 		// Write keys only: no operator token here.
 		ws := workspace.New(st, workspace.Options{})
 		tr := tracking.New(st, ws, profile.New(st, profile.Options{}), tracking.Options{Logger: log})
-		httpapi.MountTracking(mux, tr, httpapi.TrackingOptions{Logger: log, RateLimit: rate, PublicURL: os.Getenv("UP_PUBLIC_URL")})
+		httpapi.MountTracking(mux, tr, httpapi.TrackingOptions{Logger: log, RateLimit: rate, PublicURL: os.Getenv("UP_PUBLIC_URL"), Limits: st})
 	})
 }

@@ -41,7 +41,7 @@ func newServer(t *testing.T) *client {
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)})
 	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tracking.New(st, ws, profiles, tracking.Options{Logger: log}),
 		Uploads: upload.New(st, ws, profiles, nil, upload.Options{Logger: log})}, AdminOptions{Logger: log})
-	MountProfiles(mux, ws, profiles, ProfilesOptions{Logger: log})
+	MountProfiles(mux, ws, profiles, ProfilesOptions{Logger: log, Limits: st})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)
 	return &client{t: t, base: srv.URL, profiles: profiles}

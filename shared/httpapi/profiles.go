@@ -15,6 +15,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -22,7 +23,7 @@ import (
 // Segment's: GET /v1/spaces/{sp}/collections/users/profiles/{type:value}/{resource} with
 // the space access token as the HTTP Basic user.
 
-// DefaultProfilesRateLimit is the Profile API's requests per second per space (and its burst).
+// DefaultProfilesRateLimit is the Profile API's requests per second per space.
 const DefaultProfilesRateLimit = 100
 
 // startGrace lets a client compute start as "14 days ago" a moment before we compute the
@@ -39,9 +40,11 @@ type ProfilesOptions struct {
 	Logger *slog.Logger
 	// Now is the clock of the event window and of the rate limiter (time.Now when nil).
 	Now func() time.Time
-	// RateLimit is the requests per second per space, and the burst; 0 means
+	// RateLimit is the requests per second per space, across every instance; 0 means
 	// DefaultProfilesRateLimit.
 	RateLimit int
+	// Limits is where the per-space budget is counted, shared by every instance. Required.
+	Limits store.Store
 }
 
 type profilesAPI struct {
@@ -49,7 +52,7 @@ type profilesAPI struct {
 	profiles  *profile.Service
 	log       *slog.Logger
 	now       func() time.Time
-	limiter   *rateLimiter
+	budget    requestBudget
 	resources map[string]profileResource
 }
 
@@ -65,7 +68,7 @@ func MountProfiles(mux *http.ServeMux, ws *workspace.Service, profiles *profile.
 	if a.now == nil {
 		a.now = time.Now
 	}
-	a.limiter = perSecondLimiter(opts.RateLimit, DefaultProfilesRateLimit, a.now)
+	a.budget = newRequestBudget(opts.Limits, "profiles", "Profile API", "space", opts.RateLimit, DefaultProfilesRateLimit, a.now)
 	a.resources = map[string]profileResource{
 		"traits":       a.traits,
 		"external_ids": a.externalIDs,
@@ -89,10 +92,8 @@ func (a *profilesAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// Counted after authorisation, so nobody without the space's token can spend its budget.
-	if ok, wait := a.limiter.take(sp); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
-		return errcode.New(errcode.RateLimited, "rate_limited",
-			"space %s is over its Profile API limit of %d requests per second; retry after the Retry-After delay", sp, int(a.limiter.rate))
+	if err := a.budget.take(w, r, sp); err != nil {
+		return err
 	}
 	idText, resource, ok := paSplitPath(r)
 	h := a.resources[resource]

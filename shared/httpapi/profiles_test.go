@@ -127,7 +127,7 @@ func newPAFixture(t *testing.T, opts ProfilesOptions) *paFixture {
 	if opts.Now == nil {
 		opts.Now = clock.Now
 	}
-	opts.Logger = log
+	opts.Logger, opts.Limits = log, st
 	MountProfiles(mux, ws, profiles, opts)
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)
@@ -562,8 +562,8 @@ func TestProfilesPaging(t *testing.T) {
 	}
 }
 
-// TestProfilesRateLimit: 100 requests per second per space, then 429 with Retry-After,
-// on an injected clock.
+// TestProfilesRateLimit: 100 requests per second per space, then 429 with Retry-After until
+// the next second, on an injected clock.
 func TestProfilesRateLimit(t *testing.T) {
 	t.Parallel()
 	clock := &paClock{}
@@ -595,10 +595,11 @@ func TestProfilesRateLimit(t *testing.T) {
 	// Another space has its own budget.
 	expect(200, f.path(f.spaceB, "user_id:u1", "traits"), paBasic(f.tokenB))
 
-	clock.Add(10 * time.Millisecond) // one token back
-	expect(200, traits, paBasic(f.token))
+	// The budget is per second (shared by every instance through the store): refused until
+	// the next second, then whole again.
+	clock.Add(10 * time.Millisecond)
 	expect(429, traits, paBasic(f.token))
-	clock.Add(time.Second) // full again
+	clock.Add(time.Second)
 	for range DefaultProfilesRateLimit {
 		expect(200, f.path(f.space, "user_id:u1", "metadata"), paBasic(f.token))
 	}

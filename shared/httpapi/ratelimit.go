@@ -2,96 +2,44 @@ package httpapi
 
 import (
 	"math"
-	"sync"
+	"net/http"
+	"strconv"
 	"time"
+
+	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/quota"
+	"github.com/unifiedprofiles/up/shared/store"
 )
 
-// rateLimiter is an in-process token bucket per key (a space, for the Profile API). Each
-// bucket holds up to burst tokens and refills at rate tokens per second; a request spends
-// one. It is per process: each Lambda instance (or the local stack) counts on its own.
-type rateLimiter struct {
-	rate       float64 // tokens per second
-	burst      float64
-	now        func() time.Time
-	sweepEvery time.Duration
-
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-	nextSweep time.Time
+// requestBudget is a per-key requests-per-second limit that holds across every instance
+// serving the API (each Lambda instance, or the local stack): the budget of each second is
+// counted in the store and leased in chunks (shared/quota).
+type requestBudget struct {
+	limiter *quota.Limiter
+	what    string // "workspace" or "space", for the error
+	api     string // "tracking" or "Profile API"
 }
 
-type bucket struct {
-	tokens float64
-	at     time.Time // when tokens was last brought up to date
-}
-
-// newRateLimiter returns a limiter of perSecond requests per second per key with a burst
-// of burst; now is the clock (time.Now when nil).
-func newRateLimiter(perSecond, burst int, now func() time.Time) *rateLimiter {
-	if now == nil {
-		now = time.Now
-	}
-	return &rateLimiter{
-		rate: float64(max(perSecond, 1)), burst: float64(max(burst, 1)), now: now,
-		sweepEvery: time.Minute, buckets: map[string]*bucket{},
-	}
-}
-
-// perSecondLimiter is a limiter of perSecond requests per second per key (fallback when
-// perSecond ≤ 0) with a burst of one second's worth: how each API configures its limit.
-func perSecondLimiter(perSecond, fallback int, now func() time.Time) *rateLimiter {
+// newRequestBudget counts perSecond requests per key (fallback when perSecond ≤ 0) in st.
+func newRequestBudget(st store.Store, name, api, what string, perSecond, fallback int, now func() time.Time) requestBudget {
 	if perSecond <= 0 {
 		perSecond = fallback
 	}
-	return newRateLimiter(perSecond, perSecond, now)
+	return requestBudget{limiter: quota.New(st, name, perSecond, now), what: what, api: api}
 }
 
-// take spends one token of key's bucket. When the bucket is empty it spends nothing and
-// returns false with the time until a token is back.
-func (l *rateLimiter) take(key string) (bool, time.Duration) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.sweep(now)
-	b, ok := l.buckets[key]
+// take spends one request of key's budget, or answers rate_limited with Retry-After.
+func (b requestBudget) take(w http.ResponseWriter, r *http.Request, key string) error {
+	ok, wait, err := b.limiter.Take(r.Context(), key, 1)
+	if err != nil {
+		return err
+	}
 	if !ok {
-		b = &bucket{tokens: l.burst, at: now}
-		l.buckets[key] = b
-	} else {
-		// A clock that went back refills nothing, and refilling resumes from its new reading.
-		if elapsed := now.Sub(b.at); elapsed > 0 {
-			b.tokens = math.Min(l.burst, b.tokens+elapsed.Seconds()*l.rate)
-		}
-		b.at = now
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+		return errcode.New(errcode.RateLimited, "rate_limited",
+			"%s %s is over its %s limit of %d requests per second; retry after the Retry-After delay", b.what, key, b.api, b.limiter.Limit())
 	}
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration(math.Ceil((1 - b.tokens) / l.rate * float64(time.Second)))
-}
-
-// sweep forgets the buckets that have refilled completely, at most once per sweepEvery. A
-// full bucket behaves exactly like a new one, so forgetting it changes no answer; the map
-// holds only the keys seen in the last sweep interval, however many keys come and go.
-func (l *rateLimiter) sweep(now time.Time) {
-	if now.Before(l.nextSweep) {
-		return
-	}
-	l.nextSweep = now.Add(l.sweepEvery)
-	refill := time.Duration(l.burst / l.rate * float64(time.Second))
-	for k, b := range l.buckets {
-		if now.Sub(b.at) >= refill {
-			delete(l.buckets, k)
-		}
-	}
-}
-
-// size is the number of buckets held (for tests).
-func (l *rateLimiter) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
+	return nil
 }
 
 // retryAfterSeconds is wait as a Retry-After value: whole seconds, at least 1.

@@ -1,146 +1,104 @@
-package httpapi
+package httpapi_test
 
 import (
-	"fmt"
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/unifiedprofiles/up/shared/httpapi"
+	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/store/bolt"
+	"github.com/unifiedprofiles/up/shared/testclock"
+	"github.com/unifiedprofiles/up/shared/token"
+	"github.com/unifiedprofiles/up/shared/tracking"
+	"github.com/unifiedprofiles/up/shared/workspace"
+	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )
 
-func TestRateLimiter(t *testing.T) {
+// instances serves the tracking API from n handlers on one store, as n Lambda instances
+// behind API Gateway serve one table, on a frozen clock; it returns their URLs and a write key.
+func instances(t *testing.T, n, rate int) ([]string, string) {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "up.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	clock := testclock.New(time.Now().UTC().Truncate(time.Second))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(trOperator)})
+	key := workspacetest.New(t, ws, trOperator).Source(t, "http").WriteKey
+	var urls []string
+	for range n {
+		mux := httpapi.NewMux()
+		profiles := profile.New(st, profile.Options{})
+		httpapi.MountTracking(mux, tracking.New(st, ws, profiles, tracking.Options{Logger: log}),
+			httpapi.TrackingOptions{Logger: log, RateLimit: rate, Now: clock.Now, Limits: st})
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		urls = append(urls, srv.URL)
+	}
+	return urls, key
+}
+
+func postTrack(t *testing.T, url, key string, i int) int {
+	body := []byte(`{"batch":[` + string(bytes.Repeat([]byte(`{"type":"track","event":"e","userId":"u"},`), 9)) + `{"type":"track","event":"e","userId":"u"}]}`)
+	req, _ := http.NewRequest("POST", url+"/v1/batch", bytes.NewReader(body))
+	req.SetBasicAuth(key, "")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// The per-workspace limit holds across instances: three instances with a limit of 30
+// requests per second let 30 through in a second between them, not 30 each.
+func TestTrackingLimitAcrossInstances(t *testing.T) {
 	t.Parallel()
-	type step struct {
-		advance time.Duration // clock moves first
-		key     string
-		n       int           // requests
-		allowed int           // how many of them pass
-		wait    time.Duration // the wait reported by the last refusal (0: not checked)
+	urls, key := instances(t, 3, 30)
+	counts := map[int]int{}
+	for i := range 60 {
+		counts[postTrack(t, urls[i%3], key, i)]++
 	}
-	tests := []struct {
-		name          string
-		rate, burst   int
-		steps         []step
-		wantRetryLast int // Retry-After of the last refusal
-	}{
-		{"burst then refusals", 100, 100, []step{
-			{key: "sp_a", n: 150, allowed: 100, wait: 10 * time.Millisecond},
-		}, 1},
-		{"refill at the rate", 100, 100, []step{
-			{key: "sp_a", n: 100, allowed: 100},
-			{advance: 50 * time.Millisecond, key: "sp_a", n: 10, allowed: 5, wait: 10 * time.Millisecond},
-			{advance: 5 * time.Millisecond, key: "sp_a", n: 1, allowed: 0, wait: 5 * time.Millisecond},
-		}, 1},
-		{"refill stops at the burst", 100, 100, []step{
-			{key: "sp_a", n: 1, allowed: 1},
-			{advance: time.Hour, key: "sp_a", n: 101, allowed: 100},
-		}, 1},
-		{"spaces are independent", 2, 2, []step{
-			{key: "sp_a", n: 3, allowed: 2, wait: 500 * time.Millisecond},
-			{key: "sp_b", n: 3, allowed: 2},
-		}, 1},
-		{"slow rate asks for a longer wait", 1, 3, []step{
-			{key: "sp_a", n: 4, allowed: 3, wait: time.Second},
-			{advance: 250 * time.Millisecond, key: "sp_a", n: 1, allowed: 0, wait: 750 * time.Millisecond},
-		}, 1},
-		{"a clock going back refills nothing", 10, 10, []step{
-			{key: "sp_a", n: 10, allowed: 10},
-			{advance: -time.Minute, key: "sp_a", n: 1, allowed: 0},
-			{advance: 100 * time.Millisecond, key: "sp_a", n: 2, allowed: 1, wait: 100 * time.Millisecond},
-		}, 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			clock := &paClock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
-			l := newRateLimiter(tt.rate, tt.burst, clock.Now)
-			var lastWait time.Duration
-			for i, s := range tt.steps {
-				clock.Add(s.advance)
-				allowed := 0
-				var wait time.Duration
-				for range s.n {
-					ok, w := l.take(s.key)
-					if ok {
-						allowed++
-						continue
-					}
-					if w <= 0 {
-						t.Fatalf("step %d: refused with wait %v", i, w)
-					}
-					wait, lastWait = w, w
-				}
-				if allowed != s.allowed {
-					t.Errorf("step %d: %d of %d allowed, want %d", i, allowed, s.n, s.allowed)
-				}
-				if s.wait != 0 && (wait < s.wait-time.Microsecond || wait > s.wait+time.Microsecond) {
-					t.Errorf("step %d: wait %v, want %v", i, wait, s.wait)
-				}
-			}
-			if got := retryAfterSeconds(lastWait); got != tt.wantRetryLast {
-				t.Errorf("Retry-After %d, want %d (wait %v)", got, tt.wantRetryLast, lastWait)
-			}
-		})
+	if counts[200] != 30 || counts[429] != 30 {
+		t.Errorf("3 instances, limit 30/s, 60 requests in one second: %v; want 30 × 200 and 30 × 429", counts)
 	}
 }
 
-// The map of buckets holds only recently active spaces, however many come and go.
-func TestRateLimiterForgetsIdleSpaces(t *testing.T) {
+// The default limit does not refuse one workspace's ordinary burst: 16 senders with batches of
+// 10, 1,600 requests within one second (the review's run got 2,616 × 429 for such a load).
+func TestTrackingDefaultLimitTakesABurst(t *testing.T) {
 	t.Parallel()
-	clock := &paClock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
-	l := newRateLimiter(100, 100, clock.Now)
-	most := 0
-	for minute := range 30 {
-		for i := range 1000 {
-			l.take(fmt.Sprintf("sp_%d_%d", minute, i))
-		}
-		most = max(most, l.size())
-		clock.Add(time.Minute)
-	}
-	l.take("sp_last")
-	if most > 2000 {
-		t.Errorf("the limiter held %d buckets for 1,000 new spaces a minute", most)
-	}
-	if n := l.size(); n != 1 {
-		t.Errorf("after a quiet minute %d buckets are held, want 1", n)
-	}
-	// An emptied bucket is remembered until it has refilled: forgetting it earlier would
-	// hand out a fresh burst.
-	clock.Add(time.Minute - 500*time.Millisecond)
-	for range 100 {
-		l.take("sp_busy")
-	}
-	clock.Add(500 * time.Millisecond) // the next sweep runs now, half a second after
-	allowed := 0
-	for range 100 {
-		if ok, _ := l.take("sp_busy"); ok {
-			allowed++
-		}
-	}
-	if allowed != 50 || l.size() != 1 {
-		t.Errorf("half a second after emptying: %d allowed (want 50), %d buckets held (want 1)", allowed, l.size())
-	}
-}
-
-func TestRateLimiterConcurrent(t *testing.T) {
-	t.Parallel()
-	clock := &paClock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
-	l := newRateLimiter(100, 100, clock.Now)
+	urls, key := instances(t, 1, 0) // the local stack: one process
+	var refused atomic.Int64
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	allowed := 0
-	for range 8 {
-		wg.Go(func() {
-			for range 50 {
-				if ok, _ := l.take("sp_a"); ok {
-					mu.Lock()
-					allowed++
-					mu.Unlock()
+	for s := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				if code := postTrack(t, urls[0], key, i+s); code == 429 {
+					refused.Add(1)
+				} else if code != 200 {
+					t.Errorf("status %d", code)
+					return
 				}
 			}
-		})
+		}()
 	}
 	wg.Wait()
-	if allowed != 100 {
-		t.Errorf("%d of 400 concurrent requests allowed, want exactly the burst of 100", allowed)
+	if n := refused.Load(); n > 0 {
+		t.Errorf("%d of 1,600 requests of an ordinary burst were refused with 429", n)
 	}
 }

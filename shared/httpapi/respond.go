@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/jsoncheck"
 )
 
@@ -55,6 +56,13 @@ type errorDetail struct {
 // outages: they are logged and answered with a generic 500, never with their text.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e := errcode.As(err)
+	if e == nil && errors.Is(err, store.ErrThrottled) {
+		// DynamoDB refused for capacity after the SDK's retries: the caller retries later
+		// (SDKs and Twilio retry a 503), nothing here retries again.
+		log.WarnContext(r.Context(), "store throttled", "method", r.Method, "route", r.Pattern, "err", err)
+		w.Header().Set("Retry-After", "2")
+		e = errcode.New(errcode.Unavailable, "throttled", "the store is over its capacity right now; retry after the Retry-After delay")
+	}
 	if e == nil {
 		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "route", r.Pattern, "err", err)
 		e = errcode.New(errcode.Internal, "internal", "something went wrong on our side; retry, and contact support if it persists")

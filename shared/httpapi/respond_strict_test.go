@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/store"
 )
 
 // stalledBody gives some bytes, then fails as a connection does when the server's read
@@ -50,5 +52,17 @@ func TestWriteErrorIsBounded(t *testing.T) {
 	}
 	if rec.Body.Len() > 2048 || env.Error.Code != "invalid_field" || env.Error.Field == "" || !strings.HasSuffix(env.Error.Message, "…") {
 		t.Errorf("a %d-byte answer: field %.80q, message ends %q", rec.Body.Len(), env.Error.Field, env.Error.Message[len(env.Error.Message)-10:])
+	}
+}
+
+// A throttled store (after the SDK's own retries) is a 503 throttled with Retry-After, which
+// SDKs and Twilio retry, not a 500: the caller's retry is the one layer above the SDK.
+func TestWriteErrorThrottled(t *testing.T) {
+	t.Parallel()
+	rec := httptest.NewRecorder()
+	err := fmt.Errorf("dynamo: transaction of 3 ops: %w: ThrottlingException", store.ErrThrottled)
+	writeError(rec, httptest.NewRequest("POST", "/v1/batch", nil), slog.New(slog.NewTextHandler(io.Discard, nil)), err)
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), `"code":"throttled"`) {
+		t.Errorf("throttled: %d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
 }
