@@ -15,8 +15,8 @@ import (
 	"strings"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
-	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/jsoncheck"
+	"github.com/unifiedprofiles/up/shared/store"
 )
 
 // MaxBodyBytes bounds every request body of the admin API.

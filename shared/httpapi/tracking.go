@@ -23,11 +23,11 @@ const DefaultTrackingRateLimit = 5000
 // TrackingOptions configure the tracking API.
 type TrackingOptions struct {
 	Logger    *slog.Logger
-	RateLimit int              // requests per second per workspace; DefaultTrackingRateLimit when 0
+	RateLimit int // requests per second per workspace; DefaultTrackingRateLimit when 0
 	// Limits is where the per-workspace budget is counted, shared by every instance (the
 	// table on AWS, the embedded store locally). Required.
 	Limits store.Store
-	Now       func() time.Time // receivedAt and the rate limiter's clock; time.Now when nil
+	Now    func() time.Time // receivedAt and the rate limiter's clock; time.Now when nil
 	// PublicURL is the base URL SDKs reach this API at, given to them by the SDK settings
 	// route; when empty it is taken from the request (see AdminOptions).
 	PublicURL string
