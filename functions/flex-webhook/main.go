@@ -15,6 +15,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/secrets/kms"
 	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -31,6 +32,8 @@ func main() {
 		// instance: it keeps the auth tokens it opened, so a warm instance calls KMS once per
 		// stored token, not once per callback.
 		ws := workspace.New(st, workspace.Options{Secrets: sealer})
-		httpapi.MountFlex(mux, ws, profile.New(st, profile.Options{}), httpapi.FlexOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
+		profiles := profile.New(st, profile.Options{})
+		tr := tracking.New(st, ws, profiles, tracking.Options{Logger: log})
+		httpapi.MountFlex(mux, ws, profiles, tr, httpapi.FlexOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
 	})
 }

@@ -32,9 +32,13 @@ import (
 // traits than this (its non-empty cells other than user_id and anonymous_id, which Messages
 // turns into traits); 0 means no limit. The uploader passes profile.MaxTraitsPerIdentify,
 // so that no row passes validation only to be refused half-way through the ingest.
+//
+// Reserved are trait keys a row may not set (the space's computed traits: identify refuses
+// them), so a header naming one fails the file before anything is written.
 type Columns struct {
 	Identifiers []string
 	MaxTraits   int
+	Reserved    []string
 }
 
 // Problem is one rule broken, located in the file. Rows count as in a spreadsheet: the
@@ -111,7 +115,7 @@ func (c Columns) identifiers() []string {
 // problem: it is almost always a quote that is never closed. The error is only for a failure to
 // read r; the report then holds what was found before it.
 func Validate(r io.Reader, filename string, cols Columns) (Report, error) {
-	v := validator{identifiers: cols.identifiers(), maxTraits: cols.MaxTraits}
+	v := validator{identifiers: cols.identifiers(), maxTraits: cols.MaxTraits, reserved: cols.Reserved}
 	if !strings.HasSuffix(strings.ToLower(filename), ".csv") {
 		v.fileProblem("the file must be a .csv file")
 	}
@@ -169,6 +173,7 @@ type validator struct {
 	header      []string
 	idCols      []int // indexes of the identifier columns in header
 	maxTraits   int   // Columns.MaxTraits
+	reserved    []string
 	longest     []int // per column, the longest value seen
 	rows        int
 	file        []Problem // row 0, found at any time, reported first
@@ -214,6 +219,9 @@ func (v *validator) checkHeader(rec []string, perr *csv.ParseError) {
 			continue
 		}
 		v.checkText(1, h, h, "header")
+		if slices.Contains(v.reserved, h) {
+			v.add(1, h, "", fmt.Sprintf("row 1, column %q: it is the key of a computed trait of this space, which a row may not set; rename the column", h))
+		}
 		if j, dup := first[h]; dup {
 			v.add(1, h, "", fmt.Sprintf("row 1, column %q: columns %d and %d are both named %q; headers must be unique (they are case-sensitive)", h, j+1, i+1, h))
 		} else {

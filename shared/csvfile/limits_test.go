@@ -30,6 +30,8 @@ func TestSizeLimits(t *testing.T) {
 		{name: "row at MaxRowBytes", cols: cols, data: "user_id,note\nu1," + big(MaxRowBytes-len("user_idnoteu1")) + "\n"},
 		{name: "row over MaxRowBytes", cols: cols, data: "user_id,note,x\nu1," + big(MaxRowBytes) + ",y\n",
 			want: []Problem{{Row: 2, Column: "note", Message: `row 2: the row's values and their headers come to 32,783 bytes; the limit is 32,768 bytes per row (the longest value is in column "note")`}}},
+		{name: "a computed trait's key as a column", cols: Columns{Identifiers: cols.Identifiers, Reserved: []string{"orders"}}, data: "user_id,orders,plan\nu1,3,pro\n",
+			want: []Problem{{Row: 1, Column: "orders", Message: `row 1, column "orders": it is the key of a computed trait of this space, which a row may not set; rename the column`}}},
 		{name: "columns' longest values at the limit", cols: cols, data: spreadRows(MaxProfileTraitBytes)},
 		{name: "columns' longest values over the limit", cols: cols, data: spreadRows(MaxProfileTraitBytes + 1),
 			want: []Problem{{Row: 0, Column: "a", Message: `the trait columns' longest values and their headers come to 131,073 bytes, and rows that update one profile could set them all; the limit is 131,072 bytes of traits per file (column "a" has the longest value, 32,000 bytes): shorten the longest values or split the columns over several files`}}},

@@ -80,6 +80,7 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/setup/data-source", map[string]authed{"PUT": a.chooseDataSource}},
 		{"/v1/workspaces/{ws}/setup/identifiers-and-traits", map[string]authed{"GET": a.identifiersAndTraits}},
 		{"/v1/workspaces/{ws}/spaces", map[string]authed{"GET": a.listSpaces, "POST": a.createSpace}},
+		{"/v1/workspaces/{ws}/spaces/{sp}", map[string]authed{"GET": a.getSpace, "DELETE": a.deleteSpace}},
 		{"/v1/workspaces/{ws}/token/rotate", map[string]authed{"POST": a.rotateToken}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/access-tokens", map[string]authed{"GET": a.listAccessTokens, "POST": a.createAccessToken}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/access-tokens/{id}", map[string]authed{"DELETE": a.revokeAccessToken}},
@@ -98,7 +99,7 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/csv/uploads/{id}", map[string]authed{"GET": a.getUpload, "DELETE": a.cancelUpload}},
 		{"/v1/workspaces/{ws}/destinations", map[string]authed{"GET": a.listDestinations, "POST": a.createDestination}},
 		{"/v1/workspaces/{ws}/destinations/{id}", map[string]authed{"GET": a.getDestination, "DELETE": a.deleteDestination}},
-		{"/v1/workspaces/{ws}/flex", map[string]authed{"PUT": a.putFlex}},
+		{"/v1/workspaces/{ws}/flex", map[string]authed{"GET": a.getFlex, "PUT": a.putFlex}},
 	}
 }
 
@@ -216,6 +217,24 @@ func (a *admin) listSpaces(w http.ResponseWriter, r *http.Request, p workspace.P
 		out[i] = viewSpace(sp)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"spaces": out})
+	return nil
+}
+
+func (a *admin) getSpace(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	sp, err := a.ws.GetSpace(r.Context(), p, r.PathValue("ws"), r.PathValue("sp"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewSpace(sp))
+	return nil
+}
+
+// deleteSpace deletes a space no source feeds (and its access tokens), freeing its slot.
+func (a *admin) deleteSpace(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	if err := a.ws.DeleteSpace(r.Context(), p, r.PathValue("ws"), r.PathValue("sp")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/jsoncheck"
 	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -45,11 +46,28 @@ func (a *admin) putFlex(w http.ResponseWriter, r *http.Request, p workspace.Prin
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"configured": cfg.Configured, "updated_at": cfg.UpdatedAt,
-		"webhook_url": a.baseURL(r) + "/v1/flex/" + url.PathEscape(ws) + "/webhooks",
-	})
+	writeJSON(w, http.StatusOK, a.flexView(r, ws, cfg))
 	return nil
+}
+
+// getFlex shows the workspace's Flex settings: whether a token is set, and the webhook URL
+// to give Twilio (which the setup page shows before and after the token is set).
+func (a *admin) getFlex(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	ws := r.PathValue("ws")
+	cfg, err := a.ws.FlexSettings(r.Context(), p, ws)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a.flexView(r, ws, cfg))
+	return nil
+}
+
+func (a *admin) flexView(r *http.Request, ws string, cfg workspace.FlexConfig) map[string]any {
+	v := map[string]any{"configured": cfg.Configured, "webhook_url": a.baseURL(r) + "/v1/flex/" + url.PathEscape(ws) + "/webhooks"}
+	if cfg.Configured {
+		v["updated_at"] = cfg.UpdatedAt
+	}
+	return v
 }
 
 // FlexOptions configure the Flex webhook and agent lookup.
@@ -66,6 +84,7 @@ type FlexOptions struct {
 type flexAPI struct {
 	ws       *workspace.Service
 	profiles *profile.Service
+	tracking *tracking.Service // records callbacks as the tracking API records messages
 	log      *slog.Logger
 	now      func() time.Time
 	// admin lends the admin API's URL reckoning (the webhook URL) and its authentication
@@ -77,8 +96,8 @@ type flexAPI struct {
 
 // MountFlex adds POST /v1/flex/{ws}/webhooks (Twilio-signed) and GET /v1/flex/{ws}/profiles
 // (workspace token) to mux.
-func MountFlex(mux *http.ServeMux, ws *workspace.Service, profiles *profile.Service, opts FlexOptions) {
-	f := &flexAPI{ws: ws, profiles: profiles, log: opts.Logger, now: opts.Now}
+func MountFlex(mux *http.ServeMux, ws *workspace.Service, profiles *profile.Service, tr *tracking.Service, opts FlexOptions) {
+	f := &flexAPI{ws: ws, profiles: profiles, tracking: tr, log: opts.Logger, now: opts.Now}
 	if f.log == nil {
 		f.log = slog.Default()
 	}
@@ -146,12 +165,22 @@ func (f *flexAPI) webhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	msg.SourceID = src.ID
-	res, err := f.profiles.Apply(r.Context(), src.SpaceID, msg)
+	// Through the tracking service, as any source's message: the source's debugger shows it.
+	res, err := f.tracking.Ingest(r.Context(), src, tracking.Request{Total: 1, Messages: []tracking.Parsed{{Message: msg}}})
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"recorded": true, "profile_id": res.ProfileID, "duplicate": res.Duplicate})
+	if len(res.Rejected) > 0 {
+		rj := res.Rejected[0]
+		return &errcode.Error{Kind: errcode.Invalid, Code: rj.Code, Message: rj.Message, Field: rj.Field}
+	}
+	if src.ConnectedAt == nil {
+		if _, err := f.ws.MarkConnectedByTraffic(r.Context(), wsID, src.ID); err != nil {
+			return err
+		}
+	}
+	out := res.Outcomes[0]
+	writeJSON(w, http.StatusOK, map[string]any{"recorded": true, "profile_id": out.ProfileID, "duplicate": out.Duplicate})
 	return nil
 }
 
@@ -198,7 +227,9 @@ func (f *flexAPI) lookup(w http.ResponseWriter, r *http.Request, _ workspace.Pri
 		if prof, err = f.profiles.Get(r.Context(), space, res.ProfileID); err != nil {
 			return err
 		}
-		if res.Created {
+		// A duplicate is a concurrent create that lost (same derived messageId): the
+		// dedupe record says the profile was created, but by the winner, which alone says so.
+		if res.Created && !res.Duplicate {
 			status, created = http.StatusCreated, true
 		}
 	}

@@ -57,9 +57,10 @@ func newCountedFlexStack(t *testing.T) (*fxStack, *countingSealer, *testclock.Cl
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken), Secrets: sealer})
 	profiles := profile.New(st, profile.Options{})
 	mux := NewMux()
-	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tracking.New(st, ws, profiles, tracking.Options{Logger: log}),
+	tr := tracking.New(st, ws, profiles, tracking.Options{Logger: log})
+	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tr,
 		Uploads: upload.New(st, ws, profiles, nil, upload.Options{Logger: log})}, AdminOptions{Logger: log})
-	MountFlex(mux, ws, profiles, FlexOptions{Logger: log, Now: clock.Now})
+	MountFlex(mux, ws, profiles, tr, FlexOptions{Logger: log, Now: clock.Now})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)
 	return &fxStack{client: &client{t: t, base: srv.URL, profiles: profiles}, ws: ws, profiles: profiles, logs: logs, base: srv.URL}, sealer, clock

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,9 +60,10 @@ func newFlexStack(t *testing.T, publicURL string) *fxStack {
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken), Secrets: sealer})
 	profiles := profile.New(st, profile.Options{})
 	mux := NewMux()
-	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tracking.New(st, ws, profiles, tracking.Options{Logger: log}),
+	tr := tracking.New(st, ws, profiles, tracking.Options{Logger: log})
+	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tr,
 		Uploads: upload.New(st, ws, profiles, nil, upload.Options{Logger: log})}, AdminOptions{Logger: log, PublicURL: publicURL})
-	MountFlex(mux, ws, profiles, FlexOptions{Logger: log, PublicURL: publicURL})
+	MountFlex(mux, ws, profiles, tr, FlexOptions{Logger: log, PublicURL: publicURL})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)
 	base := srv.URL
@@ -626,8 +628,9 @@ func TestFlexLookupConcurrentCreate(t *testing.T) {
 	t.Parallel()
 	s := newFlexStack(t, "")
 	tn := s.tenant(fxTokenA)
-	const n = 8
+	const n = 20
 	ids := make([]string, n)
+	var createdN atomic.Int64
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
@@ -641,10 +644,14 @@ func TestFlexLookupConcurrentCreate(t *testing.T) {
 			defer res.Body.Close()
 			var v struct {
 				ProfileID string `json:"profile_id"`
+				Created   bool   `json:"created"`
 			}
 			json.NewDecoder(res.Body).Decode(&v)
-			if res.StatusCode != 200 && res.StatusCode != 201 {
-				t.Errorf("status %d", res.StatusCode)
+			if res.StatusCode != 200 && res.StatusCode != 201 || (res.StatusCode == 201) != v.Created {
+				t.Errorf("status %d, created %v", res.StatusCode, v.Created)
+			}
+			if v.Created {
+				createdN.Add(1)
 			}
 			ids[i] = v.ProfileID
 		})
@@ -654,6 +661,10 @@ func TestFlexLookupConcurrentCreate(t *testing.T) {
 		if id == "" || id != ids[0] {
 			t.Fatalf("concurrent creates gave profiles %v", ids)
 		}
+	}
+	// One profile, created once: only one of the answers says it made it.
+	if n := createdN.Load(); n != 1 {
+		t.Errorf("%d of %d concurrent creates answered created:true for one profile, want 1", n, len(ids))
 	}
 }
 
@@ -741,5 +752,63 @@ func TestFlexLookupLatestInteractions(t *testing.T) {
 		if it["timestamp"] != want {
 			t.Errorf("interaction %d at %v, want %s", i, it["timestamp"], want)
 		}
+	}
+}
+
+// A recorded callback shows in the Flex source's debugger like any source's message, and a
+// signed callback connects flex-unify-server-source (before, it showed in no debugger and the
+// source stayed connected:false).
+func TestFlexWebhookInDebuggerAndConnected(t *testing.T) {
+	t.Parallel()
+	s := newFlexStack(t, "")
+	tn := s.tenant(fxTokenA)
+	src := tn.Sources[0]
+	srcPath := "/v1/workspaces/" + tn.ID() + "/sources/" + src.ID
+	c := s.client
+	if got := c.want(200, "GET", srcPath, tn.Token, nil); got["connected"] != false {
+		t.Fatalf("the Flex source before any callback: %v", got)
+	}
+	form := flextest.Callback("task.completed", "sms", `{"from":"+14155550131","direction":"inbound"}`, time.Now())
+	rec := s.deliver(tn, form)
+	dbg := c.want(200, "GET", srcPath+"/debugger", tn.Token, nil)
+	entries, _ := dbg["entries"].([]any)
+	if len(entries) != 1 {
+		t.Fatalf("debugger of the Flex source: %v", dbg)
+	}
+	e := entries[0].(map[string]any)
+	n, _ := e["normalised"].(map[string]any)
+	out, _ := e["outcome"].(map[string]any)
+	if e["status"] != "accepted" || n["event"] != "Flex - Engagement Completed" || out["profile_id"] != rec["profile_id"] {
+		t.Errorf("debugger entry %v, want the accepted engagement on %v", e, rec["profile_id"])
+	}
+	if got := c.want(200, "GET", srcPath, tn.Token, nil); got["connected"] != true {
+		t.Errorf("the Flex source after a signed callback: %v, want connected", got)
+	}
+}
+
+// GET …/flex shows the settings without the token: not configured (with the webhook URL to
+// give Twilio) before the token is set, configured after.
+func TestFlexGetSettings(t *testing.T) {
+	t.Parallel()
+	s := newFlexStack(t, "https://up.example.com")
+	tn := s.tenant("")
+	path := "/v1/workspaces/" + tn.ID() + "/flex"
+	hook := "https://up.example.com/v1/flex/" + tn.ID() + "/webhooks"
+	if got := s.want(200, "GET", path, tn.Token, nil); got["configured"] != false || got["webhook_url"] != hook {
+		t.Errorf("before the token: %v", got)
+	}
+	s.want(200, "PUT", path, tn.Token, map[string]any{"auth_token": fxTokenA})
+	got := s.want(200, "GET", path, tn.Token, nil)
+	if got["configured"] != true || got["webhook_url"] != hook || got["updated_at"] == nil {
+		t.Errorf("after the token: %v", got)
+	}
+	for _, v := range got {
+		if s, _ := v.(string); strings.Contains(s, fxTokenA) {
+			t.Errorf("the token is shown: %v", got)
+		}
+	}
+	other := s.tenant("")
+	if r := s.do("GET", path, other.Token, nil); r.status != 403 {
+		t.Errorf("another workspace's token: %d", r.status)
 	}
 }

@@ -125,7 +125,7 @@ func Open(cfg Config) (*Stack, error) {
 	mux := httpapi.NewMux()
 	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
 	httpapi.MountProfiles(mux, svc, profiles, httpapi.ProfilesOptions{Logger: log, Now: now, Limits: st})
-	httpapi.MountFlex(mux, svc, profiles, httpapi.FlexOptions{Logger: log, PublicURL: cfg.PublicURL, Now: now})
+	httpapi.MountFlex(mux, svc, profiles, tr, httpapi.FlexOptions{Logger: log, PublicURL: cfg.PublicURL, Now: now})
 	topts := cfg.Tracking
 	topts.Logger, topts.Now, topts.PublicURL, topts.Limits = log, now, cfg.PublicURL, st
 	httpapi.MountTracking(mux, tr, topts)

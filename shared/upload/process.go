@@ -146,6 +146,10 @@ func (s *Service) take(ctx context.Context, u Upload, version int64, obj Object)
 func (s *Service) redelivered(ctx context.Context, u Upload, version int64) error {
 	now := s.now()
 	switch {
+	case u.Status == StatusCompleted:
+		// Step 2 may not have been marked when the delivery that completed it died after
+		// its last write; marking is idempotent.
+		return s.ws.MarkUploadCompleted(ctx, u.WorkspaceID)
 	case u.finished():
 		return nil
 	case now.Before(u.LeaseUntil):
@@ -377,7 +381,10 @@ func (s *Service) ingest(ctx context.Context, u Upload, version int64, cols csvf
 	}
 	sum.ProfilesCreated, sum.ProfilesUpdated = len(created), len(touched)
 	u.Summary, u.Status, u.RowsDone = &sum, StatusCompleted, u.RowsTotal
-	return s.finish(ctx, u, version)
+	if err := s.finish(ctx, u, version); err != nil {
+		return err
+	}
+	return s.ws.MarkUploadCompleted(ctx, u.WorkspaceID) // step 2 of a csv workspace
 }
 
 // checkpoint saves a running upload's progress and renews its lease and the workspace slot

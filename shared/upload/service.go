@@ -123,7 +123,15 @@ func (s *Service) columns(ctx context.Context, spaceID string) (csvfile.Columns,
 			cols = append(cols, r.Keys...)
 		}
 	}
-	return csvfile.Columns{Identifiers: slices.Compact(cols), MaxTraits: profile.MaxTraitsPerIdentify}, nil
+	cts, err := s.profiles.ComputedTraits(ctx, spaceID)
+	if err != nil {
+		return csvfile.Columns{}, err
+	}
+	var reserved []string
+	for _, ct := range cts {
+		reserved = append(reserved, ct.Definition.Key)
+	}
+	return csvfile.Columns{Identifiers: slices.Compact(cols), MaxTraits: profile.MaxTraitsPerIdentify, Reserved: reserved}, nil
 }
 
 // Template returns the CSV template of a workspace's first space.

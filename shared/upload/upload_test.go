@@ -390,3 +390,39 @@ func TestUploadBlockedIdentifierFailsWhole(t *testing.T) {
 		t.Errorf("u1 was written by a failed upload: %v", err)
 	}
 }
+
+// With the CSV data source, a completed upload completes step 2 (a failed one does not), and a
+// redelivery of the completed upload marks it too (idempotently).
+func TestCompletedUploadCompletesStep2(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if _, err := e.ws.ChooseDataSource(ctx, e.tenant.Owner, e.tenant.ID(), workspace.DataSourceCSV); err != nil {
+		t.Fatal(err)
+	}
+	step2 := func() string {
+		t.Helper()
+		v, err := e.ws.GetWorkspace(ctx, e.tenant.Owner, e.tenant.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.Steps[workspace.StepAddConnections]
+	}
+	bad := e.start(t, "user_id,plan\n,pro\n") // no identifier value: fails validation
+	if err := e.svc.Process(ctx, e.stored(bad.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.get(t, bad.ID); got.Status != upload.StatusFailed || step2() == workspace.StatusComplete {
+		t.Fatalf("a failed upload (%s) completed step 2", got.Status)
+	}
+	u := e.start(t, rows(2))
+	if err := e.svc.Process(ctx, e.stored(u.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if got := step2(); got != workspace.StatusComplete {
+		t.Errorf("step 2 is %s after a completed upload, want complete", got)
+	}
+	if err := e.svc.Process(ctx, e.stored(u.ID)); err != nil {
+		t.Errorf("redelivery of the completed upload: %v", err)
+	}
+}

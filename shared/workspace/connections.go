@@ -51,6 +51,17 @@ func (s *Service) MarkConnected(ctx context.Context, p Principal, wsID, srcID st
 	if err := p.Owns(wsID); err != nil {
 		return Source{}, err
 	}
+	return s.markConnected(ctx, wsID, srcID)
+}
+
+// MarkConnectedByTraffic is MarkConnected for a source whose traffic proved itself: the Flex
+// webhook calls it once a Twilio-signed callback for the workspace was recorded.
+// Caller: a handler that verified the request for wsID. Errors: not_found.
+func (s *Service) MarkConnectedByTraffic(ctx context.Context, wsID, srcID string) (Source, error) {
+	return s.markConnected(ctx, wsID, srcID)
+}
+
+func (s *Service) markConnected(ctx context.Context, wsID, srcID string) (Source, error) {
 	var out Source
 	err := retryOnRace(ctx, func() error {
 		src, srcVersion, err := s.loadSource(ctx, wsID, srcID)
@@ -88,4 +99,29 @@ func (s *Service) MarkConnected(ctx context.Context, p Principal, wsID, srcID st
 		return nil
 	})
 	return out, err
+}
+
+// MarkUploadCompleted records that a CSV upload of the workspace completed: when the step-1
+// choice is csv, that completes step 2 (a CSV workspace connects by uploading). Idempotent.
+// Caller: the upload service, for the upload's workspace (no principal: it is the system
+// acting on an upload the workspace's token made).
+func (s *Service) MarkUploadCompleted(ctx context.Context, wsID string) error {
+	return retryOnRace(ctx, func() error {
+		ws, version, err := s.loadWorkspace(ctx, wsID)
+		if err != nil {
+			return err
+		}
+		if _, done := ws.Setup.Completed[StepAddConnections]; done || ws.Setup.DataSource != DataSourceCSV {
+			return nil
+		}
+		if ws.Setup.Completed == nil {
+			ws.Setup.Completed = map[string]time.Time{}
+		}
+		ws.Setup.Completed[StepAddConnections] = s.now()
+		err = s.st.Transact(ctx, store.ReplaceOp(item(workspaceKey(wsID), ws), version))
+		if store.FailedOp(err) >= 0 {
+			return errRace
+		}
+		return err
+	})
 }

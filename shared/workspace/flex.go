@@ -121,6 +121,26 @@ func (s *Service) CachedFlexAuthToken(ctx context.Context, wsID string) (tok str
 	return o.token, true, nil
 }
 
+// FlexSettings returns what may be shown of the workspace's Flex settings (never the token):
+// Configured false until an auth token is set.
+// Caller: the workspace's token. Errors: forbidden, not_found (the workspace).
+func (s *Service) FlexSettings(ctx context.Context, p Principal, wsID string) (FlexConfig, error) {
+	if err := p.Owns(wsID); err != nil {
+		return FlexConfig{}, err
+	}
+	if _, _, err := s.loadWorkspace(ctx, wsID); err != nil {
+		return FlexConfig{}, err
+	}
+	rec, err := s.loadFlex(ctx, wsID)
+	if errcode.Is(err, "flex_not_configured") {
+		return FlexConfig{}, nil
+	}
+	if err != nil {
+		return FlexConfig{}, err
+	}
+	return FlexConfig{Configured: true, UpdatedAt: rec.UpdatedAt}, nil
+}
+
 func (s *Service) loadFlex(ctx context.Context, wsID string) (flexRecord, error) {
 	notConfigured := errcode.New(errcode.NotFound, "flex_not_configured",
 		"workspace %s has no Twilio auth token; set it in the workspace's Flex settings first", wsID)

@@ -71,7 +71,13 @@ func (s *Service) CreateSource(ctx context.Context, p Principal, wsID string, in
 		if spaceID == ws.FirstSpaceID {
 			ops = append(ops, store.CheckVersionOp(workspaceKey(wsID), version))
 		} else {
-			ops = append(ops, store.CheckVersionOp(workspaceKey(wsID), version), store.CheckOp(spaceKey(wsID, spaceID), store.MustExist))
+			// touchSpaceOp: a source is never added to a space being deleted.
+			sp, spVersion, err := load[Space](ctx, s.st, spaceKey(wsID, spaceID),
+				errcode.InvalidField("space_id", "space %s does not exist in this workspace", errcode.Clip(spaceID)))
+			if err != nil {
+				return err
+			}
+			ops = append(ops, store.CheckVersionOp(workspaceKey(wsID), version), touchSpaceOp(wsID, sp, spVersion))
 		}
 		if ds := ws.Setup.DataSource; ds != "" && ds != DataSourceCSV && !ws.Setup.Locked {
 			ws.Setup.Locked = true
@@ -86,8 +92,8 @@ func (s *Service) CreateSource(ctx context.Context, p Principal, wsID string, in
 		case 1:
 			return errRace
 		case 2:
-			if len(ops) == 5 {
-				return errcode.InvalidField("space_id", "space %s does not exist in this workspace", spaceID)
+			if spaceID != ws.FirstSpaceID {
+				return errRace // the space changed or went: look again
 			}
 			return err
 		default:
