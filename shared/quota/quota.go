@@ -4,13 +4,14 @@
 // processes lease in chunks, so the store sees one write per chunk rather than one per
 // request.
 //
-// Cost, on DynamoDB: a chunk is Limit/50 units (at least 1), so a key at its limit costs at
-// most about 50 lease writes per second, on one item (one partition, far under its 1,000
-// WCU/s) — at $1.25 per million writes about $0.16 per hour for a key held at its limit all
-// hour, and nothing for an idle one. What a process leased and did not use in a second is
-// lost with that second: with n busy instances at most n chunks (n × 2 % of the limit) go
-// unused, so the limit never lets more through, and a little less only when many instances
-// share a saturated key.
+// Cost, on DynamoDB: a chunk is Limit/50 units, but at least 10 (or a tenth of a smaller
+// limit), so a key at its limit costs at most about 50 lease writes per second, on one item
+// (one partition, far under its 1,000 WCU/s) — at $1.25 per million writes about $0.16 per
+// hour for a key held at its limit all hour, and nothing for an idle one — and a request
+// waits for a lease write at most once in 10. What a process leased and did not use in a
+// second is lost with that second: with n busy instances at most n chunks go unused, so the
+// limit never lets more through, and a little less only when many instances share a
+// saturated key.
 package quota
 
 import (
@@ -55,7 +56,7 @@ func New(st store.Store, name string, limit int, now func() time.Time) *Limiter 
 		now = time.Now
 	}
 	l := int64(max(limit, 1))
-	return &Limiter{st: st, name: name, limit: l, chunk: max(1, l/chunksPerSecond), now: now, leases: map[string]*lease{}}
+	return &Limiter{st: st, name: name, limit: l, chunk: max(l/chunksPerSecond, min(l/10, 10), 1), now: now, leases: map[string]*lease{}}
 }
 
 // Limit is the units per second per key.
