@@ -186,8 +186,9 @@ func (s *Service) Request(ctx context.Context, p workspace.Principal, wsID, file
 			case errcode.Is(err, "not_found"): // the holder's record is gone: a stale slot
 			case err != nil:
 				return Upload{}, objects.Post{}, err
-			case h.expiredAt(now):
-				h.Status, h.UpdatedAt = StatusExpired, now
+			case h.expiredAt(now) || h.stalledAt(now):
+				h.Status, h.Failure, _ = h.overdue(now)
+				h.UpdatedAt, h.LeaseUntil = now, time.Time{}
 				ops = append(ops, store.ReplaceOp(s.item(h), hv))
 			case !h.finished():
 				return Upload{}, objects.Post{}, s.inProgress(wsID, holder)
@@ -228,7 +229,8 @@ func (s *Service) item(u Upload) store.Item {
 	return it
 }
 
-// Get returns an upload; a pending one whose time ran out is expired first.
+// Get returns an upload; a pending one whose time ran out is expired first, and a running one
+// that stalled (see StallGrace) is failed first.
 // Caller: the workspace's token. Errors: forbidden, not_found.
 func (s *Service) Get(ctx context.Context, p workspace.Principal, wsID, id string) (Upload, error) {
 	if err := p.Owns(wsID); err != nil {
@@ -236,11 +238,16 @@ func (s *Service) Get(ctx context.Context, p workspace.Principal, wsID, id strin
 	}
 	for range maxAttempts {
 		u, version, err := s.load(ctx, wsID, id)
-		if err != nil || !u.expiredAt(s.now()) {
+		if err != nil {
 			return u, err
 		}
-		// Expire it, then read it again (or, having lost a race, read what won).
-		if err := s.endPending(ctx, u, version, StatusExpired, "", nil); err != nil && !errors.Is(err, errRetry) {
+		status, failure, overdue := u.overdue(s.now())
+		if !overdue {
+			return u, nil
+		}
+		// End it (expired, or failed when stalled), then read it again (or, having lost a
+		// race, read what won).
+		if err := s.endPending(ctx, u, version, status, failure, nil); err != nil && !errors.Is(err, errRetry) {
 			return Upload{}, err
 		}
 	}
@@ -264,7 +271,7 @@ func (s *Service) List(ctx context.Context, p workspace.Principal, wsID string) 
 		if err := json.Unmarshal(it.Data, &u); err != nil {
 			return nil, fmt.Errorf("decode %s: %w", it.Key, err)
 		}
-		if u.expiredAt(s.now()) {
+		if _, _, overdue := u.overdue(s.now()); overdue {
 			if u, err = s.Get(ctx, p, wsID, u.ID); err != nil {
 				return nil, err
 			}

@@ -35,6 +35,11 @@ const (
 	// transfer begun in time may end after it); past it the upload is expired by whoever
 	// sees it first (a request for another upload, a read, a late file).
 	ArrivalGrace   = time.Minute
+	// StallGrace: how long after its lease ran out a running upload waits for a delivery to
+	// take it over (csv-ingest's asynchronous retries come within minutes, the local stack's
+	// within seconds). Past it nothing will resume it: whoever sees it first ends it failed,
+	// so an upload never stays validating or ingesting forever.
+	StallGrace = 30 * time.Minute
 	Progress       = 500 // rows between two progress checkpoints
 	History        = 30 * 24 * time.Hour
 	DefaultLease   = time.Minute // a delivery owns a running upload this long past its last checkpoint
@@ -114,6 +119,28 @@ func (u Upload) finished() bool {
 // expiredAt reports whether a pending upload can no longer take a file at now.
 func (u Upload) expiredAt(now time.Time) bool {
 	return u.Status == StatusPending && !now.Before(u.ExpiresAt.Add(ArrivalGrace))
+}
+
+// stalledAt reports whether a running upload was abandoned: its lease ran out StallGrace ago
+// and no delivery took it over.
+func (u Upload) stalledAt(now time.Time) bool {
+	running := u.Status == StatusValidating || u.Status == StatusIngesting
+	return running && !u.LeaseUntil.IsZero() && !now.Before(u.LeaseUntil.Add(StallGrace))
+}
+
+// stalledFailure is what a stalled upload's failure says.
+const stalledFailure = "the ingest stopped and no retry resumed it; rows applied before it stopped stay applied (each once); upload the file again to apply the rest"
+
+// overdue reports whether the upload must be ended when seen at now, and with what status
+// and failure.
+func (u Upload) overdue(now time.Time) (status, failure string, ok bool) {
+	switch {
+	case u.expiredAt(now):
+		return StatusExpired, "", true
+	case u.stalledAt(now):
+		return StatusFailed, stalledFailure, true
+	}
+	return "", "", false
 }
 
 // ObjectKey is where the file of an upload is stored.

@@ -3,6 +3,7 @@ package upload_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
@@ -424,5 +425,39 @@ func TestCompletedUploadCompletesStep2(t *testing.T) {
 	}
 	if err := e.svc.Process(ctx, e.stored(u.ID)); err != nil {
 		t.Errorf("redelivery of the completed upload: %v", err)
+	}
+}
+
+// An upload whose delivery died and was never retried does not stay ingesting forever: once
+// its lease ran out StallGrace ago, the next read (or the next upload request) ends it failed,
+// with a reason, and frees the slot.
+func TestStalledUploadEndsFailed(t *testing.T) {
+	t.Parallel()
+	crash := errors.New("the function ran out of time")
+	e := newEnv(t, func(i int) error {
+		if i == 1 {
+			return crash
+		}
+		return nil
+	})
+	ctx := context.Background()
+	u := e.start(t, rows(3))
+	if err := e.svc.Process(ctx, e.stored(u.ID)); !errors.Is(err, crash) {
+		t.Fatalf("Process: %v, want the crash", err)
+	}
+	if got := e.get(t, u.ID); got.Status != upload.StatusIngesting {
+		t.Fatalf("after the crash: %s", got.Status)
+	}
+	e.clock.Add(upload.StallGrace) // the lease (1 minute) has not yet run out StallGrace ago
+	if got := e.get(t, u.ID); got.Status != upload.StatusIngesting {
+		t.Fatalf("before the grace ran out: %s", got.Status)
+	}
+	e.clock.Add(2 * time.Minute)
+	got := e.get(t, u.ID)
+	if got.Status != upload.StatusFailed || !strings.Contains(got.Failure, "upload the file again") {
+		t.Fatalf("a stalled upload: %s %q, want failed with a reason", got.Status, got.Failure)
+	}
+	if _, _, err := e.svc.Request(ctx, e.tenant.Owner, e.tenant.ID(), "again.csv", 10); err != nil {
+		t.Errorf("a new upload after the stalled one failed: %v", err)
 	}
 }
