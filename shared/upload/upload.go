@@ -34,12 +34,12 @@ const (
 	// ArrivalGrace: a file stored up to this long after the POST expired is still taken (a
 	// transfer begun in time may end after it); past it the upload is expired by whoever
 	// sees it first (a request for another upload, a read, a late file).
-	ArrivalGrace   = time.Minute
+	ArrivalGrace = time.Minute
 	// StallGrace: how long after its lease ran out a running upload waits for a delivery to
 	// take it over (csv-ingest's asynchronous retries come within minutes, the local stack's
 	// within seconds). Past it nothing will resume it: whoever sees it first ends it failed,
 	// so an upload never stays validating or ingesting forever.
-	StallGrace = 30 * time.Minute
+	StallGrace     = 30 * time.Minute
 	Progress       = 500 // rows between two progress checkpoints
 	History        = 30 * 24 * time.Hour
 	DefaultLease   = time.Minute // a delivery owns a running upload this long past its last checkpoint

@@ -3,9 +3,9 @@ package upload_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
