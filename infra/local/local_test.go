@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,7 @@ type stack struct {
 	operator string
 	done     chan error
 	stdout   *testlog.Buffer // still written by the reader goroutine after the banner
+	stderr   *testlog.Buffer // the stack's log (JSON lines)
 }
 
 func buildStack(t *testing.T) string {
@@ -49,11 +51,12 @@ func start(t *testing.T, bin, dataDir, addr string, env ...string) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = io.Discard
+	logs := &testlog.Buffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{cmd: cmd, done: make(chan error, 1), stdout: &testlog.Buffer{}}
+	s := &stack{cmd: cmd, done: make(chan error, 1), stdout: &testlog.Buffer{}, stderr: logs}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-s.done
@@ -197,6 +200,54 @@ func TestHealthAndConsoleOrigins(t *testing.T) {
 		allowed := res.Header.Get("Access-Control-Allow-Origin") == origin
 		if res.StatusCode != want || allowed != (want == 204) {
 			t.Errorf("preflight from %s: %d, Allow-Origin %q; want %d", origin, res.StatusCode, res.Header.Get("Access-Control-Allow-Origin"), want)
+		}
+	}
+}
+
+// No identifier value reaches the log: a run that sends, searches and looks up customers by
+// email and phone (found and not found, valid and refused) leaves neither in any log line.
+func TestLogsHoldNoIdentifierValues(t *testing.T) {
+	t.Parallel()
+	s := start(t, buildStack(t), t.TempDir(), anyPort)
+	const email, phone = "grace.hopper@navy.example", "+14155550199"
+	sid := "AC0123456789abcdef0123456789abcdef"
+	inv := s.call(t, "POST", "/v1/beta/accounts", s.operator, `{"account_sid":"`+sid+`"}`, 201)
+	ws := s.call(t, "POST", "/v1/workspaces", inv["invite_token"].(string), `{"name":"Navy","account_sid":"`+sid+`"}`, 201)
+	id, tok := ws["id"].(string), ws["token"].(string)
+	space := ws["spaces"].([]any)[0].(map[string]any)["id"].(string)
+	key := ws["sources"].([]any)[0].(map[string]any)["write_key"].(string)
+	send := func(path, body string, want int) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", s.base+path, strings.NewReader(body))
+		req.SetBasicAuth(key, "")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("POST %s: %d, want %d", path, res.StatusCode, want)
+		}
+	}
+	send("/v1/identify", `{"userId":"gh","traits":{"email":"`+email+`","phone":"`+phone+`"}}`, 200)
+	send("/v1/identify", `{"userId":"`+email+`\u0000"}`, 400)
+	send("/v1/batch", `{"batch":[{"type":"track","userId":"`+email+`","event":"e","timestamp":"2001-01-01T00:00:00Z"}]}`, 200)
+	s.call(t, "GET", "/v1/workspaces/"+id+"/spaces/"+space+"/profiles?identifier=email:"+url.QueryEscape(email), tok, "", 200)
+	s.call(t, "GET", "/v1/flex/"+id+"/profiles?email="+url.QueryEscape(email), tok, "", 200)
+	s.call(t, "GET", "/v1/flex/"+id+"/profiles?email="+url.QueryEscape("nobody."+email), tok, "", 404)
+	s.call(t, "GET", "/v1/flex/"+id+"/profiles?phone="+url.QueryEscape(phone)+"&create=true", tok, "", 201)
+	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	s.done <- nil // for the cleanup
+	logs := s.stderr.String()
+	if !strings.Contains(logs, `"route"`) {
+		t.Fatalf("the stack logged no requests: %q", logs)
+	}
+	for _, v := range []string{email, "grace.hopper", phone, "4155550199"} {
+		if strings.Contains(logs, v) {
+			t.Errorf("the log holds %q:\n%s", v, logs)
 		}
 	}
 }
