@@ -3,47 +3,20 @@ package httpapi
 import (
 	"bytes"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/unifiedprofiles/up/shared/profile"
-	"github.com/unifiedprofiles/up/shared/secrets/localkey"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/testlog"
-	"github.com/unifiedprofiles/up/shared/token"
-	"github.com/unifiedprofiles/up/shared/tracking"
-	"github.com/unifiedprofiles/up/shared/upload"
-	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
 // newSealedServer is newServer with a local-key Sealer (as the local stack has) and every
 // log line, at debug level, kept in logs.
 func newSealedServer(t *testing.T) (*client, *testlog.Buffer, *bolt.Store) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "up.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	sealer, err := localkey.LoadOrCreate(filepath.Join(dir, "secrets.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testlog.Buffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken), Secrets: sealer})
-	profiles := profile.New(st, profile.Options{})
-	mux := NewMux()
-	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tracking.New(st, ws, profiles, tracking.Options{Logger: log}),
-		Uploads: upload.New(st, ws, profiles, nil, upload.Options{Logger: log})}, AdminOptions{Logger: log})
-	srv := httptest.NewServer(Logged(mux, log))
-	t.Cleanup(srv.Close)
-	return &client{t: t, base: srv.URL, profiles: profiles}, logs, st
+	s := newFlexStack(t, "")
+	return s.client, s.logs, s.st
 }
 
 // Destination secrets (an S3 secret access key, a webhook's signing secret, a password) are

@@ -3,9 +3,6 @@ package httpapi
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -13,16 +10,8 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/flex/flextest"
-	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/secrets"
-	"github.com/unifiedprofiles/up/shared/secrets/localkey"
-	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/testclock"
-	"github.com/unifiedprofiles/up/shared/testlog"
-	"github.com/unifiedprofiles/up/shared/token"
-	"github.com/unifiedprofiles/up/shared/tracking"
-	"github.com/unifiedprofiles/up/shared/upload"
-	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
 // countingSealer counts Opens: each is a KMS Decrypt call in AWS.
@@ -40,30 +29,13 @@ func (c *countingSealer) Open(ctx context.Context, sealed []byte, aad map[string
 // clock for the webhook.
 func newCountedFlexStack(t *testing.T) (*fxStack, *countingSealer, *testclock.Clock) {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := bolt.Open(filepath.Join(dir, "up.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	inner, err := localkey.LoadOrCreate(filepath.Join(dir, "secrets.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer := &countingSealer{Sealer: inner}
+	var counting *countingSealer
 	clock := testclock.New(time.Now().UTC())
-	logs := &testlog.Buffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken), Secrets: sealer})
-	profiles := profile.New(st, profile.Options{})
-	mux := NewMux()
-	tr := tracking.New(st, ws, profiles, tracking.Options{Logger: log})
-	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tr,
-		Uploads: upload.New(st, ws, profiles, nil, upload.Options{Logger: log})}, AdminOptions{Logger: log})
-	MountFlex(mux, ws, profiles, tr, FlexOptions{Logger: log, Now: clock.Now})
-	srv := httptest.NewServer(Logged(mux, log))
-	t.Cleanup(srv.Close)
-	return &fxStack{client: &client{t: t, base: srv.URL, profiles: profiles}, ws: ws, profiles: profiles, logs: logs, base: srv.URL}, sealer, clock
+	s := newFlexStackWith(t, flexStackOptions{now: clock.Now, sealer: func(inner secrets.Sealer) secrets.Sealer {
+		counting = &countingSealer{Sealer: inner}
+		return counting
+	}})
+	return s, counting, clock
 }
 
 // forge posts a callback to path signed with a token that is not the workspace's.

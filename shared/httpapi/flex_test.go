@@ -23,6 +23,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/secrets"
 	"github.com/unifiedprofiles/up/shared/secrets/localkey"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/testlog"
@@ -41,9 +42,25 @@ type fxStack struct {
 	profiles *profile.Service
 	logs     *testlog.Buffer
 	base     string // the URL Twilio is told (PublicURL, else the server's)
+	st       *bolt.Store
 }
 
 func newFlexStack(t *testing.T, publicURL string) *fxStack {
+	t.Helper()
+	return newFlexStackWith(t, flexStackOptions{publicURL: publicURL})
+}
+
+// flexStackOptions vary the test stack: the URL Twilio is told, a wrapper around its
+// local-key Sealer (to count its calls), the webhook's clock.
+type flexStackOptions struct {
+	publicURL string
+	sealer    func(secrets.Sealer) secrets.Sealer
+	now       func() time.Time
+}
+
+// newFlexStackWith is the admin API and the Flex routes on a fresh bolt store with a
+// local-key Sealer (as the local stack has), every log line, at debug level, kept in logs.
+func newFlexStackWith(t *testing.T, o flexStackOptions) *fxStack {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := bolt.Open(filepath.Join(dir, "up.db"))
@@ -51,9 +68,12 @@ func newFlexStack(t *testing.T, publicURL string) *fxStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	sealer, err := localkey.LoadOrCreate(filepath.Join(dir, "secrets.key"))
-	if err != nil {
+	var sealer secrets.Sealer
+	if sealer, err = localkey.LoadOrCreate(filepath.Join(dir, "secrets.key")); err != nil {
 		t.Fatal(err)
+	}
+	if o.sealer != nil {
+		sealer = o.sealer(sealer)
 	}
 	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -62,15 +82,15 @@ func newFlexStack(t *testing.T, publicURL string) *fxStack {
 	mux := NewMux()
 	tr := tracking.New(st, ws, profiles, tracking.Options{Logger: log})
 	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tr,
-		Uploads: upload.New(st, ws, profiles, nil, upload.Options{Logger: log})}, AdminOptions{Logger: log, PublicURL: publicURL})
-	MountFlex(mux, ws, profiles, tr, FlexOptions{Logger: log, PublicURL: publicURL})
+		Uploads: upload.New(st, ws, profiles, nil, upload.Options{Logger: log})}, AdminOptions{Logger: log, PublicURL: o.publicURL})
+	MountFlex(mux, ws, profiles, tr, FlexOptions{Logger: log, PublicURL: o.publicURL, Now: o.now})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)
 	base := srv.URL
-	if publicURL != "" {
-		base = strings.TrimRight(publicURL, "/") // as Twilio is told in webhook_url
+	if o.publicURL != "" {
+		base = strings.TrimRight(o.publicURL, "/") // as Twilio is told in webhook_url
 	}
-	return &fxStack{client: &client{t: t, base: srv.URL, profiles: profiles}, ws: ws, profiles: profiles, logs: logs, base: base}
+	return &fxStack{client: &client{t: t, base: srv.URL, profiles: profiles}, ws: ws, profiles: profiles, logs: logs, base: base, st: st}
 }
 
 // fxTenant is a workspace with its Flex auth token set through the admin API.
