@@ -1,38 +1,26 @@
 package httpapi
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/flex/flextest"
 	"github.com/unifiedprofiles/up/shared/secrets"
+	"github.com/unifiedprofiles/up/shared/secrets/secretstest"
 	"github.com/unifiedprofiles/up/shared/testclock"
 )
 
-// countingSealer counts Opens: each is a KMS Decrypt call in AWS.
-type countingSealer struct {
-	secrets.Sealer
-	opens atomic.Int64
-}
-
-func (c *countingSealer) Open(ctx context.Context, sealed []byte, aad map[string]string) ([]byte, error) {
-	c.opens.Add(1)
-	return c.Sealer.Open(ctx, sealed, aad)
-}
-
 // newCountedFlexStack is newFlexStack with a Sealer that counts its Opens and a settable
 // clock for the webhook.
-func newCountedFlexStack(t *testing.T) (*fxStack, *countingSealer, *testclock.Clock) {
+func newCountedFlexStack(t *testing.T) (*fxStack, *secretstest.Counting, *testclock.Clock) {
 	t.Helper()
-	var counting *countingSealer
+	var counting *secretstest.Counting
 	clock := testclock.New(time.Now().UTC())
 	s := newFlexStackWith(t, flexStackOptions{now: clock.Now, sealer: func(inner secrets.Sealer) secrets.Sealer {
-		counting = &countingSealer{Sealer: inner}
+		counting = &secretstest.Counting{Sealer: inner}
 		return counting
 	}})
 	return s, counting, clock
@@ -60,7 +48,7 @@ func TestFlexWebhookForgedCallbacksOpenNothing(t *testing.T) {
 	t.Parallel()
 	s, sealer, clock := newCountedFlexStack(t)
 	a, b, unset := s.tenant(fxTokenA), s.tenant(fxTokenB), s.tenant("")
-	if n := sealer.opens.Load(); n != 0 {
+	if n := sealer.Opens.Load(); n != 0 {
 		t.Fatalf("setting tokens opened %d", n)
 	}
 	for _, tc := range []struct {
@@ -72,7 +60,7 @@ func TestFlexWebhookForgedCallbacksOpenNothing(t *testing.T) {
 		{"workspace without a token", unset.webhookPath(), 0},
 		{"unknown workspace", "/v1/flex/ws_nope/webhooks", 0},
 	} {
-		before := sealer.opens.Load()
+		before := sealer.Opens.Load()
 		statuses := map[int]int{}
 		for i := range 100 {
 			r := s.forge(tc.path, i)
@@ -93,14 +81,14 @@ func TestFlexWebhookForgedCallbacksOpenNothing(t *testing.T) {
 				t.Fatalf("%s: forged callback %d: status %d: %s", tc.name, i, r.status, r.body)
 			}
 		}
-		if opens := sealer.opens.Load() - before; opens > tc.maxOpens {
+		if opens := sealer.Opens.Load() - before; opens > tc.maxOpens {
 			t.Errorf("%s: 100 forged callbacks opened the token %d times, want at most %d", tc.name, opens, tc.maxOpens)
 		}
 		if statuses[403] != flexFailureLimit || statuses[429] != 100-flexFailureLimit {
 			t.Errorf("%s: statuses %v, want %d × 403 then 429", tc.name, statuses, flexFailureLimit)
 		}
 	}
-	opens := sealer.opens.Load()
+	opens := sealer.Opens.Load()
 	// A is over its limit, yet Twilio's own callbacks pass: its token is already open here.
 	if r := s.genuine(a, fxTokenA); r.status != 200 {
 		t.Errorf("genuine callback during the flood: %d %s", r.status, r.body)
@@ -112,7 +100,7 @@ func TestFlexWebhookForgedCallbacksOpenNothing(t *testing.T) {
 	if r := s.forge(b.webhookPath(), 1); r.status != 403 {
 		t.Errorf("B's first forged callback: %d", r.status)
 	}
-	if n := sealer.opens.Load() - opens; n != 1 {
+	if n := sealer.Opens.Load() - opens; n != 1 {
 		t.Errorf("%d Opens for B's first callbacks, want 1", n)
 	}
 	// The window ends: a forged callback is a plain 403 again.
@@ -133,7 +121,7 @@ func TestFlexWebhookSeesNewToken(t *testing.T) {
 			t.Fatalf("signed with A: %d %s", r.status, r.body)
 		}
 	}
-	if n := sealer.opens.Load(); n != 1 {
+	if n := sealer.Opens.Load(); n != 1 {
 		t.Errorf("%d Opens for three callbacks, want 1", n)
 	}
 	s.want(200, "PUT", "/v1/workspaces/"+tn.ID()+"/flex", tn.Token, map[string]any{"auth_token": fxTokenB})
@@ -143,7 +131,7 @@ func TestFlexWebhookSeesNewToken(t *testing.T) {
 	if r := s.genuine(tn, fxTokenA); r.status != 403 {
 		t.Errorf("signed with the old token: %d", r.status)
 	}
-	if n := sealer.opens.Load(); n != 2 {
+	if n := sealer.Opens.Load(); n != 2 {
 		t.Errorf("%d Opens after one change of token, want 2", n)
 	}
 }
@@ -158,12 +146,12 @@ func TestFlexWebhookOverLimitOpensNothing(t *testing.T) {
 		s.forge(tn.webhookPath(), i)
 	}
 	s.want(200, "PUT", "/v1/workspaces/"+tn.ID()+"/flex", tn.Token, map[string]any{"auth_token": fxTokenB})
-	opens := sealer.opens.Load()
+	opens := sealer.Opens.Load()
 	r := s.genuine(tn, fxTokenB)
 	if r.status != 429 || r.header.Get("Retry-After") == "" {
 		t.Errorf("over the limit with a token not yet opened: %d (Retry-After %q)", r.status, r.header.Get("Retry-After"))
 	}
-	if n := sealer.opens.Load() - opens; n != 0 {
+	if n := sealer.Opens.Load() - opens; n != 0 {
 		t.Errorf("%d Opens over the limit", n)
 	}
 	clock.Add(flexFailureWindow)

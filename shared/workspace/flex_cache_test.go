@@ -5,11 +5,11 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/unifiedprofiles/up/shared/secrets"
 	"github.com/unifiedprofiles/up/shared/secrets/localkey"
+	"github.com/unifiedprofiles/up/shared/secrets/secretstest"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/store/storetest"
 	"github.com/unifiedprofiles/up/shared/token"
@@ -17,24 +17,13 @@ import (
 	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )
 
-// countingSealer counts the Opens (KMS Decrypt calls in AWS) of the Sealer it wraps.
-type countingSealer struct {
-	secrets.Sealer
-	opens atomic.Int64
-}
-
-func (c *countingSealer) Open(ctx context.Context, sealed []byte, aad map[string]string) ([]byte, error) {
-	c.opens.Add(1)
-	return c.Sealer.Open(ctx, sealed, aad)
-}
-
-func newCountingService(t *testing.T, b storetest.Backend) (*workspace.Service, *countingSealer, store.Store) {
+func newCountingService(t *testing.T, b storetest.Backend) (*workspace.Service, *secretstest.Counting, store.Store) {
 	t.Helper()
 	inner, err := localkey.LoadOrCreate(filepath.Join(t.TempDir(), "secrets.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer := &countingSealer{Sealer: inner}
+	sealer := &secretstest.Counting{Sealer: inner}
 	st := b.Open(t)
 	return workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operatorToken), Secrets: sealer}), sealer, st
 }
@@ -60,7 +49,7 @@ func TestFlexAuthTokenOpenedOncePerVersion(t *testing.T) {
 					t.Fatalf("FlexAuthToken = %q, %v", got, err)
 				}
 			}
-			if n := sealer.opens.Load(); n != 1 {
+			if n := sealer.Opens.Load(); n != 1 {
 				t.Fatalf("%d Opens for 100 reads of one token, want 1", n)
 			}
 			if got, ok, err := svc.CachedFlexAuthToken(ctx, tn.ID()); !ok || err != nil || got != flexToken {
@@ -81,7 +70,7 @@ func TestFlexAuthTokenOpenedOncePerVersion(t *testing.T) {
 						t.Fatalf("set %d: FlexAuthToken = %q, %v, want the new token", i, got, err)
 					}
 				}
-				if n := sealer.opens.Load(); n != int64(2+i) {
+				if n := sealer.Opens.Load(); n != int64(2+i) {
 					t.Fatalf("set %d: %d Opens, want %d", i, n, 2+i)
 				}
 			}
@@ -119,7 +108,7 @@ func TestFlexAuthTokenUnopenableOpenedOnce(t *testing.T) {
 					t.Fatalf("want ErrOpen, got %v", err)
 				}
 			}
-			if n := sealer.opens.Load(); n != 1 {
+			if n := sealer.Opens.Load(); n != 1 {
 				t.Errorf("%d Opens of one unopenable ciphertext, want 1", n)
 			}
 		})
