@@ -58,23 +58,41 @@ func (t *trackingAPI) settings(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// sdkFile serves the vendored analytics-next bundle (at browsersdk.BundlePath) or one of its
-// chunks (under browsersdk.ChunkPrefix), gzipped when the browser takes it.
-func sdkFile(name string) http.Handler {
+// sdkFiles serves the vendored analytics-next bundle (at browsersdk.BundlePath) and its
+// chunks (under browsersdk.ChunkPrefix), gzipped when the browser takes it. The files and
+// their ETags are read once, when the API is mounted, not per request.
+type sdkFiles map[string]sdkFileEntry
+
+type sdkFileEntry struct {
+	browsersdk.File
+	etag, gzipETag string // one per representation: the gzip bytes are another entity
+}
+
+func loadSDKFiles() sdkFiles {
+	out := sdkFiles{}
+	for _, name := range browsersdk.Names() {
+		f, _ := browsersdk.Open(name)
+		sum := sha256.Sum256(f.Plain)
+		tag := hex.EncodeToString(sum[:16])
+		out[name] = sdkFileEntry{File: f, etag: `"` + tag + `"`, gzipETag: `"` + tag + `-gz"`}
+	}
+	return out
+}
+
+// handler serves the file name, or the one the path's {file} names when name is "".
+func (files sdkFiles) handler(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		file := name
 		if file == "" {
 			file = r.PathValue("file")
 		}
-		f, ok := browsersdk.Open(file)
+		f, ok := files[file]
 		if !ok {
-			writeError(w, r, slog.Default(), errcode.NotFoundf("there is no SDK file %s here; the bundle is %s", r.URL.Path, browsersdk.BundlePath))
+			writeError(w, r, slog.Default(), errcode.NotFoundf("there is no SDK file %s here; the bundle is %s", errcode.Clip(r.URL.Path), browsersdk.BundlePath))
 			return
 		}
-		sum := sha256.Sum256(f.Plain)
 		h := w.Header()
 		h.Set("Content-Type", "text/javascript; charset=utf-8")
-		h.Set("ETag", `"`+hex.EncodeToString(sum[:16])+`"`)
 		h.Set("Vary", "Accept-Encoding")
 		h.Set("X-Content-Type-Options", "nosniff")
 		if f.Immutable {
@@ -82,11 +100,12 @@ func sdkFile(name string) http.Handler {
 		} else {
 			h.Set("Cache-Control", "public, max-age=3600") // the bundle's URL has no version in it
 		}
-		body := f.Plain
+		body, etag := f.Plain, f.etag
 		if acceptsGzip(r) {
 			h.Set("Content-Encoding", "gzip")
-			body = f.Gzip
+			body, etag = f.Gzip, f.gzipETag
 		}
+		h.Set("ETag", etag)
 		// ServeContent answers If-None-Match (304) and ranges.
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 	})

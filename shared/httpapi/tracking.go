@@ -82,8 +82,9 @@ func MountTracking(mux *http.ServeMux, svc *tracking.Service, opts TrackingOptio
 			writeError(w, r, t.log, err)
 		}
 	}))
-	public(browsersdk.BundlePath, "GET", sdkFile(browsersdk.Standalone))
-	public(browsersdk.ChunkPrefix+"{file}", "GET", sdkFile(""))
+	files := loadSDKFiles()
+	public(browsersdk.BundlePath, "GET", files.handler(browsersdk.Standalone))
+	public(browsersdk.ChunkPrefix+"{file}", "GET", files.handler(""))
 }
 
 func (t *trackingAPI) handler(call string) http.Handler {
