@@ -130,11 +130,26 @@ func CheckVersionOp(k Key, v int64) Op {
 	return Op{Kind: Check, Item: Item{Key: k}, Cond: VersionIs, Version: v}
 }
 
-// Page selects a slice of a partition, in ascending sort-key order.
+// Page selects a slice of a partition: the live items whose sort key starts with Prefix and
+// lies strictly beyond the cursor After, in ascending sort-key order, or in descending order
+// when Desc is set; at most Limit of them. Sort keys compare as byte strings (UTF-8 code
+// point order), as in DynamoDB.
+//
+// The cursor is read in the page's own order: ascending, only sort keys strictly greater
+// than After are returned; descending, only sort keys strictly less than After. So the next
+// page starts After the last sort key of this one, in either order. After need not be a
+// stored key (its item may have been deleted since), and a cursor outside the prefix simply
+// bounds nothing or everything: descending, a cursor that sorts before (or equals) Prefix
+// gives an empty page, and one past every key with the prefix gives the whole prefix.
+//
+// A descending page of the newest items (sort keys that grow with time) costs reads in
+// proportion to the page, plus any expired items the store steps over; it never reads the
+// rest of the partition.
 type Page struct {
-	Prefix string // sort keys must start with it
-	After  string // return only sort keys strictly greater (a cursor); "" from the start
-	Limit  int    // at most this many; ≤ 0 means all
+	Prefix string // sort keys must start with it; "" selects the whole partition
+	After  string // a cursor: only sort keys strictly past it in the page's order; "" from the start (the end, with Desc)
+	Limit  int    // at most this many live items; ≤ 0 means all
+	Desc   bool   // descending sort-key order (newest first, for time-ordered keys)
 }
 
 // Store is the port. Every read is strongly consistent; expired items are never returned.
@@ -144,7 +159,10 @@ type Store interface {
 	// GetMany reads up to MaxGets distinct keys in one round trip; absent and expired keys
 	// are missing from the map.
 	GetMany(ctx context.Context, keys ...Key) (map[Key]Item, error)
-	// Query returns the items of partition pk selected by p.
+	// Query returns the live items of partition pk selected by p (see Page), in ascending
+	// sort-key order, or descending when p.Desc: then p.After bounds from above (sort keys
+	// strictly less than it) and p.Limit takes the greatest sort keys first. The items of
+	// other partitions never appear, even when their PK starts with pk.
 	Query(ctx context.Context, pk string, p Page) ([]Item, error)
 	// Transact applies ops all-or-nothing. If a condition fails, nothing is written and the
 	// error is a *ConditionError naming the first failing op. Two ops on one key, or more

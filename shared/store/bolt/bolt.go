@@ -160,21 +160,30 @@ func (s *Store) GetMany(ctx context.Context, keys ...store.Key) (map[store.Key]s
 	return out, nil
 }
 
-// Query implements store.Store.
+// Query implements store.Store. Both orders walk the one contiguous run of keys that start
+// with PK, 0x00 and the prefix: ascending from the cursor (or the start of the run) with
+// Next, descending from just below the cursor (or the end of the run) with Prev. The walk
+// stops at the first key outside the run, so it never reads another partition or another
+// prefix, and it stops at Limit live items: a page costs what it returns plus the expired
+// items it steps over.
 func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	prefix := encodeKey(store.Key{PK: pk, SK: p.Prefix})
-	start := prefix
-	if p.After != "" {
-		start = append(encodeKey(store.Key{PK: pk, SK: p.After}), 0) // strictly after
-	}
+	prefix := encodeKey(store.Key{PK: pk, SK: p.Prefix}) // every key of the page starts with it
 	now := s.now()
 	items := []store.Item{}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(itemsBucket).Cursor()
-		for k, v := c.Seek(start); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var k, v []byte
+		next := c.Next
+		if p.Desc {
+			k, v = seekBefore(c, descEnd(pk, prefix, p.After))
+			next = c.Prev
+		} else {
+			k, v = c.Seek(ascStart(pk, prefix, p.After))
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = next() {
 			it, err := decodeValue(store.Key{PK: pk, SK: string(k[len(pk)+1:])}, v)
 			if err != nil {
 				return err
@@ -190,6 +199,58 @@ func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Ite
 		return nil
 	})
 	return items, err
+}
+
+// ascStart is the first key an ascending page may hold: the start of the prefix run, or,
+// if later, the first key strictly after the cursor (the cursor's key with a 0x00 appended).
+// A cursor that sorts before the prefix bounds nothing.
+func ascStart(pk string, prefix []byte, after string) []byte {
+	if after == "" {
+		return prefix
+	}
+	cur := append(encodeKey(store.Key{PK: pk, SK: after}), 0)
+	if bytes.Compare(cur, prefix) > 0 {
+		return cur
+	}
+	return prefix
+}
+
+// descEnd is the exclusive upper bound of a descending page: the end of the prefix run, or,
+// if lower, the cursor's own key (only sort keys strictly less than the cursor qualify).
+func descEnd(pk string, prefix []byte, after string) []byte {
+	end := prefixEnd(prefix)
+	if after == "" {
+		return end
+	}
+	if cur := encodeKey(store.Key{PK: pk, SK: after}); bytes.Compare(cur, end) < 0 {
+		return cur
+	}
+	return end
+}
+
+// prefixEnd returns the smallest byte string greater than every string that starts with
+// prefix: drop trailing 0xff bytes, then add one to the last byte. prefix always holds the
+// 0x00 that ends the PK, so it never consists of 0xff bytes alone, and an empty sort-key
+// prefix gives PK+0x01, the end of the whole partition.
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for len(end) > 0 && end[len(end)-1] == 0xff {
+		end = end[:len(end)-1]
+	}
+	if len(end) == 0 {
+		panic("bolt: key prefix of 0xff bytes only") // unreachable: the PK separator is 0x00
+	}
+	end[len(end)-1]++
+	return end
+}
+
+// seekBefore positions c on the last key strictly less than bound and returns it (nil if
+// there is none).
+func seekBefore(c *bbolt.Cursor, bound []byte) ([]byte, []byte) {
+	if k, _ := c.Seek(bound); k == nil {
+		return c.Last() // every key is less than bound
+	}
+	return c.Prev() // Seek stopped on the first key ≥ bound
 }
 
 // Transact implements store.Store. Concurrent callers share commits (see groupcommit.go). A
@@ -265,4 +326,48 @@ func apply(b *bbolt.Bucket, ops []store.Op, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// TransactBatch implements store.Batcher: every transaction in one bbolt transaction (one
+// commit, one fsync), each checked and written in order on what the earlier ones wrote; a
+// failed condition leaves that transaction out and the others in.
+func (s *Store) TransactBatch(ctx context.Context, txs []store.Tx) ([]error, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(txs))
+	err := s.commit(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(itemsBucket)
+		now := s.now()
+		for i, t := range txs {
+			errs[i] = nil // bbolt may run this more than once
+			if err := store.Validate(t.Ops); err != nil {
+				errs[i] = err
+				continue
+			}
+			for _, n := range t.Needs {
+				if errs[n] != nil {
+					errs[i] = store.ErrSkipped
+					break
+				}
+			}
+			if errs[i] != nil {
+				continue
+			}
+			err := apply(b, t.Ops, now)
+			var failed *store.ConditionError
+			if errors.As(err, &failed) {
+				errs[i] = failed
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
 }

@@ -130,38 +130,18 @@ func (s *Store) load(ctx context.Context, k store.Key) (store.Item, bool, error)
 	return it, true, nil
 }
 
-// Query returns the live items of partition pk selected by p, in ascending sort-key order.
+// Query returns the live items of partition pk selected by p, in ascending sort-key order,
+// or descending (ScanIndexForward false) when p.Desc.
 func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Item, error) {
 	names := map[string]string{"#pk": attrPK}
 	values := map[string]types.AttributeValue{":pk": str(pk)}
-	cond := "#pk = :pk"
-	extra := 0 // items the first page may return that are not wanted (the cursor's own)
-	// The cursor goes into the key condition rather than ExclusiveStartKey: DynamoDB takes
-	// any key there, but minidyn returns nothing unless it is a stored key, and a cursor's
-	// item may have been deleted since. A sort key allows one condition, so a prefix and a
-	// cursor together become a range from the cursor to the end of the prefix, read
-	// inclusively and trimmed below.
-	switch {
-	case p.After == "" && p.Prefix == "":
-	case p.After == "" || p.After < p.Prefix: // every key with the prefix is past the cursor
-		cond += " AND begins_with(#sk, :prefix)"
-		values[":prefix"] = str(p.Prefix)
-	case p.Prefix == "":
-		cond += " AND #sk > :after"
-		values[":after"] = str(p.After)
-	case !strings.HasPrefix(p.After, p.Prefix): // the cursor is past every key with the prefix
+	skCond, extra, empty := sortKeyCondition(p, values)
+	if empty {
 		return nil, nil
-	default:
-		if end, ok := prefixEnd(p.Prefix); ok {
-			cond += " AND #sk BETWEEN :after AND :end"
-			values[":end"] = str(end)
-			extra = 1
-		} else {
-			cond += " AND #sk > :after" // trimmed at the end of the prefix below
-		}
-		values[":after"] = str(p.After)
 	}
-	if strings.Contains(cond, "#sk") {
+	cond := "#pk = :pk"
+	if skCond != "" {
+		cond += " AND " + skCond
 		names["#sk"] = attrSK
 	}
 	in := &dynamodb.QueryInput{
@@ -170,7 +150,7 @@ func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Ite
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 		ConsistentRead:            aws.Bool(true),
-		ScanIndexForward:          aws.Bool(true),
+		ScanIndexForward:          aws.Bool(!p.Desc),
 	}
 	now := s.now()
 	var items []store.Item
@@ -190,12 +170,19 @@ func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Ite
 				return nil, fmt.Errorf("dynamo: query %s: %w", pk, err)
 			}
 			if !strings.HasPrefix(it.SK, p.Prefix) {
-				if it.SK > p.Prefix {
+				past := it.SK > p.Prefix // keys with the prefix sort after the prefix itself
+				if p.Desc {
+					past = it.SK < p.Prefix
+				}
+				if past {
 					return items, nil // past the prefix: nothing further can match
 				}
 				continue
 			}
-			if it.SK <= p.After || it.Expired(now) {
+			if p.After != "" && (p.Desc && it.SK >= p.After || !p.Desc && it.SK <= p.After) {
+				continue // the cursor's own item, read by an inclusive range
+			}
+			if it.Expired(now) {
 				continue
 			}
 			items = append(items, it)
@@ -208,6 +195,56 @@ func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Ite
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 		extra = 0
+	}
+}
+
+// sortKeyCondition returns the sort-key part of p's key condition ("" for none), adding its
+// values; extra is how many unwanted items (the cursor's own) the first page may return;
+// empty says that no key can match, so no request is needed.
+//
+// The cursor goes into the key condition rather than ExclusiveStartKey: DynamoDB takes
+// any key there, but minidyn returns nothing unless it is a stored key, and a cursor's
+// item may have been deleted since. A sort key allows one condition, so a prefix and a
+// cursor inside it become a range between the cursor and the far end of the prefix, read
+// inclusively; Query drops the cursor's own item. (A filter expression cannot name a key
+// attribute, so the cursor cannot go there.)
+func sortKeyCondition(p store.Page, values map[string]types.AttributeValue) (cond string, extra int, empty bool) {
+	if p.Desc {
+		switch {
+		case p.After == "" && p.Prefix == "":
+			return "", 0, false
+		case p.Prefix == "":
+			values[":after"] = str(p.After)
+			return "#sk < :after", 0, false
+		case p.After != "" && p.After <= p.Prefix: // every key with the prefix is ≥ the cursor
+			return "", 0, true
+		case p.After == "" || !strings.HasPrefix(p.After, p.Prefix): // the cursor is past every key with the prefix
+			values[":prefix"] = str(p.Prefix)
+			return "begins_with(#sk, :prefix)", 0, false
+		default: // Prefix < After, and After starts with Prefix
+			values[":prefix"] = str(p.Prefix)
+			values[":after"] = str(p.After)
+			return "#sk BETWEEN :prefix AND :after", 1, false
+		}
+	}
+	switch {
+	case p.After == "" && p.Prefix == "":
+		return "", 0, false
+	case p.After == "" || p.After < p.Prefix: // every key with the prefix is past the cursor
+		values[":prefix"] = str(p.Prefix)
+		return "begins_with(#sk, :prefix)", 0, false
+	case p.Prefix == "":
+		values[":after"] = str(p.After)
+		return "#sk > :after", 0, false
+	case !strings.HasPrefix(p.After, p.Prefix): // the cursor is past every key with the prefix
+		return "", 0, true
+	default:
+		values[":after"] = str(p.After)
+		if end, ok := prefixEnd(p.Prefix); ok {
+			values[":end"] = str(end)
+			return "#sk BETWEEN :after AND :end", 1, false
+		}
+		return "#sk > :after", 0, false // trimmed at the end of the prefix by Query
 	}
 }
 

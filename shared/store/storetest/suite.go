@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,10 +27,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("InvalidTransactions", func(t *testing.T) { t.Parallel(); testInvalid(t, open(t)) })
 	t.Run("GetMany", func(t *testing.T) { t.Parallel(); testGetMany(t, open(t)) })
 	t.Run("Query", func(t *testing.T) { t.Parallel(); testQuery(t, open(t)) })
+	t.Run("QueryDesc", func(t *testing.T) { t.Parallel(); testQueryDesc(t, open(t)) })
+	t.Run("QueryModel", func(t *testing.T) { t.Parallel(); testQueryModel(t, open(t)) })
 	t.Run("Expiry", func(t *testing.T) { t.Parallel(); testExpiry(t, open(t)) })
 	t.Run("ConcurrentBoundedCounter", func(t *testing.T) { t.Parallel(); testConcurrentCounter(t, open(t)) })
 	t.Run("ConcurrentVersionedUpdates", func(t *testing.T) { t.Parallel(); testConcurrentCAS(t, open(t)) })
 	t.Run("ConcurrentClaims", func(t *testing.T) { t.Parallel(); testConcurrentClaims(t, open(t)) })
+	t.Run("TransactBatch", func(t *testing.T) { t.Parallel(); testTransactBatch(t, open(t)) })
 }
 
 func key(pk, sk string) store.Key { return store.Key{PK: pk, SK: sk} }
@@ -252,6 +257,8 @@ func testQuery(t *testing.T, s store.Store) {
 		{store.Page{Prefix: "SOURCE#", Limit: 2}, []string{"SOURCE#a", "SOURCE#b"}},
 		{store.Page{Prefix: "SOURCE#", After: "SOURCE#b"}, []string{"SOURCE#c"}},
 		{store.Page{Prefix: "SOURCE#", After: "SOURCE#c"}, []string{}},
+		{store.Page{Prefix: "SOURCE#", After: "A"}, []string{"SOURCE#a", "SOURCE#b", "SOURCE#c"}}, // "SOURCE" lies between
+		{store.Page{Prefix: "SOURCE#", After: "SOURCE$"}, []string{}},
 		{store.Page{Prefix: "NOPE"}, []string{}},
 	}
 	for _, tc := range tests {
@@ -265,6 +272,183 @@ func testQuery(t *testing.T, s store.Store) {
 		for _, it := range items {
 			if it.PK != "WS#q" || string(it.Data) != it.SK {
 				t.Errorf("Query returned a wrong item: %+v", it)
+			}
+		}
+	}
+}
+
+// Sort keys of the descending-query data set, by partition; the ones in descExpired have
+// expired. The queried partition is "SP#a"; the others are its neighbours in key order:
+// "SP#" and "SP#a#P" have a PK that is a prefix of, or starts with, "SP#a", and "SP#a\x01"
+// sorts right after "SP#a" followed by any separator. High code points ("ÿ" is C3 BF,
+// U+FFFF is EF BF BF, U+10FFFF is F4 8F BF BF) test the ends of prefix ranges: sort keys
+// are UTF-8, as DynamoDB requires, so these are the greatest bytes they can hold.
+var (
+	descData = map[string][]string{
+		"SP#a": {
+			"A", "E", "E#1", "E#2", "E#3", "E#30", "E#4", "E#5", "E#6", "E$", "F",
+			"ÿ", "\uffff", "\U0010FFFF", "\U0010FFFFa", "\U0010FFFF\U0010FFFF",
+		},
+		"SP#":      {"E#8", "\U0010FFFF"},
+		"SP#a#P":   {"E#0", "E#9", "Z", "\U0010FFFF\U0010FFFF\U0010FFFF"},
+		"SP#a\x01": {"A", "E#7"},
+		"SP#b":     {"A", "E#77"},
+	}
+	// The newest items of "SP#a" (overall and under "E#") have expired.
+	descExpired = map[store.Key]bool{
+		key("SP#a", "E#5"): true, key("SP#a", "E#6"): true, key("SP#a", "\U0010FFFF\U0010FFFF"): true,
+	}
+)
+
+// putDescData writes descData; an item's Data is "PK|SK", so a query shows where it came from.
+func putDescData(t *testing.T, s store.Store) {
+	t.Helper()
+	past := time.Now().Add(-time.Hour).Unix()
+	var ops []store.Op
+	for pk, sks := range descData {
+		for _, sk := range sks {
+			it := store.Item{Key: key(pk, sk), Data: []byte(pk + "|" + sk)}
+			if descExpired[it.Key] {
+				it.ExpiresAt = past
+			}
+			ops = append(ops, store.PutOp(it, store.Always))
+		}
+	}
+	mustTransact(t, s, ops...)
+}
+
+// queryKeys runs a query and returns its sort keys, after checking that every item belongs
+// to pk and carries its own data.
+func queryKeys(t *testing.T, s store.Store, pk string, p store.Page) []string {
+	t.Helper()
+	items, err := s.Query(context.Background(), pk, p)
+	if err != nil {
+		t.Fatalf("Query %q %#v: %v", pk, p, err)
+	}
+	out := []string{}
+	for _, it := range items {
+		if it.PK != pk || string(it.Data) != it.PK+"|"+it.SK {
+			t.Errorf("Query %q %#v returned an item of another partition or with wrong data: %#v", pk, p, it)
+		}
+		out = append(out, it.SK)
+	}
+	return out
+}
+
+// testQueryDesc: descending pages, newest first. Every case gives a different answer when
+// Desc is ignored (the test checks that on the ascending query too), and each equals the
+// definition: the ascending listing of the prefix, cut below the cursor, reversed, limited.
+func testQueryDesc(t *testing.T, s store.Store) {
+	putDescData(t, s)
+	const hi = "\U0010FFFF"
+	allLive := []string{hi + "a", hi, "\uffff", "ÿ", "F", "E$", "E#4", "E#30", "E#3", "E#2", "E#1", "E", "A"}
+	events := []string{"E#4", "E#30", "E#3", "E#2", "E#1"}
+	tests := []struct {
+		name string
+		pk   string
+		page store.Page
+		want []string
+	}{
+		{"whole partition", "SP#a", store.Page{}, allLive},
+		{"whole partition, limit larger than it", "SP#a", store.Page{Limit: 100}, allLive},
+		{"whole partition, limit below it, newest expired", "SP#a", store.Page{Limit: 2}, []string{hi + "a", hi}},
+		{"limit 1", "SP#a", store.Page{Limit: 1}, []string{hi + "a"}},
+		{"prefix", "SP#a", store.Page{Prefix: "E#"}, events},
+		{"prefix, limit below it, newest expired", "SP#a", store.Page{Prefix: "E#", Limit: 2}, []string{"E#4", "E#30"}},
+		{"prefix, limit larger than it", "SP#a", store.Page{Prefix: "E#", Limit: 50}, events},
+		{"prefix that is a key", "SP#a", store.Page{Prefix: "E"}, []string{"E$", "E#4", "E#30", "E#3", "E#2", "E#1", "E"}},
+		{"cursor only", "SP#a", store.Page{After: "E#30"}, []string{"E#3", "E#2", "E#1", "E", "A"}},
+		{"cursor only, limit", "SP#a", store.Page{After: "E#30", Limit: 2}, []string{"E#3", "E#2"}},
+		{"cursor only, not a stored key", "SP#a", store.Page{After: "E#35", Limit: 3}, []string{"E#30", "E#3", "E#2"}},
+		{"cursor only, on an expired item", "SP#a", store.Page{After: "E#6", Limit: 2}, []string{"E#4", "E#30"}},
+		{"cursor only, past every key", "SP#a", store.Page{After: hi + hi + hi, Limit: 1}, []string{hi + "a"}},
+		{"cursor only, at the first key", "SP#a", store.Page{After: "A"}, []string{}},
+		{"prefix, cursor inside", "SP#a", store.Page{Prefix: "E#", After: "E#3"}, []string{"E#2", "E#1"}},
+		{"prefix, cursor inside, limit 1", "SP#a", store.Page{Prefix: "E#", After: "E#30", Limit: 1}, []string{"E#3"}},
+		{"prefix, cursor inside, not a stored key", "SP#a", store.Page{Prefix: "E#", After: "E#25"}, []string{"E#2", "E#1"}},
+		{"prefix, cursor inside, on an expired item", "SP#a", store.Page{Prefix: "E#", After: "E#5", Limit: 1}, []string{"E#4"}},
+		{"prefix, cursor at its lowest key", "SP#a", store.Page{Prefix: "E#", After: "E#1"}, []string{}},
+		{"prefix, cursor equal to the prefix", "SP#a", store.Page{Prefix: "E#", After: "E#"}, []string{}},
+		{"prefix, cursor before it, a stored key", "SP#a", store.Page{Prefix: "E#", After: "E"}, []string{}},
+		{"prefix, cursor before it", "SP#a", store.Page{Prefix: "E#", After: "A"}, []string{}},
+		{"prefix, cursor just after it", "SP#a", store.Page{Prefix: "E#", After: "E$"}, events},
+		{"prefix, cursor after it, limit", "SP#a", store.Page{Prefix: "E#", After: "F", Limit: 2}, []string{"E#4", "E#30"}},
+		{"prefix, cursor after it, prefix a key", "SP#a", store.Page{Prefix: "E", After: "E$"}, []string{"E#4", "E#30", "E#3", "E#2", "E#1", "E"}},
+		{"high prefix", "SP#a", store.Page{Prefix: hi}, []string{hi + "a", hi}},
+		{"high prefix, cursor inside", "SP#a", store.Page{Prefix: hi, After: hi + "a"}, []string{hi}},
+		{"high prefix, cursor on its expired top", "SP#a", store.Page{Prefix: hi, After: hi + hi, Limit: 1}, []string{hi + "a"}},
+		{"high prefix, cursor past it", "SP#a", store.Page{Prefix: hi, After: hi + hi + hi}, []string{hi + "a", hi}},
+		{"high cursor only", "SP#a", store.Page{After: hi, Limit: 3}, []string{"\uffff", "ÿ", "F"}},
+		{"U+FFFF prefix, cursor past it", "SP#a", store.Page{Prefix: "\uffff", After: hi}, []string{"\uffff"}},
+		{"ÿ prefix, cursor past it", "SP#a", store.Page{Prefix: "ÿ", After: "\uffff"}, []string{"ÿ"}},
+		{"partition whose PK extends this one", "SP#a#P", store.Page{}, []string{hi + hi + hi, "Z", "E#9", "E#0"}},
+		{"partition whose PK extends this one, prefix and cursor", "SP#a#P", store.Page{Prefix: "E#", After: "E#9"}, []string{"E#0"}},
+		{"partition whose PK this one extends", "SP#", store.Page{}, []string{hi, "E#8"}},
+		{"partition whose PK this one extends, limit", "SP#", store.Page{Limit: 1, After: hi + "a"}, []string{hi}},
+		{"partition right after this one", "SP#a\x01", store.Page{}, []string{"E#7", "A"}},
+		{"next partition", "SP#b", store.Page{Prefix: "E", After: "E#8"}, []string{"E#77"}},
+	}
+	for _, tc := range tests {
+		desc := tc.page
+		desc.Desc = true
+		got := queryKeys(t, s, tc.pk, desc)
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tc.want) {
+			t.Errorf("%s: Query %q %#v = %q, want %q", tc.name, tc.pk, desc, got, tc.want)
+		}
+		// By definition: the prefix's ascending listing below the cursor, reversed, limited.
+		var def []string
+		asc := queryKeys(t, s, tc.pk, store.Page{Prefix: tc.page.Prefix})
+		for i := len(asc) - 1; i >= 0; i-- {
+			if tc.page.After == "" || asc[i] < tc.page.After {
+				def = append(def, asc[i])
+			}
+		}
+		if tc.page.Limit > 0 && len(def) > tc.page.Limit {
+			def = def[:tc.page.Limit]
+		}
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", append([]string{}, def...)) {
+			t.Errorf("%s: Query %q %#v = %q, but the reversed ascending listing gives %q", tc.name, tc.pk, desc, got, def)
+		}
+		// The case must tell Desc apart: the same page ascending gives something else.
+		if ascGot := queryKeys(t, s, tc.pk, tc.page); fmt.Sprintf("%q", ascGot) == fmt.Sprintf("%q", tc.want) {
+			t.Errorf("%s: ascending gives the same %q; the case would pass with Desc ignored", tc.name, ascGot)
+		}
+	}
+}
+
+// testQueryModel compares every combination of partition, prefix, cursor, limit and order
+// with a model of descData: the live keys of the partition with the prefix, strictly past
+// the cursor in the page's order, sorted in that order, cut at the limit.
+func testQueryModel(t *testing.T, s store.Store) {
+	putDescData(t, s)
+	const hi = "\U0010FFFF"
+	prefixes := []string{"", "E", "E#", "E#3", hi, "SP"}
+	cursors := []string{"", "A", "E", "E#", "E#25", "E#30", "E#5", "E$", hi + "a", hi + hi + hi}
+	for _, pk := range []string{"SP#a", "SP#a#P"} {
+		for _, prefix := range prefixes {
+			for _, after := range cursors {
+				for _, limit := range []int{0, 1, 2} {
+					for _, desc := range []bool{false, true} {
+						p := store.Page{Prefix: prefix, After: after, Limit: limit, Desc: desc}
+						want := []string{}
+						for _, sk := range slices.Sorted(slices.Values(descData[pk])) {
+							if descExpired[key(pk, sk)] || !strings.HasPrefix(sk, prefix) ||
+								after != "" && (desc && sk >= after || !desc && sk <= after) {
+								continue
+							}
+							want = append(want, sk)
+						}
+						if desc {
+							slices.Reverse(want)
+						}
+						if limit > 0 && len(want) > limit {
+							want = want[:limit]
+						}
+						if got := queryKeys(t, s, pk, p); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+							t.Errorf("Query %q %#v = %q, want %q", pk, p, got, want)
+						}
+					}
+				}
 			}
 		}
 	}
