@@ -501,14 +501,15 @@ func (a *admin) getProfile(w http.ResponseWriter, r *http.Request, p workspace.P
 		return err
 	}
 	end := time.Now()
-	events, err := a.profiles.Events(r.Context(), sp.ID, prof, end.Add(-profile.EventQueryWindow), end.Add(time.Minute))
-	if err != nil {
-		return err
+	var events []profile.Event
+	for e, err := range a.profiles.EventsInOrder(r.Context(), sp.ID, prof, end.Add(-profile.EventQueryWindow), end.Add(time.Minute), true) {
+		if err != nil {
+			return err
+		}
+		if events = append(events, e); len(events) == explorerEvents {
+			break
+		}
 	}
-	if len(events) > explorerEvents {
-		events = events[len(events)-explorerEvents:]
-	}
-	slices.Reverse(events)
 	v := viewProfile(prof, events)
 	if v.ComputedTraits, err = a.profiles.ComputedTraitValues(r.Context(), sp.ID, prof); err != nil {
 		return err

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +30,9 @@ const MaxFlexBodyBytes = 64 << 10
 
 // maxInteractions is how many of the latest Flex interactions the agent lookup shows.
 const maxInteractions = 10
+
+// maxInteractionScan bounds the events the agent lookup reads to find them.
+const maxInteractionScan = 1000
 
 // putFlex stores the workspace's Twilio auth token. The token is in no answer and no log line:
 // the answer says only that one is configured, and where Twilio should send its callbacks.
@@ -401,13 +403,15 @@ func (f *flexAPI) agentView(r *http.Request, space string, prof profile.Profile)
 		computed = map[string]any{}
 	}
 	now := f.now()
-	evs, err := f.profiles.Events(r.Context(), space, prof, now.Add(-profile.EventQueryWindow), now.Add(time.Minute))
-	if err != nil {
-		return agentProfileView{}, err
-	}
 	interactions := []interactionView{}
-	for _, e := range slices.Backward(evs) {
-		if len(interactions) == maxInteractions {
+	scanned := 0
+	for e, err := range f.profiles.EventsInOrder(r.Context(), space, prof, now.Add(-profile.EventQueryWindow), now.Add(time.Minute), true) {
+		if err != nil {
+			return agentProfileView{}, err
+		}
+		// Bounded: an agent waits on this, so a profile with a long tail of other events
+		// shows the interactions among its latest maxInteractionScan events.
+		if scanned++; len(interactions) == maxInteractions || scanned > maxInteractionScan {
 			break
 		}
 		if e.Type != message.Track || (e.Event != flex.EventEngagementInitiated && e.Event != flex.EventEngagementCompleted) {

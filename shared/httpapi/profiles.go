@@ -369,30 +369,38 @@ func (a *profilesAPI) events(w http.ResponseWriter, r *http.Request, sp string, 
 	if err != nil {
 		return err
 	}
-	evs, err := a.profiles.Events(r.Context(), sp, p, start, end)
-	if err != nil {
-		return err
-	}
-	evs = slices.DeleteFunc(evs, func(e profile.Event) bool {
-		name := paEventName(e)
-		return (include != nil && !include[name]) || exclude[name]
-	})
-	if desc {
-		slices.Reverse(evs)
-	}
-	page, more := paPageAfter(evs, limit, func(e profile.Event) bool {
-		if after == "" {
-			return true
-		}
-		c := e.Timestamp.Compare(afterAt)
-		if c == 0 {
-			c = strings.Compare(e.MessageID, afterID)
-		}
+	// Events come from the store in the page's order, a page at a time: past the cursor,
+	// through the filters, one more than the page (to know whether there is a next).
+	var page []profile.Event
+	if after != "" { // the cursor's event and those before it in this order are not read
 		if desc {
-			return c < 0
+			end = paEarlier(end, afterAt.Add(time.Nanosecond))
+		} else {
+			start = paLater(start, afterAt)
 		}
-		return c > 0
-	})
+	}
+	for e, err := range a.profiles.EventsInOrder(r.Context(), sp, p, start, end, desc) {
+		if err != nil {
+			return err
+		}
+		if after != "" {
+			c := e.Timestamp.Compare(afterAt)
+			if c == 0 {
+				c = strings.Compare(e.MessageID, afterID)
+			}
+			if (desc && c >= 0) || (!desc && c <= 0) {
+				continue
+			}
+		}
+		if name := paEventName(e); (include != nil && !include[name]) || exclude[name] {
+			continue
+		}
+		if page = append(page, e); len(page) > limit {
+			break
+		}
+	}
+	more := len(page) > limit
+	page = page[:min(len(page), limit)]
 	out := paList[paEvent]{Data: make([]paEvent, len(page))}
 	for i, e := range page {
 		out.Data[i] = paViewEvent(e, p)
@@ -453,14 +461,14 @@ func (a *profilesAPI) metadata(w http.ResponseWriter, r *http.Request, sp string
 	}
 	now := a.now()
 	// A little ahead, as the explorer reads: clocks of senders run a little fast.
-	evs, err := a.profiles.Events(r.Context(), sp, p, now.Add(-profile.EventQueryWindow), now.Add(profile.FutureSkew))
-	if err != nil {
-		return err
-	}
 	md := paMetadata{CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, FirstMessageAt: p.First.At, FirstSourceID: p.First.SourceID,
 		LastMessageAt: p.UpdatedAt, LastSourceID: p.First.SourceID}
-	if n := len(evs); n > 0 {
-		md.LastMessageAt, md.LastSourceID = evs[n-1].Timestamp, evs[n-1].SourceID
+	for e, err := range a.profiles.EventsInOrder(r.Context(), sp, p, now.Add(-profile.EventQueryWindow), now.Add(profile.FutureSkew), true) {
+		if err != nil {
+			return err
+		}
+		md.LastMessageAt, md.LastSourceID = e.Timestamp, e.SourceID
+		break // the newest is all it needs
 	}
 	if md.LastMessageAt.Before(md.FirstMessageAt) {
 		// The first message is dated after every later one (one stored before timestamps
@@ -631,6 +639,13 @@ func paTime(q url.Values, name string, def time.Time) (time.Time, error) {
 		return time.Time{}, errcode.InvalidField(name, "must be an RFC 3339 time such as 2026-11-29T14:00:00Z, not %q", s)
 	}
 	return t.UTC(), nil
+}
+
+func paEarlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func paLater(a, b time.Time) time.Time {

@@ -46,11 +46,11 @@ var allTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 const maxAttemptAge = 5 * time.Second
 
 // profileListShards spread a space's profile list over partitions so that creating many
-// profiles at once does not write one hot partition: 4 DynamoDB partitions take about 2,000
-// transactional creates per second per space. More shards cost the embedded store more: each
-// group commit dirties one more page per shard written (measured: new profiles at 5,640/s
-// without the list, 4,650/s with 4 shards, 3,820/s with 16; BENCHMARKS.md).
-const profileListShards = 4
+// profiles at once does not write one hot partition: 8 DynamoDB partitions take about 4,000
+// transactional creates per second per space (30 % new visitors at 10,000 messages a second;
+// ACCESS_PATTERNS.md). Only ever raise it: the backfill reads every shard below it, so
+// profiles listed under a smaller count are still found.
+const profileListShards = 8
 
 // backfillPage is how many listed profiles one step of a backfill covers between checkpoints.
 const backfillPage = 100

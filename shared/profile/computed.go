@@ -206,6 +206,7 @@ func (s *Service) CreateComputedTrait(ctx context.Context, spaceID string, d tra
 			if err != nil {
 				return ComputedTrait{}, err
 			}
+			s.configs.forget(spaceID)
 			return t, nil
 		case 0:
 			return ComputedTrait{}, ErrNoSlot
@@ -242,6 +243,9 @@ func (s *Service) DeleteComputedTrait(ctx context.Context, spaceID, id string, f
 			store.DeleteOp(pendingBackfillKey(spaceID, id), store.Always))
 		if store.FailedOp(err) == 0 && attempt < maxAttempts {
 			continue
+		}
+		if err == nil {
+			s.configs.forget(spaceID)
 		}
 		return err
 	}

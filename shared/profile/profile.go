@@ -94,9 +94,12 @@ func dedupeKey(sp, msgID string) store.Key {
 	return store.Key{PK: spacePK(sp) + "#M#" + msgID, SK: "M"}
 }
 
-const eventPrefix = "E#"
+const (
+	eventPrefix     = "E#"
+	eventTimeLayout = "20060102T150405.000000000Z" // fixed width: keys sort by time
+)
 
 // eventKey orders a profile's events by event time; the message ID makes it unique.
 func eventKey(sp, pid string, at time.Time, msgID string) store.Key {
-	return store.Key{PK: profilePK(sp, pid), SK: eventPrefix + at.UTC().Format("20060102T150405.000000000Z") + "#" + msgID}
+	return store.Key{PK: profilePK(sp, pid), SK: eventPrefix + at.UTC().Format(eventTimeLayout) + "#" + msgID}
 }

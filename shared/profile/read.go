@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"iter"
 	"strings"
 	"time"
 
@@ -86,34 +86,100 @@ type Event struct {
 }
 
 // Events returns a profile's events between start and end (inclusive start, exclusive end),
-// oldest first, including those of the profiles merged into it.
+// oldest first, including those of the profiles merged into it: every one of them (the
+// computed-trait backfill's read). Readers of a page use EventsInOrder.
 func (s *Service) Events(ctx context.Context, spaceID string, p Profile, start, end time.Time) ([]Event, error) {
-	lo := eventPrefix + start.UTC().Format("20060102T150405.000000000Z")
-	hi := eventPrefix + end.UTC().Format("20060102T150405.000000000Z")
 	var out []Event
-	for _, pid := range append([]string{p.ID}, p.MergedIDs...) {
-		items, err := s.st.Query(ctx, profilePK(spaceID, pid), store.Page{Prefix: eventPrefix})
+	for e, err := range s.EventsInOrder(ctx, spaceID, p, start, end, false) {
 		if err != nil {
 			return nil, err
 		}
-		for _, it := range items {
-			if it.SK < lo || it.SK >= hi {
-				continue
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// eventsPerRead is how many events one query of a profile's partition reads.
+const eventsPerRead = 50
+
+// EventsInOrder yields a profile's events between start and end (inclusive start, exclusive
+// end), newest first when newestFirst, including those of the profiles merged into it. It
+// reads each partition a page at a time as the caller pulls, so a page of n events costs
+// O(n) per merged profile however many events the profile has.
+func (s *Service) EventsInOrder(ctx context.Context, spaceID string, p Profile, start, end time.Time, newestFirst bool) iter.Seq2[Event, error] {
+	lo := eventPrefix + start.UTC().Format(eventTimeLayout)
+	hi := eventPrefix + end.UTC().Format(eventTimeLayout)
+	return func(yield func(Event, error) bool) {
+		if hi <= lo {
+			return
+		}
+		type pager struct {
+			pk    string
+			after string
+			buf   []store.Item
+			done  bool
+		}
+		pids := append([]string{p.ID}, p.MergedIDs...)
+		pagers := make([]*pager, len(pids))
+		for i, pid := range pids {
+			pagers[i] = &pager{pk: profilePK(spaceID, pid), after: lo}
+			if newestFirst {
+				pagers[i].after = hi // sort keys strictly below: events before end
 			}
+		}
+		// fill reads the next page of pg when its buffer is empty; it reports false on error.
+		fill := func(pg *pager) bool {
+			if len(pg.buf) > 0 || pg.done {
+				return true
+			}
+			items, err := s.st.Query(ctx, pg.pk, store.Page{Prefix: eventPrefix, After: pg.after, Limit: eventsPerRead, Desc: newestFirst})
+			if err != nil {
+				yield(Event{}, err)
+				return false
+			}
+			if len(items) < eventsPerRead {
+				pg.done = true
+			}
+			if len(items) > 0 {
+				pg.after = items[len(items)-1].SK
+			}
+			for _, it := range items {
+				if (newestFirst && it.SK < lo) || (!newestFirst && it.SK >= hi) {
+					pg.done = true
+					break
+				}
+				pg.buf = append(pg.buf, it)
+			}
+			return true
+		}
+		for {
+			var next *pager
+			for _, pg := range pagers {
+				if !fill(pg) {
+					return
+				}
+				if len(pg.buf) == 0 {
+					continue
+				}
+				if next == nil || (newestFirst && pg.buf[0].SK > next.buf[0].SK) || (!newestFirst && pg.buf[0].SK < next.buf[0].SK) {
+					next = pg
+				}
+			}
+			if next == nil {
+				return
+			}
+			it := next.buf[0]
+			next.buf = next.buf[1:]
 			var e Event
 			if err := json.Unmarshal(it.Data, &e); err != nil {
-				return nil, fmt.Errorf("decode event %s: %w", it.Key, err)
+				yield(Event{}, fmt.Errorf("decode event %s: %w", it.Key, err))
+				return
 			}
-			out = append(out, e)
+			if !yield(e, nil) {
+				return
+			}
 		}
 	}
-	slices.SortFunc(out, func(a, b Event) int {
-		if c := a.Timestamp.Compare(b.Timestamp); c != 0 {
-			return c
-		}
-		return strings.Compare(a.MessageID, b.MessageID)
-	})
-	return out, nil
 }
 
 // TraitValues returns the live traits of a profile (removed ones left out).

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"sync"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
@@ -21,16 +20,9 @@ type Service struct {
 	now func() time.Time
 	ids token.IDs
 
-	mu       sync.Mutex
-	compiled map[string]compiledSettings // space → its settings at a version
-
+	configs       configCache
 	traitDefs     traitCache
 	backfillDelay time.Duration
-}
-
-type compiledSettings struct {
-	version int64
-	rules   *identity.Compiled
 }
 
 // Options configure a Service.
@@ -52,7 +44,7 @@ func New(st store.Store, opts Options) *Service {
 		delay = DefaultBackfillDelay
 	}
 	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now},
-		compiled: map[string]compiledSettings{}, backfillDelay: delay}
+		backfillDelay: delay}
 }
 
 // Settings returns a space's identity settings (the defaults until they are first saved).
@@ -91,50 +83,13 @@ func (s *Service) SaveSettings(ctx context.Context, spaceID string, set identity
 		}
 		err = s.st.Transact(ctx, store.ReplaceOp(store.JSONItem(settingsKey(spaceID), set), version))
 		if err == nil {
+			s.configs.forget(spaceID)
 			return set, nil
 		}
 		if store.FailedOp(err) != 0 || attempt == maxAttempts {
 			return identity.Settings{}, err
 		}
 	}
-}
-
-// rules returns the compiled settings of a space stored in it (nil: never saved, the
-// defaults), compiling each saved version once.
-func (s *Service) rules(spaceID string, it *store.Item) (*identity.Compiled, error) {
-	set, version := identity.DefaultSettings(), int64(0)
-	if it != nil {
-		version = it.Version
-	}
-	s.mu.Lock()
-	c, ok := s.compiled[spaceID]
-	s.mu.Unlock()
-	if ok && c.version == version {
-		return c.rules, nil
-	}
-	if it != nil {
-		set = identity.Settings{}
-		if err := json.Unmarshal(it.Data, &set); err != nil {
-			return nil, fmt.Errorf("decode identity settings of %s: %w", spaceID, err)
-		}
-	}
-	rules, err := identity.Compile(set)
-	if err != nil {
-		return nil, fmt.Errorf("stored identity settings of %s do not compile: %w", spaceID, err)
-	}
-	s.mu.Lock()
-	s.compiled[spaceID] = compiledSettings{version: version, rules: rules}
-	s.mu.Unlock()
-	return rules, nil
-}
-
-// lastRules returns the rules this Service last compiled for a space, or nil. Apply uses
-// them to guess the claims to read in its first round trip, then checks the guess against
-// the settings it read in the same round trip.
-func (s *Service) lastRules(spaceID string) *identity.Compiled {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.compiled[spaceID].rules
 }
 
 // getMany reads any number of keys, store.MaxGets per round trip, adding them to got.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -73,25 +75,47 @@ const (
 	StatusRejected  = "rejected"
 )
 
-func debuggerPK(srcID string) string { return "DBG#" + srcID }
+// The debugger is spread over debuggerShards partitions per source, each request's entries
+// going to one picked at random: a partition takes about 1,000 writes a second on DynamoDB,
+// and one item holds the entries of a whole request (up to debuggerItemBytes), so a source
+// can send ≥ 10,000 messages a second (ACCESS_PATTERNS.md, "Partition arithmetic").
+const (
+	debuggerShards    = 16
+	debuggerItemBytes = 256 << 10
+)
 
-// debuggerSK sorts newest first (ascending keys, inverted time), and within one request the
-// last message first, so that a query from the start of the partition reads the latest.
-func debuggerSK(at time.Time, index int) string {
-	return fmt.Sprintf("%019d#%05d", math.MaxInt64-at.UnixNano(), 99999-min(index, 99999))
+func debuggerPK(srcID string, shard int) string { return fmt.Sprintf("DBG#%s#%02d", srcID, shard) }
+
+// debuggerItem is what one stored debugger item holds: entries of one request, newest first.
+type debuggerItem struct {
+	Entries []Entry `json:"entries"`
 }
 
-// record writes the debugger entries of one request, and the source's "seen" records.
+// debuggerSK sorts newest first (ascending keys, inverted time, then the inverted sequence of
+// the request in this process, for requests of one instant); the random tail keeps two
+// instances apart. An entry's cursor is its item's key and its inverted index in the request,
+// so cursors order entries newest first across items and shards.
+func (s *Service) debuggerSK(at time.Time) string {
+	return fmt.Sprintf("%019d#%016x#%08x", math.MaxInt64-at.UnixNano(), math.MaxUint64-s.debugSeq.Add(1), rand.Uint32())
+}
+
+func entryCursor(itemSK string, index int) string {
+	return fmt.Sprintf("%s#%05d", itemSK, 99999-min(index, 99999))
+}
+
+// record writes the debugger entries of one request, and the source's "seen" records: each
+// item a single write of its own, outside any transaction.
 func (s *Service) record(ctx context.Context, src workspace.Source, applied []Parsed, res Result) error {
 	now := s.now()
 	exp := now.Add(debuggerRetention).Unix()
-	var ops []store.Op
+	type indexed struct {
+		index int
+		e     Entry
+	}
+	var entries []indexed
 	add := func(index int, e Entry) {
-		e.Cursor = debuggerSK(now, index)
 		e.ReceivedAt = now
-		it := store.JSONItem(store.Key{PK: debuggerPK(src.ID), SK: e.Cursor}, e)
-		it.ExpiresAt = exp
-		ops = append(ops, store.PutOp(it, store.Always))
+		entries = append(entries, indexed{index, e})
 	}
 	outcomes := map[int]Outcome{}
 	for _, o := range res.Outcomes {
@@ -130,15 +154,35 @@ func (s *Service) record(ctx context.Context, src workspace.Source, applied []Pa
 	for _, r := range rejected { // the parser's rejections
 		add(r.Index, Entry{Status: StatusRejected, Raw: rawJSON(r.Raw), Rejection: &EntryRejection{Code: r.Code, Message: r.Message, Field: r.Field}})
 	}
-	ops = append(ops, s.seenOps(src.ID, applied)...)
-	for len(ops) > 0 {
-		n := min(len(ops), store.MaxOps)
-		if err := s.st.Transact(ctx, ops[:n]...); err != nil {
-			return err
+	slices.SortFunc(entries, func(a, b indexed) int { return b.index - a.index }) // newest (last sent) first
+	var txs []store.Tx
+	pk := debuggerPK(src.ID, rand.IntN(debuggerShards))
+	for len(entries) > 0 {
+		sk := s.debuggerSK(now)
+		var it debuggerItem
+		size := 0
+		for len(entries) > 0 && (len(it.Entries) == 0 || size+len(entries[0].e.Raw)+1024 <= debuggerItemBytes) {
+			e := entries[0].e
+			e.Cursor = entryCursor(sk, entries[0].index)
+			size += len(e.Raw) + 1024 // the raw message and a generous allowance for the rest
+			it.Entries = append(it.Entries, e)
+			entries = entries[1:]
 		}
-		ops = ops[n:]
+		item := store.JSONItem(store.Key{PK: pk, SK: sk}, it)
+		item.ExpiresAt = exp
+		txs = append(txs, store.Tx{Ops: []store.Op{store.PutOp(item, store.Always)}})
 	}
-	return nil
+	for _, op := range s.seenOps(src.ID, applied) {
+		txs = append(txs, store.Tx{Ops: []store.Op{op}})
+	}
+	if len(txs) == 0 {
+		return nil
+	}
+	errs, err := store.TransactBatch(ctx, s.st, txs)
+	if err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 // rawJSON keeps raw as it came when it is JSON, and as a JSON string otherwise. Bytes that
@@ -194,24 +238,60 @@ func (s *Service) latest(ctx context.Context, p workspace.Principal, wsID, srcID
 	if _, err := s.ws.GetSource(ctx, p, wsID, srcID); err != nil {
 		return nil, err
 	}
-	items, err := s.st.Query(ctx, debuggerPK(srcID), store.Page{Limit: DebuggerSize})
+	all, err := s.entries(ctx, srcID, cursor)
 	if err != nil {
 		return nil, err
 	}
+	if search == "" {
+		return all, nil
+	}
 	needle := []byte(strings.ToLower(search))
-	entries := make([]Entry, 0, len(items))
-	for _, it := range items {
-		if cursor != "" && it.SK >= cursor {
-			break
+	entries := make([]Entry, 0, len(all))
+	for _, e := range all {
+		if bytes.Contains(bytes.ToLower(e.Raw), needle) {
+			entries = append(entries, e)
 		}
-		var e Entry
-		if err := json.Unmarshal(it.Data, &e); err != nil {
-			return nil, fmt.Errorf("decode debugger entry %s: %w", it.Key, err)
-		}
-		if search != "" && !bytes.Contains(bytes.ToLower(e.Raw), needle) {
-			continue
-		}
-		entries = append(entries, e)
 	}
 	return entries, nil
+}
+
+// entriesPerRead is how many items each shard's query reads at a time.
+const entriesPerRead = 8
+
+// entries returns a source's latest DebuggerSize entries newer than cursor ("" for all),
+// newest first: from every shard the newest items until they hold DebuggerSize entries.
+func (s *Service) entries(ctx context.Context, srcID, cursor string) ([]Entry, error) {
+	var all []Entry
+	for shard := range debuggerShards {
+		pk, after, n := debuggerPK(srcID, shard), "", 0
+		for n < DebuggerSize {
+			items, err := s.st.Query(ctx, pk, store.Page{After: after, Limit: entriesPerRead})
+			if err != nil {
+				return nil, err
+			}
+			for _, it := range items {
+				var d debuggerItem
+				if err := json.Unmarshal(it.Data, &d); err != nil {
+					return nil, fmt.Errorf("decode debugger item %s: %w", it.Key, err)
+				}
+				for _, e := range d.Entries {
+					if cursor != "" && e.Cursor >= cursor {
+						break
+					}
+					all = append(all, e)
+					n++
+				}
+				if cursor != "" && it.SK >= cursor {
+					n = DebuggerSize // older than the cursor from here on
+					break
+				}
+			}
+			if len(items) < entriesPerRead {
+				break
+			}
+			after = items[len(items)-1].SK
+		}
+	}
+	slices.SortFunc(all, func(a, b Entry) int { return strings.Compare(a.Cursor, b.Cursor) })
+	return all[:min(len(all), DebuggerSize)], nil
 }

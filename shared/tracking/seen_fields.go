@@ -8,7 +8,6 @@ import (
 	"github.com/unifiedprofiles/up/shared/fieldstats"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/message"
-	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -40,15 +39,11 @@ func (s *Service) SeenFields(ctx context.Context, sources []workspace.Source) (f
 			r = newSeenRules(c)
 			rules[src.SpaceID] = r
 		}
-		items, err := s.st.Query(ctx, debuggerPK(src.ID), store.Page{Limit: DebuggerSize})
+		entries, err := s.entries(ctx, src.ID, "")
 		if err != nil {
 			return fieldstats.Fields{}, fmt.Errorf("read the debugger of %s: %w", src.ID, err)
 		}
-		for _, it := range items {
-			var e Entry
-			if err := json.Unmarshal(it.Data, &e); err != nil {
-				return fieldstats.Fields{}, fmt.Errorf("decode debugger entry %s: %w", it.Key, err)
-			}
+		for _, e := range entries {
 			if e.Status == StatusAccepted && e.Normalised != nil {
 				r.count(&out, e)
 			}

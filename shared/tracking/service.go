@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
@@ -24,6 +25,8 @@ type Service struct {
 
 	mu   sync.Mutex
 	seen map[store.Key]bool // "seen" records this process has written (they never change)
+
+	debugSeq atomic.Uint64 // orders this process's debugger items of one instant
 }
 
 // Options configure a Service.
@@ -75,7 +78,7 @@ func (s *Service) Ingest(ctx context.Context, src workspace.Source, req Request)
 		msgs[i] = pm.Message
 		msgs[i].SourceID = src.ID
 	}
-	outs, ingestErr := s.profiles.ApplyMany(ctx, src.SpaceID, msgs, maxParallelApplies)
+	outs, ingestErr := s.profiles.ApplyMany(ctx, src.SpaceID, msgs)
 	res := Result{Rejected: req.Rejected}
 	var applied []Parsed
 	for i, o := range outs {
@@ -98,9 +101,6 @@ func (s *Service) Ingest(ctx context.Context, src workspace.Source, req Request)
 	}
 	return res, ingestErr
 }
-
-// maxParallelApplies bounds the messages of one request applied at once.
-const maxParallelApplies = 16
 
 // seenKey is the record that a source has sent a message of type typ.
 func seenKey(srcID, typ string) store.Key { return store.Key{PK: "SEEN#" + srcID, SK: typ} }

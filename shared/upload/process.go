@@ -31,9 +31,6 @@ func ParseObjectKey(key string) (wsID, uploadID string, ok bool) {
 	return wsID, uploadID, true
 }
 
-// parallelRows bounds the rows of an upload applied at once.
-const parallelRows = 128
-
 // errBusy: another delivery owns the upload; the platform should deliver again later.
 func errBusy(id string, until time.Time) error {
 	return errcode.New(errcode.Unavailable, "upload_busy", "upload %s is being processed by another delivery until %s; retry later", id, until.Format(time.RFC3339))
@@ -306,13 +303,12 @@ func (s *Service) ingest(ctx context.Context, u Upload, version int64, cols csvf
 	}
 	sum := Summary{Identifiers: map[string]int{}, Traits: map[string]int{}}
 	created, touched := map[string]bool{}, map[string]bool{}
-	// Rows go in chunks of Progress: within a chunk, rows that share an identifier apply in
-	// order and the others concurrently (profile.ApplyMany); chunks apply in order, each
-	// followed by a checkpoint.
+	// Rows go in chunks of Progress, each applied as one batch (profile.ApplyMany: one
+	// snapshot, one commit) and followed by a checkpoint.
 	chunk := make([]message.Message, 0, Progress)
 	first := 0
 	flush := func() error {
-		outs, err := s.profiles.ApplyMany(ctx, u.SpaceID, chunk, parallelRows)
+		outs, err := s.profiles.ApplyMany(ctx, u.SpaceID, chunk)
 		for j, o := range outs {
 			if o.Skipped {
 				continue

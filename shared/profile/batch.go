@@ -1,0 +1,543 @@
+package profile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/message"
+	"github.com/unifiedprofiles/up/shared/store"
+	"github.com/unifiedprofiles/up/shared/traits"
+)
+
+// Result says what Apply did.
+type Result struct {
+	ProfileID  string
+	Created    bool
+	Added      []identity.Identifier
+	Merged     []string // profiles merged into ProfileID
+	Violations []identity.Violation
+	// Duplicate: the messageId was applied before and nothing changed now; ProfileID and
+	// Created say what the first application did.
+	Duplicate bool
+}
+
+// Outcome is what ApplyMany did with one message: Err is nil, a refusal (an *errcode.Error of
+// kind Invalid: the message carries nothing usable) or, for a message a real failure kept
+// from committing, that failure; Skipped marks the messages never tried because of it.
+type Outcome struct {
+	Result
+	Err     error
+	Skipped bool
+}
+
+// dedupeRecord remembers what a message did, for the answer to its redeliveries.
+type dedupeRecord struct {
+	ProfileID string `json:"profile_id"`
+	Created   bool   `json:"created,omitempty"`
+	// Event is the sort key of the message's event when the event was written after the
+	// dedupe record rather than with it (a returning visitor: two single writes cost half a
+	// transaction). A redelivery finding the record writes the event if it is missing, so a
+	// crash between the two writes loses nothing.
+	Event string `json:"event,omitempty"`
+}
+
+// Apply resolves a normalised message into a space and applies it to exactly one profile:
+// identifiers, traits (identify), group links (group), the event and the metadata. It is
+// idempotent per messageId for DedupeWindow. It is ApplyMany of one message.
+// Errors: invalid_field / too_many_traits / no_identifiers (400); identity_contention (503)
+// when the graph kept changing under it — never a silent split.
+func (s *Service) Apply(ctx context.Context, spaceID string, m message.Message) (Result, error) {
+	outs, err := s.ApplyMany(ctx, spaceID, []message.Message{m})
+	if err != nil {
+		return Result{}, err
+	}
+	return outs[0].Result, outs[0].Err
+}
+
+// ApplyMany applies msgs to a space as one batch, in their order: every message is resolved
+// against one snapshot of the identity graph (one read of all their dedupe keys and claims,
+// one of the profiles they point at), each message's writes are one transaction of its own,
+// and the store commits them together (bbolt: one commit). Messages whose transaction lost a
+// race with another writer, and those that built on them, are tried again on a fresh
+// snapshot, with jittered backoff, up to maxAttempts times.
+// Refusals do not stop it; any other error does and is returned (the messages it kept from
+// committing carry it, or Skipped).
+func (s *Service) ApplyMany(ctx context.Context, spaceID string, msgs []message.Message) ([]Outcome, error) {
+	out := make([]Outcome, len(msgs))
+	todo := make([]int, len(msgs))
+	for i := range todo {
+		todo[i] = i
+	}
+	delay := time.Millisecond
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt == maxAttempts {
+			for _, i := range todo {
+				out[i].Err = contention(spaceID)
+			}
+			return out, nil
+		}
+		if attempt > 1 {
+			// Writers colliding on one profile spread out; 25 attempts take at most about 2 s.
+			wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
+			select {
+			case <-ctx.Done():
+				return skipRest(out, todo, ctx.Err())
+			case <-time.After(wait):
+			}
+			delay = min(delay*2, 100*time.Millisecond)
+		}
+		if err := ctx.Err(); err != nil {
+			return skipRest(out, todo, err)
+		}
+		batch := make([]message.Message, len(todo))
+		for j, i := range todo {
+			batch[j] = msgs[i]
+		}
+		outs, retry, err := s.applyOnce(ctx, spaceID, batch)
+		if err != nil {
+			return skipRest(out, todo, err)
+		}
+		var next []int
+		var failed error
+		for j, o := range outs {
+			if retry[j] {
+				next = append(next, todo[j])
+				continue
+			}
+			out[todo[j]] = o
+			if e := errcode.As(o.Err); o.Err != nil && (e == nil || e.Kind != errcode.Invalid) && failed == nil {
+				failed = o.Err
+			}
+		}
+		if failed != nil {
+			return skipRest(out, next, failed)
+		}
+		todo = next
+	}
+	return out, nil
+}
+
+func skipRest(out []Outcome, todo []int, err error) ([]Outcome, error) {
+	for _, i := range todo {
+		out[i].Skipped = true
+	}
+	return out, err
+}
+
+// loaded is a profile read for this attempt, with its version.
+type loaded struct {
+	p       Profile
+	version int64
+}
+
+// snapshot is the identity graph as one attempt at a batch sees it: what it read, then what
+// the batch's earlier messages change.
+type snapshot struct {
+	spaceID  string
+	cfg      spaceConfig
+	now      time.Time
+	got      map[store.Key]store.Item       // dedupe keys and claims as read
+	pointed  map[identity.Identifier]string // claims: read, or made by this batch
+	profiles map[string]*loaded             // read or written by this batch, as after its writes so far
+	writer   map[string]int                 // profile id → the last transaction of this batch that writes it
+	applied  map[string]int                 // messageId → the message of this batch that applies it
+}
+
+// plan is what one message of a batch does.
+type plan struct {
+	out   Outcome
+	txs   []int // its transactions in the batch; all must commit
+	dupOf int   // ≥ 0: a repeat of that earlier message of the batch
+	// repair: the message was applied before but its event may be missing (see dedupeRecord).
+	repair *store.Key
+	retry  bool // the snapshot was inconsistent for it: try again
+}
+
+// applyOnce is one attempt at a batch. It returns each message's outcome, which of them
+// must be tried again, and a failure that stopped the attempt as a whole.
+func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.Message) ([]Outcome, []bool, error) {
+	cfg, err := s.config(ctx, spaceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	snap, err := s.read(ctx, spaceID, cfg, msgs)
+	if errors.Is(err, errSnapshotMoved) {
+		retry := make([]bool, len(msgs))
+		for i := range retry {
+			retry[i] = true
+		}
+		return make([]Outcome, len(msgs)), retry, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var txs []store.Tx
+	plans := make([]plan, len(msgs))
+	for i, m := range msgs {
+		plans[i] = snap.resolve(s, i, m, &txs)
+	}
+	if err := s.repair(ctx, msgs, plans, snap, &txs); err != nil {
+		return nil, nil, err
+	}
+	if len(txs) > 0 && s.now().Sub(cfg.fetchedAt) > maxAttemptAge {
+		// Too old to commit: the computed-trait definitions read may have changed, and a new
+		// trait's backfill relies on no attempt committing this long after its read.
+		s.configs.forget(spaceID)
+		retry := make([]bool, len(msgs))
+		for i := range retry {
+			retry[i] = plans[i].out.Err == nil && !plans[i].out.Duplicate
+		}
+		return outcomes(plans), retry, nil
+	}
+	var errs []error
+	if len(txs) > 0 {
+		if errs, err = store.TransactBatch(ctx, s.st, txs); err != nil {
+			return nil, nil, err
+		}
+	}
+	retry := make([]bool, len(msgs))
+	for i := range plans {
+		p := &plans[i]
+		if p.retry {
+			retry[i] = true
+			continue
+		}
+		if p.dupOf >= 0 {
+			switch first := plans[p.dupOf].out; {
+			case retry[p.dupOf]:
+				retry[i] = true
+			case first.Err != nil:
+				p.out.Err = first.Err
+			default:
+				p.out.Result = Result{ProfileID: first.ProfileID, Created: first.Created, Duplicate: true}
+			}
+			continue
+		}
+		for _, t := range p.txs {
+			switch err := errs[t]; {
+			case err == nil:
+			case store.FailedOp(err) >= 0, errors.Is(err, store.ErrSkipped), errors.Is(err, store.ErrContention):
+				// The graph moved since it was read (or the same messageId committed
+				// concurrently, which the next attempt reports as a duplicate).
+				retry[i] = true
+			default:
+				if p.out.Err == nil {
+					p.out.Err = err
+				}
+			}
+		}
+	}
+	return outcomes(plans), retry, nil
+}
+
+func outcomes(plans []plan) []Outcome {
+	out := make([]Outcome, len(plans))
+	for i, p := range plans {
+		out[i] = p.out
+	}
+	return out
+}
+
+// read takes the snapshot a batch resolves against: its dedupe keys and the claims of every
+// identifier its messages carry, then the profiles those point at, merge chains followed.
+func (s *Service) read(ctx context.Context, spaceID string, cfg spaceConfig, msgs []message.Message) (*snapshot, error) {
+	asked := map[store.Key]bool{}
+	var keys []store.Key
+	var ids []identity.Identifier
+	for _, m := range msgs {
+		if m.MessageID != "" {
+			if k := dedupeKey(spaceID, m.MessageID); !asked[k] {
+				asked[k] = true
+				keys = append(keys, k)
+			}
+		}
+		found, _ := cfg.rules.Extract(m)
+		before := len(keys)
+		keys = appendClaimKeys(keys, asked, spaceID, found)
+		if len(keys) > before {
+			ids = append(ids, found...)
+		}
+	}
+	got := make(map[store.Key]store.Item, len(keys))
+	if err := s.getMany(ctx, got, keys); err != nil {
+		return nil, err
+	}
+	owners, profiles, err := s.owners(ctx, spaceID, ids, got)
+	if errors.Is(err, errContended) {
+		// A claim without its profile: read between two steps of another writer. Resolving
+		// without those claims would split identities, so this attempt reads again.
+		return nil, errSnapshotMoved
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{spaceID: spaceID, cfg: cfg, now: s.now(), got: got, pointed: owners, profiles: profiles,
+		writer: map[string]int{}, applied: map[string]int{}}, nil
+}
+
+// errSnapshotMoved: the snapshot caught another writer mid-way; read again.
+var errSnapshotMoved = errors.New("profile: the snapshot caught a write mid-way")
+
+// owner returns the live profile that owns id in the snapshot, or "".
+func (sn *snapshot) owner(id identity.Identifier) string {
+	pid := sn.pointed[id]
+	for hops := 0; pid != "" && sn.profiles[pid] != nil && sn.profiles[pid].p.MergedInto != ""; hops++ {
+		if hops > identity.MaxMerges+1 {
+			return ""
+		}
+		pid = sn.profiles[pid].p.MergedInto
+	}
+	return pid
+}
+
+// needs returns the transactions of this batch that last wrote the profiles pids.
+func (sn *snapshot) needs(pids ...string) []int {
+	var n []int
+	for _, pid := range pids {
+		if t, ok := sn.writer[pid]; ok && !slices.Contains(n, t) {
+			n = append(n, t)
+		}
+	}
+	slices.Sort(n)
+	return n
+}
+
+// resolve decides what one message does on the snapshot, appends its transactions to txs and
+// updates the snapshot as if they commit.
+func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]store.Tx) plan {
+	p := plan{dupOf: -1}
+	refuse := func(err error) plan { p.out.Err = err; return p }
+	if m.MessageID == "" {
+		return refuse(errcode.InvalidField("messageId", "is required to apply a message exactly once"))
+	}
+	if m.Type == message.Identify && len(m.Traits) >= MaxTraitsPerIdentify {
+		return refuse(&errcode.Error{Kind: errcode.Invalid, Code: "too_many_traits", Field: "traits",
+			Message: fmt.Sprintf("identify carries %d traits; the limit is fewer than %d", len(m.Traits), MaxTraitsPerIdentify)})
+	}
+	spaceID, now := sn.spaceID, sn.now
+	if j, ok := sn.applied[m.MessageID]; ok {
+		p.dupOf = j
+		return p
+	}
+	if dup, ok := sn.got[dedupeKey(spaceID, m.MessageID)]; ok {
+		var rec dedupeRecord
+		json.Unmarshal(dup.Data, &rec)
+		p.out.Result = Result{ProfileID: rec.ProfileID, Created: rec.Created, Duplicate: true}
+		if rec.Event != "" {
+			p.repair = &store.Key{PK: profilePK(spaceID, rec.ProfileID), SK: rec.Event}
+		}
+		return p
+	}
+	if err := sn.cfg.defs.refuseShadowing(m); err != nil {
+		return refuse(err)
+	}
+	ids, blocked := sn.cfg.rules.Extract(m)
+	var violations []identity.Violation
+	for _, b := range blocked {
+		violations = append(violations, identity.Violation{Kind: identity.ViolationBlocked, Identifier: b, At: now,
+			Detail: b.String() + " is a blocked value: kept in the payload, not used as an identifier"})
+	}
+	if len(ids) == 0 {
+		return refuse(&errcode.Error{Kind: errcode.Invalid, Code: "no_identifiers",
+			Message: "the message carries no usable identifier (userId, anonymousId or a configured identifier; blocked values do not count)"})
+	}
+	owners := make(map[identity.Identifier]string, len(ids))
+	cands := map[string]identity.Candidate{}
+	for _, id := range ids { // read extracted them with these rules: every claim was read
+		pid := sn.owner(id)
+		if pid == "" {
+			continue
+		}
+		if sn.profiles[pid] == nil {
+			p.retry = true
+			return p
+		}
+		owners[id] = pid
+		cands[pid] = sn.profiles[pid].p.candidate()
+	}
+	d := identity.NewResolver(sn.cfg.rules).Decide(ids, func(id identity.Identifier) string { return owners[id] }, cands, now)
+	violations = append(violations, d.Violations...)
+
+	res := Result{ProfileID: d.Profile, Created: d.Create, Added: d.Add, Merged: d.Merge, Violations: violations}
+	var ops []store.Op
+	var target *loaded
+	touched := []string{}
+	if d.Create {
+		res.ProfileID = s.ids.New("prof_")
+		target = &loaded{p: Profile{ID: res.ProfileID, SpaceID: spaceID, CreatedAt: now, First: ref(m)}}
+	} else {
+		// A working copy: the snapshot changes only once the message is planned whole.
+		cur := sn.profiles[d.Profile]
+		target = &loaded{p: cur.p.clone(), version: cur.version}
+		touched = append(touched, d.Profile)
+	}
+	changed := d.Create || len(d.Add) > 0 || len(d.Merge) > 0 || len(violations) > 0
+	var forwards []*loaded
+	for _, loser := range d.Merge {
+		l := sn.profiles[loser]
+		mergeInto(&target.p, &l.p)
+		mergeComputed(&target.p, &l.p)
+		forward := Profile{ID: l.p.ID, SpaceID: spaceID, MergedInto: target.p.ID, CreatedAt: l.p.CreatedAt, UpdatedAt: now, First: l.p.First}
+		ops = append(ops, store.ReplaceOp(item(profileKey(spaceID, loser), forward), l.version))
+		forwards = append(forwards, &loaded{p: forward, version: l.version + 1})
+		touched = append(touched, loser)
+	}
+	for _, id := range d.Add {
+		target.p.Identifiers = append(target.p.Identifiers, Identifier{Seen: identity.Seen{Identifier: id, FirstSeen: now}, SourceID: m.SourceID})
+		ops = append(ops, store.PutOp(item(claimKey(spaceID, id), claim{ProfileID: target.p.ID}), store.MustNotExist))
+	}
+	if m.Type == message.Identify && applyTraits(&target.p, m.Traits, m.Timestamp) {
+		changed = true
+	}
+	if m.Type == message.Group && m.GroupID != "" && !slices.Contains(target.p.Groups, m.GroupID) {
+		target.p.Groups = append(target.p.Groups, m.GroupID)
+		changed = true
+	}
+	if updateComputed(&target.p, sn.cfg.defs, m, d.Create, now) {
+		changed = true
+	}
+	evItem := sn.eventItem(eventKey(spaceID, target.p.ID, m.Timestamp, m.MessageID), m, ids)
+	rec := dedupeRecord{ProfileID: target.p.ID, Created: d.Create}
+	needs := sn.needs(touched...)
+	if !changed {
+		// A returning visitor: nothing on the profile changes, so it is not even checked (if
+		// it was merged away meanwhile, the event stays under its id, which the survivor
+		// lists in MergedIDs and reads). The dedupe record commits first, alone; the event
+		// follows it (see dedupeRecord.Event).
+		rec.Event = evItem.SK
+		dd := item(dedupeKey(spaceID, m.MessageID), rec)
+		dd.ExpiresAt = now.Add(DedupeWindow).Unix()
+		first := len(*txs)
+		*txs = append(*txs, store.Tx{Ops: []store.Op{store.PutOp(dd, store.MustNotExist)}, Needs: needs},
+			store.Tx{Ops: []store.Op{store.PutOp(evItem, store.Always)}, Needs: []int{first}})
+		p.txs = []int{first, first + 1}
+		p.out.Result = res
+		sn.applied[m.MessageID] = index
+		return p
+	}
+	target.p.Violations = append(target.p.Violations, violations...)
+	if n := len(target.p.Violations); n > MaxViolationsKept {
+		target.p.Violations = slices.Clone(target.p.Violations[n-MaxViolationsKept:])
+	}
+	target.p.UpdatedAt = now
+	pItem := item(profileKey(spaceID, target.p.ID), target.p)
+	if err := checkProfileSize(pItem); err != nil {
+		return refuse(err)
+	}
+	ops = append(ops, store.ReplaceOp(pItem, target.version))
+	dd := item(dedupeKey(spaceID, m.MessageID), rec)
+	dd.ExpiresAt = now.Add(DedupeWindow).Unix()
+	ops = append(ops, store.PutOp(evItem, store.Always), store.PutOp(dd, store.MustNotExist))
+	if d.Create {
+		ops = append(ops, store.PutOp(store.Item{Key: listKey(spaceID, target.p.ID)}, store.Always))
+	}
+	if len(ops) > store.MaxOps {
+		return refuse(&errcode.Error{Kind: errcode.Invalid, Code: "too_many_identifiers",
+			Message: fmt.Sprintf("the message would change %d records at once; send fewer identifiers per message", len(ops))})
+	}
+	t := len(*txs)
+	*txs = append(*txs, store.Tx{Ops: ops, Needs: needs})
+	p.txs = []int{t}
+	p.out.Result = res
+	// The snapshot as after this transaction.
+	target.version++
+	sn.profiles[target.p.ID] = target
+	sn.writer[target.p.ID] = t
+	for _, f := range forwards {
+		sn.profiles[f.p.ID] = f
+		sn.writer[f.p.ID] = t
+	}
+	for _, id := range d.Add {
+		sn.pointed[id] = target.p.ID
+	}
+	sn.applied[m.MessageID] = index
+	return p
+}
+
+// eventItem is the stored event of m at k.
+func (sn *snapshot) eventItem(k store.Key, m message.Message, ids []identity.Identifier) store.Item {
+	ev := Event{MessageID: m.MessageID, Type: m.Type, Event: m.Event, Name: m.Name, Timestamp: m.Timestamp,
+		ReceivedAt: m.ReceivedAt, SourceID: m.SourceID, Properties: m.Properties, Identifiers: ids, Raw: m.Raw,
+		TraitsVersion: sn.cfg.defs.version}
+	it := item(k, ev)
+	it.ExpiresAt = sn.now.Add(EventRetention).Unix()
+	return it
+}
+
+// repair adds to txs the events of redelivered messages whose dedupe record committed
+// without them (a crash between the two writes of a returning visitor's message).
+func (s *Service) repair(ctx context.Context, msgs []message.Message, plans []plan, sn *snapshot, txs *[]store.Tx) error {
+	var keys []store.Key
+	for _, p := range plans {
+		if p.repair != nil && !slices.Contains(keys, *p.repair) {
+			keys = append(keys, *p.repair)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	got := map[store.Key]store.Item{}
+	if err := s.getMany(ctx, got, keys); err != nil {
+		return err
+	}
+	for i := range plans {
+		p := &plans[i]
+		if p.repair == nil {
+			continue
+		}
+		if _, ok := got[*p.repair]; ok {
+			continue
+		}
+		got[*p.repair] = store.Item{} // once per key
+		ids, _ := sn.cfg.rules.Extract(msgs[i])
+		p.txs = append(p.txs, len(*txs))
+		*txs = append(*txs, store.Tx{Ops: []store.Op{store.PutOp(sn.eventItem(*p.repair, msgs[i], ids), store.Always)}})
+	}
+	return nil
+}
+
+// clone is a deep copy of p that the batch can change without touching the snapshot.
+func (p Profile) clone() Profile {
+	c := p
+	c.Identifiers = slices.Clone(p.Identifiers)
+	c.Traits = maps.Clone(p.Traits)
+	c.MergedIDs = slices.Clone(p.MergedIDs)
+	c.Violations = slices.Clone(p.Violations)
+	c.Groups = slices.Clone(p.Groups)
+	if p.Computed != nil {
+		c.Computed = make(map[string]*ComputedState, len(p.Computed))
+		for id, st := range p.Computed {
+			cs := &ComputedState{}
+			cs.Live.Merge(st.Live)
+			if st.Backfilled != nil {
+				cs.Backfilled = &traits.State{}
+				cs.Backfilled.Merge(*st.Backfilled)
+			}
+			c.Computed[id] = cs
+		}
+	}
+	return c
+}
+
+// MaxProfileBytes is the most a stored profile may hold: DynamoDB refuses items over 400 KB,
+// and a profile past it would make every later write of it fail. The rest of the 400 KB is
+// room for the item's keys and attributes.
+const MaxProfileBytes = 380 * 1024
+
+// checkProfileSize refuses a profile item that would not fit in MaxProfileBytes.
+// Errors: profile_too_large (400).
+func checkProfileSize(it store.Item) error {
+	if n := len(it.Data); n > MaxProfileBytes {
+		return &errcode.Error{Kind: errcode.Invalid, Code: "profile_too_large",
+			Message: fmt.Sprintf("with this message the profile would take %d bytes; a profile holds at most %d bytes (DynamoDB's 400 KB item limit), so the message was not applied. The profile still takes events that do not grow it: remove traits (set them to null) before adding more", n, MaxProfileBytes)}
+	}
+	return nil
+}
