@@ -20,102 +20,67 @@ import (
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
-// meter counts the write units a DynamoDB endpoint reports for each write. moto_server
-// reports consumed capacity for single-item writes but leaves it empty for
-// TransactWriteItems, so for those the units are computed the way DynamoDB bills them:
-// each item ⌈size / 1 KB⌉, doubled for a transaction; a condition check counts as a write.
+// meter counts the write units of the writes sent to a DynamoDB endpoint the way DynamoDB
+// bills them: each item ⌈size / 1 KB⌉ (names plus values), doubled in a transaction, where a
+// condition check counts as a write. moto_server's own ConsumedCapacity is not used: it
+// reports 1 unit for a single write of any size and nothing for TransactWriteItems.
 type meter struct {
 	dynamo.API
-	mu                 sync.Mutex
-	reported, computed float64
+	mu    sync.Mutex
+	units float64
 }
 
-func (m *meter) add(reported *float64, computed float64) {
+func (m *meter) add(units float64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if reported != nil {
-		m.reported += *reported
-	} else {
-		m.computed += computed
-	}
+	m.units += units
 }
 
 func (m *meter) total() float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.reported + m.computed
-}
-
-// reportedShare is the part of all units that moto_server itself reported.
-func (m *meter) reportedShare() float64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.reported+m.computed == 0 {
-		return 0
-	}
-	return m.reported / (m.reported + m.computed)
-}
-
-func units(cc *types.ConsumedCapacity) *float64 {
-	if cc == nil || cc.CapacityUnits == nil {
-		return nil
-	}
-	return cc.CapacityUnits
+	return m.units
 }
 
 func (m *meter) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := m.API.PutItem(ctx, in, o...)
 	if out != nil {
-		m.add(units(out.ConsumedCapacity), kb(in.Item))
+		m.add(kb(in.Item))
 	}
 	return out, err
 }
 
 func (m *meter) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := m.API.UpdateItem(ctx, in, o...)
 	if out != nil {
-		m.add(units(out.ConsumedCapacity), 1)
+		m.add(1) // counters: small items
 	}
 	return out, err
 }
 
 func (m *meter) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
-	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := m.API.DeleteItem(ctx, in, o...)
 	if out != nil {
-		m.add(units(out.ConsumedCapacity), 1)
+		m.add(1)
 	}
 	return out, err
 }
 
 func (m *meter) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
-	in.ReturnConsumedCapacity = types.ReturnConsumedCapacityTotal
 	out, err := m.API.TransactWriteItems(ctx, in, o...)
 	if err != nil {
 		return out, err // a cancelled transaction is billed too, but it is a retry, not the event's cost
 	}
-	var reported *float64
-	if len(out.ConsumedCapacity) > 0 {
-		var sum float64
-		for _, cc := range out.ConsumedCapacity {
-			if u := units(&cc); u != nil {
-				sum += *u
-			}
-		}
-		reported = &sum
-	}
-	var computed float64
+	var units float64
 	for _, ti := range in.TransactItems {
 		switch {
 		case ti.Put != nil:
-			computed += 2 * kb(ti.Put.Item)
+			units += 2 * kb(ti.Put.Item)
 		default: // update, delete, condition check: items under 1 KB here
-			computed += 2
+			units += 2
 		}
 	}
-	m.add(reported, computed)
+	m.add(units)
 	return out, err
 }
 
@@ -184,7 +149,6 @@ func BenchmarkDynamoWriteUnits(b *testing.B) {
 				events += len(ms)
 			}
 			b.ReportMetric(wu/float64(events), "WU/event")
-			b.ReportMetric(m.reportedShare(), "reported-share")
 		})
 	}
 	// A returning visitor's track through the tracking API's ingest: what Apply writes plus

@@ -11,10 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/unifiedprofiles/up/shared/localstack/localstacktest"
 	"github.com/unifiedprofiles/up/shared/testlog"
 )
 
@@ -23,6 +25,7 @@ type stack struct {
 	cmd      *exec.Cmd
 	base     string
 	s3       string // the S3 endpoint the banner names
+	store    string // where the banner says the data is
 	operator string
 	done     chan error
 	stdout   *testlog.Buffer // still written by the reader goroutine after the banner
@@ -42,11 +45,35 @@ func buildStack(t *testing.T) string {
 // pick-then-bind race with other tests.
 const anyPort = "127.0.0.1:0"
 
-// start runs the binary and reads the banner for the base URL and the operator token.
+// tables holds each data folder's DynamoDB table when the suite runs on DynamoDB
+// (localstacktest.EndpointEnv): a stack restarted on the same folder finds its data again.
+var tables sync.Map // data folder → table name
+
+// dynamoTable returns the DynamoDB table of the stacks on dataDir, or "" on bbolt.
+func dynamoTable(t *testing.T, dataDir string) string {
+	t.Helper()
+	if !localstacktest.OnDynamoDB() {
+		return ""
+	}
+	if table, ok := tables.Load(dataDir); ok {
+		return table.(string)
+	}
+	_, table := localstacktest.DynamoDB(t)
+	tables.Store(dataDir, table)
+	return table
+}
+
+// start runs the binary and reads the banner for the base URL and the operator token. On
+// DynamoDB (localstacktest) the stack gets the data folder's table and no AWS configuration.
 func start(t *testing.T, bin, dataDir, addr string, env ...string) *stack {
 	t.Helper()
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), append([]string{"UP_DATA_DIR=" + dataDir, "UP_ADDR=" + addr, "UP_S3_ADDR=127.0.0.1:0", "UP_OPERATOR_TOKEN="}, env...)...)
+	cmd.Env = append(os.Environ(), "UP_DATA_DIR="+dataDir, "UP_ADDR="+addr, "UP_S3_ADDR=127.0.0.1:0", "UP_OPERATOR_TOKEN=",
+		"UP_DYNAMODB_ENDPOINT=", "UP_TABLE_NAME=")
+	if table := dynamoTable(t, dataDir); table != "" {
+		cmd.Env = append(cmd.Env, localstacktest.BinaryEnv(t, os.Getenv(localstacktest.EndpointEnv), table)...)
+	}
+	cmd.Env = append(cmd.Env, env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +110,9 @@ func start(t *testing.T, bin, dataDir, addr string, env ...string) *stack {
 			}
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "S3 endpoint:"); ok {
 				s.s3, _, _ = strings.Cut(strings.TrimSpace(v), " ")
+			}
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "store:"); ok {
+				s.store = strings.TrimSpace(v)
 			}
 			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "operator token:"); ok {
 				s.operator = strings.TrimSpace(v)
@@ -129,6 +159,7 @@ func TestReadmeWalkthroughAndRestart(t *testing.T) {
 	if !strings.HasPrefix(s.base, "http://127.0.0.1:") || strings.HasSuffix(s.base, ":0") || !strings.HasPrefix(s.operator, "upo_") {
 		t.Fatalf("banner: base %q operator %q", s.base, s.operator)
 	}
+	checkStoreInBanner(t, s, data)
 
 	sid := "AC0123456789abcdef0123456789abcdef"
 	inv := s.call(t, "POST", "/v1/beta/accounts", s.operator, `{"account_sid":"`+sid+`"}`, 201)
@@ -165,6 +196,45 @@ func TestReadmeWalkthroughAndRestart(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(data, "operator-token")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("operator token file: %v %v", fi, err)
+	}
+}
+
+// checkStoreInBanner checks that the banner says where the data is: the bbolt file in the
+// data folder, or the DynamoDB table and endpoint (requests serialised: moto is on loopback).
+func checkStoreInBanner(t *testing.T, s *stack, dataDir string) {
+	t.Helper()
+	if table := dynamoTable(t, dataDir); table != "" {
+		want := "DynamoDB table " + table + " at " + os.Getenv(localstacktest.EndpointEnv) + " (us-east-1), one request at a time"
+		if !strings.HasPrefix(s.store, want) {
+			t.Errorf("banner store %q, want it to begin %q", s.store, want)
+		}
+		return
+	}
+	if want := "bbolt " + filepath.Join(dataDir, "up.db"); s.store != want {
+		t.Errorf("banner store %q, want %q", s.store, want)
+	}
+}
+
+// Store settings the stack cannot honour stop it at once, saying which: a table without an
+// endpoint would otherwise put the data in bbolt while the developer believes it goes to the
+// table.
+func TestStoreSettingsRefused(t *testing.T) {
+	t.Parallel()
+	bin := buildStack(t)
+	for _, tc := range []struct{ name, endpoint, table, want string }{
+		{"table without endpoint", "", "up-mine", "UP_TABLE_NAME is set (\"up-mine\") but UP_DYNAMODB_ENDPOINT is not"},
+		{"endpoint not a URL", "127.0.0.1:5000", "", `DynamoDB endpoint "127.0.0.1:5000": want an http:// or https:// URL`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(bin)
+			cmd.Env = append(os.Environ(), "UP_DATA_DIR="+t.TempDir(), "UP_ADDR="+anyPort, "UP_S3_ADDR="+anyPort,
+				"UP_DYNAMODB_ENDPOINT="+tc.endpoint, "UP_TABLE_NAME="+tc.table)
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "base URL:") {
+				t.Errorf("exit %v, output %q; want a failure saying %q before any banner", err, out, tc.want)
+			}
+		})
 	}
 }
 

@@ -1,5 +1,7 @@
 // Command local is the local stack: every function's handler in one process on an embedded
-// store, no AWS account needed. `make run` starts it.
+// store, no AWS account needed. `make run` starts it. With UP_DYNAMODB_ENDPOINT set it keeps
+// its data in a DynamoDB table instead (UP_TABLE_NAME, created if absent), on moto_server
+// or AWS.
 package main
 
 import (
@@ -50,6 +52,10 @@ func run() error {
 	if err != nil || backfillDelay <= 0 {
 		return fmt.Errorf("UP_BACKFILL_DELAY must be a positive Go duration such as 10s, not %q", os.Getenv("UP_BACKFILL_DELAY"))
 	}
+	ddb, err := dynamoFromEnv()
+	if err != nil {
+		return err
+	}
 	s3addr := env("UP_S3_ADDR", "127.0.0.1:9000")
 	s3ln, err := net.Listen("tcp", s3addr)
 	if err != nil {
@@ -64,7 +70,7 @@ func run() error {
 	// The console this stack serves is same-origin; UP_CONSOLE_ORIGIN adds others.
 	origins := append([]string{base}, strings.Split(os.Getenv("UP_CONSOLE_ORIGIN"), ",")...)
 	stack, err := localstack.Open(localstack.Config{
-		DataDir: dataDir, OperatorTokenHash: token.Hash(opToken), PublicURL: os.Getenv("UP_PUBLIC_URL"), Logger: log,
+		DataDir: dataDir, DynamoDB: ddb, OperatorTokenHash: token.Hash(opToken), PublicURL: os.Getenv("UP_PUBLIC_URL"), Logger: log,
 		ConsoleOrigins: origins,
 		Tracking:       httpapi.TrackingOptions{RateLimit: rate}, S3URL: s3base, BackfillDelay: backfillDelay,
 	})
@@ -90,8 +96,8 @@ func run() error {
 	}
 
 	abs, _ := filepath.Abs(dataDir)
-	fmt.Printf("Unified Profiles local stack\n  base URL:       %s\n  health:         %s/health\n  S3 endpoint:    %s (CSV uploads, bucket %s)\n  data folder:    %s\n  operator token: %s\n",
-		base, base, s3base, localstack.UploadsBucket, abs, opToken)
+	fmt.Printf("Unified Profiles local stack\n  base URL:       %s\n  health:         %s/health\n  S3 endpoint:    %s (CSV uploads, bucket %s)\n  store:          %s\n  data folder:    %s\n  operator token: %s\n",
+		base, base, s3base, localstack.UploadsBucket, stack.Store, abs, opToken)
 	fmt.Printf("Try: curl -s -X POST %s/v1/beta/accounts -H 'Authorization: Bearer %s' -d '{\"account_sid\":\"AC0123456789abcdef0123456789abcdef\"}'\n", base, opToken)
 
 	s3srv := &http.Server{Handler: stack.S3Handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: srv.BaseContext}
@@ -131,6 +137,26 @@ func operatorToken(dataDir string) (string, error) {
 		return "", fmt.Errorf("keep operator token: %w", err)
 	}
 	return t, nil
+}
+
+// defaultTable is the table UP_DYNAMODB_ENDPOINT gets without UP_TABLE_NAME.
+const defaultTable = "up-local"
+
+// dynamoFromEnv reads UP_DYNAMODB_ENDPOINT and UP_TABLE_NAME. A table name without an
+// endpoint is refused rather than ignored: bbolt would be used while the developer believes
+// the data goes to that table.
+func dynamoFromEnv() (localstack.DynamoDB, error) {
+	endpoint, table := os.Getenv("UP_DYNAMODB_ENDPOINT"), os.Getenv("UP_TABLE_NAME")
+	if endpoint == "" {
+		if table != "" {
+			return localstack.DynamoDB{}, fmt.Errorf("UP_TABLE_NAME is set (%q) but UP_DYNAMODB_ENDPOINT is not: set the endpoint too (moto_server's URL, or https://dynamodb.<region>.amazonaws.com), or unset UP_TABLE_NAME to use the bbolt file", table)
+		}
+		return localstack.DynamoDB{}, nil
+	}
+	if table == "" {
+		table = defaultTable
+	}
+	return localstack.DynamoDB{Endpoint: endpoint, Table: table}, nil
 }
 
 func env(name, def string) string {

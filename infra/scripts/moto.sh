@@ -1,7 +1,9 @@
 # Sourced by test.sh and bench.sh: start_moto starts moto_server on a free loopback port and
 # exports UP_TEST_DYNAMODB_ENDPOINT; start_moto_journaled starts the same moto through
 # moto_journaled.py (cheap transaction rollback, for load tests) and exports
-# UP_TEST_DYNAMODB_JOURNALED_ENDPOINT. Both stop when the calling script exits.
+# UP_TEST_DYNAMODB_JOURNALED_ENDPOINT; start_moto_local starts another moto_server, for the
+# local stack's black-box suites on DynamoDB, and exports UP_TEST_LOCAL_DYNAMODB_ENDPOINT.
+# All stop when the calling script exits.
 # Outside CI a missing tool is skipped with a message; with CI=true it fails.
 
 missing() {
@@ -49,6 +51,16 @@ start_moto() {
 		return 0
 	fi
 	launch_moto UP_TEST_DYNAMODB_ENDPOINT moto_server
+}
+
+# start_moto_local: a moto_server of its own for the local stacks, so that their load does not
+# slow the suites on the shared one. Returns 1 when moto_server is missing (outside CI).
+start_moto_local() {
+	if ! command -v moto_server >/dev/null; then
+		missing moto_server
+		return 1
+	fi
+	launch_moto UP_TEST_LOCAL_DYNAMODB_ENDPOINT moto_server
 }
 
 start_moto_journaled() {

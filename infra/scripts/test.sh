@@ -43,5 +43,14 @@ echo "== go test"
 # -race: the store and domain tests are concurrent by design.
 go test -race -count=1 -timeout 30m ./...
 
+echo "== go test: the local stack's black-box suites again, on DynamoDB (moto_server)"
+# Every stack these suites start keeps its data in a DynamoDB table of its own instead of
+# bbolt, as make run does with UP_DYNAMODB_ENDPOINT (see shared/localstack/localstacktest).
+if start_moto_local; then
+	go test -race -count=1 -timeout 30m ./infra/local/ ./infra/sdktest/ ./shared/localstack/...
+else
+	echo "SKIP: the local stack's suites on DynamoDB (moto_server is not installed)"
+fi
+
 # Every fuzz target's seed corpus ran above as a test. Random mutation is `make fuzz`
 # (infra/scripts/fuzz.sh): it finds new inputs, so it would make this run's result depend on luck.

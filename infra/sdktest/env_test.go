@@ -18,6 +18,7 @@ import (
 
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/localstack"
+	"github.com/unifiedprofiles/up/shared/localstack/localstacktest"
 	"github.com/unifiedprofiles/up/shared/testlog"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
@@ -65,6 +66,7 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	operator := token.New(token.OperatorPrefix)
 	cfg := localstack.Config{
 		DataDir:           t.TempDir(),
+		DynamoDB:          dynamoDB(t),
 		OperatorTokenHash: token.Hash(operator),
 		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
@@ -116,6 +118,14 @@ func newEnv(t *testing.T, opts envOptions) *env {
 	e.SourceID, e.WriteKey = src.ID, src.WriteKey
 	e.accessToken = tn.AccessToken(t)
 	return e
+}
+
+// dynamoDB is the table of one stack when the suite runs on DynamoDB (see localstacktest),
+// else nothing: bbolt. Its cleanup, deleting the table, runs after the stack's.
+func dynamoDB(t *testing.T) localstack.DynamoDB {
+	t.Helper()
+	endpoint, table := localstacktest.DynamoDB(t)
+	return localstack.DynamoDB{Endpoint: endpoint, Table: table}
 }
 
 // get GETs path on the stack with auth and decodes a 200 answer's JSON into out. It returns

@@ -1,6 +1,6 @@
-// Package localstack assembles every API on the embedded store in one process: what
-// `make run` serves and what the benchmarks measure. In AWS each function wires the same
-// handlers to DynamoDB instead.
+// Package localstack assembles every API in one process, on the embedded store (bbolt) or on
+// a DynamoDB table (moto_server, or AWS): what `make run` serves and what the benchmarks
+// measure. In AWS each function wires the same handlers to DynamoDB.
 package localstack
 
 import (
@@ -26,6 +26,7 @@ import (
 	objs3 "github.com/unifiedprofiles/up/shared/objects/s3"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/secrets/localkey"
+	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/tracking"
@@ -36,7 +37,11 @@ import (
 
 // Config of a local stack.
 type Config struct {
-	DataDir           string // the store file lives here
+	// DataDir holds the bbolt store file (unless DynamoDB is set), the secrets key, the local
+	// S3 endpoint's secret and objects.
+	DataDir string
+	// DynamoDB, when its Endpoint is set, holds the stack's data instead of bbolt.
+	DynamoDB          DynamoDB
 	OperatorTokenHash string
 	PublicURL         string // optional; see httpapi.AdminOptions
 	// ConsoleOrigins may call the admin API from a browser (see httpapi.AdminOptions).
@@ -82,8 +87,10 @@ type Stack struct {
 	// Config.S3URL. A stored object under uploads/ starts its processing, as the S3
 	// notification starts csv-ingest in AWS.
 	S3Handler http.Handler
+	// Store says where the data is: the bbolt file, or the DynamoDB table and endpoint.
+	Store string
 
-	store  *bolt.Store
+	store  store.Store
 	s3     *locals3.Server
 	cancel context.CancelFunc
 	ingest sync.WaitGroup // processing started by S3 notifications
@@ -91,7 +98,8 @@ type Stack struct {
 	stopBackfills func()
 }
 
-// Open opens the store in cfg.DataDir and mounts the APIs.
+// Open opens the store (the bbolt file in cfg.DataDir, or cfg.DynamoDB's table, created if
+// absent) and mounts the APIs.
 func Open(cfg Config) (*Stack, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
@@ -100,7 +108,7 @@ func Open(cfg Config) (*Stack, error) {
 	if now == nil {
 		now = time.Now
 	}
-	st, err := bolt.Open(filepath.Join(cfg.DataDir, "up.db"), bolt.WithClock(now))
+	st, where, err := openStore(cfg, now)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +125,7 @@ func Open(cfg Config) (*Stack, error) {
 	svc := workspace.New(st, workspace.Options{OperatorTokenHash: cfg.OperatorTokenHash, Now: now, Secrets: sealer})
 	profiles := profile.New(st, profile.Options{Now: now, BackfillDelay: cfg.BackfillDelay})
 	tr := tracking.New(st, svc, profiles, tracking.Options{Logger: log, Now: now})
-	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, store: st}
+	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, Store: where, store: st}
 	if err := stack.openS3(cfg, st, log, now); err != nil {
 		st.Close()
 		return nil, err
@@ -135,10 +143,26 @@ func Open(cfg Config) (*Stack, error) {
 	return stack, nil
 }
 
+// openStore opens the stack's store and says where it is.
+func openStore(cfg Config, now func() time.Time) (store.Store, string, error) {
+	if cfg.DynamoDB.Endpoint != "" {
+		return openDynamo(cfg.DynamoDB, now)
+	}
+	path := filepath.Join(cfg.DataDir, "up.db")
+	st, err := bolt.Open(path, bolt.WithClock(now))
+	if err != nil {
+		return nil, "", err
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return st, "bbolt " + path, nil
+}
+
 // openS3 opens the local S3 endpoint and the upload service on it. Its notifications run
 // csv-ingest's handler with a real S3 event, in the background, redelivering a failed one
 // with backoff as Lambda retries an asynchronous invocation.
-func (s *Stack) openS3(cfg Config, st *bolt.Store, log *slog.Logger, now func() time.Time) error {
+func (s *Stack) openS3(cfg Config, st store.Store, log *slog.Logger, now func() time.Time) error {
 	secret, err := s3Secret(filepath.Join(cfg.DataDir, S3SecretFile))
 	if err != nil {
 		return err

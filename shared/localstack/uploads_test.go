@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/localstack/localstacktest"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/testclock"
 	"github.com/unifiedprofiles/up/shared/token"
@@ -58,7 +59,9 @@ func newStackEnv(t *testing.T) *stackEnv {
 	}
 	c := testclock.New(time.Now().UTC().Truncate(time.Second))
 	dir := t.TempDir()
-	st, err := Open(Config{DataDir: dir, OperatorTokenHash: token.Hash(testOperator), Now: c.Now,
+	var ddb DynamoDB // bbolt unless the suite runs on DynamoDB
+	ddb.Endpoint, ddb.Table = localstacktest.DynamoDB(t)
+	st, err := Open(Config{DataDir: dir, DynamoDB: ddb, OperatorTokenHash: token.Hash(testOperator), Now: c.Now,
 		ConsoleOrigins: []string{consoleOrigin}, S3URL: "http://" + ln.Addr().String(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

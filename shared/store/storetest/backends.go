@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -141,7 +140,8 @@ func openMoto(t *testing.T, endpoint string, opts ...dynamo.Option) *dynamo.Stor
 			t.Errorf("delete table %s: %v", table, err)
 		}
 	})
-	return openStore(t, &serialAPI{api: client}, table, opts)
+	// moto is not safe for concurrent requests (see dynamo.Serialized).
+	return openStore(t, dynamo.Serialized(client), table, opts)
 }
 
 func ensureTable(t *testing.T, client *dynamodb.Client, table string) {
@@ -199,56 +199,4 @@ func TableName(t testing.TB) string {
 		name = name[:200]
 	}
 	return "up-" + name + "-" + hex.EncodeToString(b[:])
-}
-
-// serialAPI sends one request at a time. moto_server handles requests on concurrent threads
-// without locking its tables: a conditional write checks and writes non-atomically, and a
-// failed TransactWriteItems rolls back by restoring a copy of the whole table, undoing other
-// requests' writes. Real DynamoDB is linearizable per item and serializable across a
-// transaction; serialising this store's calls restores that for the (per-test) table.
-type serialAPI struct {
-	mu  sync.Mutex
-	api dynamo.API
-}
-
-func (s *serialAPI) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.api.GetItem(ctx, in, optFns...)
-}
-
-func (s *serialAPI) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.api.BatchGetItem(ctx, in, optFns...)
-}
-
-func (s *serialAPI) Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.api.Query(ctx, in, optFns...)
-}
-
-func (s *serialAPI) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.api.PutItem(ctx, in, optFns...)
-}
-
-func (s *serialAPI) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.api.UpdateItem(ctx, in, optFns...)
-}
-
-func (s *serialAPI) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.api.DeleteItem(ctx, in, optFns...)
-}
-
-func (s *serialAPI) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, optFns ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.api.TransactWriteItems(ctx, in, optFns...)
 }
