@@ -71,8 +71,8 @@ func (s *Service) owners(ctx context.Context, spaceID string, ids []identity.Ide
 				// means we read between two of someone else's steps. Start over.
 				return nil, nil, errContended
 			}
-			l := &loaded{version: it.Version}
-			if err := json.Unmarshal(it.Data, &l.p); err != nil {
+			l := &loaded{version: it.Version, raw: it.Data}
+			if err := l.decodeHead(); err != nil {
 				return nil, nil, fmt.Errorf("decode profile %s: %w", pid, err)
 			}
 			profiles[pid] = l

@@ -132,10 +132,47 @@ func skipRest(out []Outcome, todo []int, err error) ([]Outcome, error) {
 	return out, err
 }
 
-// loaded is a profile read for this attempt, with its version.
+// loaded is a profile read for this attempt, with its version. Resolution reads only its
+// head (decodeHead); the traits, computed states and the rest are decoded (decodeFull) only
+// for a message that may change the profile: a returning visitor's page view never pays
+// for them.
 type loaded struct {
 	p       Profile
 	version int64
+	raw     []byte // the stored profile, until p is decoded in full
+}
+
+// profileHead is the part of a stored profile that identity resolution reads.
+type profileHead struct {
+	ID          string       `json:"id"`
+	SpaceID     string       `json:"space_id"`
+	MergedInto  string       `json:"merged_into,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	Identifiers []Identifier `json:"identifiers"`
+	Merges      int          `json:"merges"`
+	First       MessageRef   `json:"first_message"`
+}
+
+func (l *loaded) decodeHead() error {
+	var h profileHead
+	if err := json.Unmarshal(l.raw, &h); err != nil {
+		return err
+	}
+	l.p = Profile{ID: h.ID, SpaceID: h.SpaceID, MergedInto: h.MergedInto, CreatedAt: h.CreatedAt, Identifiers: h.Identifiers, Merges: h.Merges, First: h.First}
+	return nil
+}
+
+// decodeFull decodes the whole stored profile, once.
+func (l *loaded) decodeFull() error {
+	if l.raw == nil {
+		return nil
+	}
+	var p Profile
+	if err := json.Unmarshal(l.raw, &p); err != nil {
+		return fmt.Errorf("decode profile %s: %w", l.p.ID, err)
+	}
+	l.p, l.raw = p, nil
+	return nil
 }
 
 // snapshot is the identity graph as one attempt at a batch sees it: what it read, then what
@@ -367,6 +404,16 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 	violations = append(violations, d.Violations...)
 
 	res := Result{ProfileID: d.Profile, Created: d.Create, Added: d.Add, Merged: d.Merge, Violations: violations}
+	if !d.Create && !mayChange(m, d, violations, sn.cfg.defs) {
+		return sn.unchanged(p, index, m, ids, d.Profile, res, txs)
+	}
+	for _, pid := range append([]string{d.Profile}, d.Merge...) {
+		if l := sn.profiles[pid]; l != nil {
+			if err := l.decodeFull(); err != nil {
+				return refuse(err)
+			}
+		}
+	}
 	var ops []store.Op
 	var target *loaded
 	touched := []string{}
@@ -404,24 +451,9 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 	if updateComputed(&target.p, sn.cfg.defs, m, d.Create, now) {
 		changed = true
 	}
-	evItem := sn.eventItem(eventKey(spaceID, target.p.ID, m.Timestamp, m.MessageID), m, ids)
-	rec := dedupeRecord{ProfileID: target.p.ID, Created: d.Create}
 	needs := sn.needs(touched...)
-	if !changed {
-		// A returning visitor: nothing on the profile changes, so it is not even checked (if
-		// it was merged away meanwhile, the event stays under its id, which the survivor
-		// lists in MergedIDs and reads). The dedupe record commits first, alone; the event
-		// follows it (see dedupeRecord.Event).
-		rec.Event = evItem.SK
-		dd := item(dedupeKey(spaceID, m.MessageID), rec)
-		dd.ExpiresAt = now.Add(DedupeWindow).Unix()
-		first := len(*txs)
-		*txs = append(*txs, store.Tx{Ops: []store.Op{store.PutOp(dd, store.MustNotExist)}, Needs: needs},
-			store.Tx{Ops: []store.Op{store.PutOp(evItem, store.Always)}, Needs: []int{first}})
-		p.txs = []int{first, first + 1}
-		p.out.Result = res
-		sn.applied[m.MessageID] = index
-		return p
+	if !changed { // it might have changed and did not (an identify repeating its traits)
+		return sn.unchanged(p, index, m, ids, target.p.ID, res, txs)
 	}
 	target.p.Violations = append(target.p.Violations, violations...)
 	if n := len(target.p.Violations); n > MaxViolationsKept {
@@ -433,7 +465,8 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 		return refuse(err)
 	}
 	ops = append(ops, store.ReplaceOp(pItem, target.version))
-	dd := item(dedupeKey(spaceID, m.MessageID), rec)
+	evItem := sn.eventItem(eventKey(spaceID, target.p.ID, m.Timestamp, m.MessageID), m, ids)
+	dd := item(dedupeKey(spaceID, m.MessageID), dedupeRecord{ProfileID: target.p.ID, Created: d.Create})
 	dd.ExpiresAt = now.Add(DedupeWindow).Unix()
 	ops = append(ops, store.PutOp(evItem, store.Always), store.PutOp(dd, store.MustNotExist))
 	if d.Create {
@@ -458,6 +491,23 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 	for _, id := range d.Add {
 		sn.pointed[id] = target.p.ID
 	}
+	sn.applied[m.MessageID] = index
+	return p
+}
+
+// unchanged plans a message that changes nothing on its profile pid (a returning visitor):
+// the profile is not even checked (if it was merged away meanwhile, the event stays under
+// its id, which the survivor lists in MergedIDs and reads), and instead of a transaction the
+// dedupe record commits first, alone, and the event follows it (see dedupeRecord.Event).
+func (sn *snapshot) unchanged(p plan, index int, m message.Message, ids []identity.Identifier, pid string, res Result, txs *[]store.Tx) plan {
+	evItem := sn.eventItem(eventKey(sn.spaceID, pid, m.Timestamp, m.MessageID), m, ids)
+	dd := item(dedupeKey(sn.spaceID, m.MessageID), dedupeRecord{ProfileID: pid, Event: evItem.SK})
+	dd.ExpiresAt = sn.now.Add(DedupeWindow).Unix()
+	first := len(*txs)
+	*txs = append(*txs, store.Tx{Ops: []store.Op{store.PutOp(dd, store.MustNotExist)}, Needs: sn.needs(pid)},
+		store.Tx{Ops: []store.Op{store.PutOp(evItem, store.Always)}, Needs: []int{first}})
+	p.txs = []int{first, first + 1}
+	p.out.Result = res
 	sn.applied[m.MessageID] = index
 	return p
 }
@@ -540,4 +590,23 @@ func checkProfileSize(it store.Item) error {
 			Message: fmt.Sprintf("with this message the profile would take %d bytes; a profile holds at most %d bytes (DynamoDB's 400 KB item limit), so the message was not applied. The profile still takes events that do not grow it: remove traits (set them to null) before adding more", n, MaxProfileBytes)}
 	}
 	return nil
+}
+
+// mayChange reports whether m can change the profile d resolved it to: anything but a
+// message that only adds an event to a known profile whose identifiers it already has,
+// with no computed trait counting it.
+func mayChange(m message.Message, d identity.Decision, violations []identity.Violation, defs compiledTraits) bool {
+	if d.Create || len(d.Add) > 0 || len(d.Merge) > 0 || len(violations) > 0 || m.Type == message.Identify || m.Type == message.Group {
+		return true
+	}
+	ev, isTrack := traitEvent(m)
+	if !isTrack {
+		return false
+	}
+	for _, t := range defs.traits {
+		if t.Definition.Matches(ev) {
+			return true
+		}
+	}
+	return false
 }

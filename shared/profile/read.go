@@ -51,7 +51,11 @@ func (s *Service) Lookup(ctx context.Context, spaceID string, id identity.Identi
 		if !ok {
 			return Profile{}, profileNotFound()
 		}
-		return profiles[pid].p, nil
+		l := profiles[pid]
+		if err := l.decodeFull(); err != nil {
+			return Profile{}, err
+		}
+		return l.p, nil
 	}
 	return Profile{}, contention(spaceID)
 }
