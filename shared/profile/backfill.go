@@ -280,7 +280,12 @@ func (s *Service) backfillProfile(ctx context.Context, spaceID string, t Compute
 		if err != nil {
 			return err
 		}
-		if st := l.p.Computed[t.ID]; st != nil && st.Backfilled != nil {
+		states := map[stateRef]*loadedState{}
+		if err := s.readStates(ctx, spaceID, []string{l.p.ID}, []ComputedTrait{t}, states); err != nil {
+			return err
+		}
+		cur := states[stateRef{l.p.ID, t.ID}]
+		if cur.st.Backfilled != nil {
 			return nil
 		}
 		events, err := s.Events(ctx, spaceID, l.p, time.Time{}, allTime)
@@ -295,15 +300,16 @@ func (s *Service) backfillProfile(ctx context.Context, spaceID string, t Compute
 			state.Add(t.Definition, traits.Event{Name: e.Event, Properties: e.Properties, Time: e.Timestamp, ID: e.MessageID})
 		}
 		state.Prune(t.Definition, s.now())
-		st := l.p.Computed[t.ID]
-		if st == nil {
-			st = &ComputedState{}
+		cur.st.Backfilled = &state
+		it, err := stateItem(stateKey(spaceID, l.p.ID, t.ID), t, cur.st)
+		if err != nil {
+			return err
 		}
-		st.Backfilled = &state
-		l.p.setComputed(t.ID, st)
-		err = s.st.Transact(ctx, store.ReplaceOp(item(profileKey(spaceID, l.p.ID), l.p), l.version))
+		// The state's version guards it: Apply counting into it, or a merge taking it
+		// into another profile (which deletes it), sends this profile round again.
+		err = s.st.Transact(ctx, store.ReplaceOp(it, cur.version))
 		if store.FailedOp(err) == 0 {
-			continue // Apply changed the profile meanwhile: read it again
+			continue
 		}
 		return err
 	}

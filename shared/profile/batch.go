@@ -186,6 +186,7 @@ type snapshot struct {
 	profiles map[string]*loaded             // read or written by this batch, as after its writes so far
 	writer   map[string]int                 // profile id → the last transaction of this batch that writes it
 	applied  map[string]int                 // messageId → the message of this batch that applies it
+	states   map[stateRef]*loadedState      // computed-trait states of the live profiles, as after this batch\'s writes so far
 }
 
 // plan is what one message of a batch does.
@@ -316,8 +317,21 @@ func (s *Service) read(ctx context.Context, spaceID string, cfg spaceConfig, msg
 	if err != nil {
 		return nil, err
 	}
+	states := map[stateRef]*loadedState{}
+	if len(cfg.defs.traits) > 0 {
+		var live []string
+		for pid, l := range profiles {
+			if l.p.MergedInto == "" {
+				live = append(live, pid)
+			}
+		}
+		slices.Sort(live)
+		if err := s.readStates(ctx, spaceID, live, cfg.defs.traits, states); err != nil {
+			return nil, err
+		}
+	}
 	return &snapshot{spaceID: spaceID, cfg: cfg, now: s.now(), got: got, pointed: owners, profiles: profiles,
-		writer: map[string]int{}, applied: map[string]int{}}, nil
+		writer: map[string]int{}, applied: map[string]int{}, states: states}, nil
 }
 
 // errSnapshotMoved: the snapshot caught another writer mid-way; read again.
@@ -431,7 +445,6 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 	for _, loser := range d.Merge {
 		l := sn.profiles[loser]
 		mergeInto(&target.p, &l.p)
-		mergeComputed(&target.p, &l.p)
 		forward := Profile{ID: l.p.ID, SpaceID: spaceID, MergedInto: target.p.ID, CreatedAt: l.p.CreatedAt, UpdatedAt: now, First: l.p.First}
 		ops = append(ops, store.ReplaceOp(item(profileKey(spaceID, loser), forward), l.version))
 		forwards = append(forwards, &loaded{p: forward, version: l.version + 1})
@@ -448,23 +461,31 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 		target.p.Groups = append(target.p.Groups, m.GroupID)
 		changed = true
 	}
-	if updateComputed(&target.p, sn.cfg.defs, m, d.Create, now) {
-		changed = true
-	}
-	needs := sn.needs(touched...)
-	if !changed { // it might have changed and did not (an identify repeating its traits)
-		return sn.unchanged(p, index, m, ids, target.p.ID, res, txs)
-	}
-	target.p.Violations = append(target.p.Violations, violations...)
-	if n := len(target.p.Violations); n > MaxViolationsKept {
-		target.p.Violations = slices.Clone(target.p.Violations[n-MaxViolationsKept:])
-	}
-	target.p.UpdatedAt = now
-	pItem := item(profileKey(spaceID, target.p.ID), target.p)
-	if err := checkProfileSize(pItem); err != nil {
+	stateOps, states, err := sn.updateStates(m, target.p.ID, d.Create, d.Merge)
+	if err != nil {
 		return refuse(err)
 	}
-	ops = append(ops, store.ReplaceOp(pItem, target.version))
+	needs := sn.needs(touched...)
+	if !changed && len(stateOps) == 0 { // it might have changed and did not (an identify repeating its traits)
+		return sn.unchanged(p, index, m, ids, target.p.ID, res, txs)
+	}
+	ops = append(ops, stateOps...)
+	if changed {
+		target.p.Violations = append(target.p.Violations, violations...)
+		if n := len(target.p.Violations); n > MaxViolationsKept {
+			target.p.Violations = slices.Clone(target.p.Violations[n-MaxViolationsKept:])
+		}
+		target.p.UpdatedAt = now
+		pItem := item(profileKey(spaceID, target.p.ID), target.p)
+		if err := checkProfileSize(pItem); err != nil {
+			return refuse(err)
+		}
+		ops = append(ops, store.ReplaceOp(pItem, target.version))
+	} else {
+		// Only states change: the profile must still be the live one they belong to (a merge
+		// committing meanwhile would take them elsewhere).
+		ops = append(ops, store.CheckVersionOp(profileKey(spaceID, target.p.ID), target.version))
+	}
 	evItem := sn.eventItem(eventKey(spaceID, target.p.ID, m.Timestamp, m.MessageID), m, ids)
 	dd := item(dedupeKey(spaceID, m.MessageID), dedupeRecord{ProfileID: target.p.ID, Created: d.Create})
 	dd.ExpiresAt = now.Add(DedupeWindow).Unix()
@@ -481,9 +502,14 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 	p.txs = []int{t}
 	p.out.Result = res
 	// The snapshot as after this transaction.
-	target.version++
-	sn.profiles[target.p.ID] = target
+	if changed {
+		target.version++
+		sn.profiles[target.p.ID] = target
+	}
 	sn.writer[target.p.ID] = t
+	for ref, st := range states {
+		sn.states[ref] = st
+	}
 	for _, f := range forwards {
 		sn.profiles[f.p.ID] = f
 		sn.writer[f.p.ID] = t
@@ -562,18 +588,6 @@ func (p Profile) clone() Profile {
 	c.MergedIDs = slices.Clone(p.MergedIDs)
 	c.Violations = slices.Clone(p.Violations)
 	c.Groups = slices.Clone(p.Groups)
-	if p.Computed != nil {
-		c.Computed = make(map[string]*ComputedState, len(p.Computed))
-		for id, st := range p.Computed {
-			cs := &ComputedState{}
-			cs.Live.Merge(st.Live)
-			if st.Backfilled != nil {
-				cs.Backfilled = &traits.State{}
-				cs.Backfilled.Merge(*st.Backfilled)
-			}
-			c.Computed[id] = cs
-		}
-	}
 	return c
 }
 
@@ -609,4 +623,59 @@ func mayChange(m message.Message, d identity.Decision, violations []identity.Vio
 		}
 	}
 	return false
+}
+
+// updateStates plans the computed-trait states of a message on its target profile: every
+// trait starts fully backfilled on a created profile (it has no earlier events), each
+// merged profile's state joins the target's (and its own item goes, checked against its
+// version, so no concurrent writer counts into it unseen), and a track call counts for the
+// traits it matches. It returns the writes and the states as after them.
+func (sn *snapshot) updateStates(m message.Message, target string, created bool, losers []string) ([]store.Op, map[stateRef]*loadedState, error) {
+	if len(sn.cfg.defs.traits) == 0 {
+		return nil, nil, nil
+	}
+	ev, isTrack := traitEvent(m)
+	var ops []store.Op
+	out := map[stateRef]*loadedState{}
+	for _, t := range sn.cfg.defs.traits {
+		cur := loadedState{}
+		if l := sn.states[stateRef{target, t.ID}]; l != nil && !created {
+			cur = loadedState{st: l.st.clone(), version: l.version}
+		}
+		changed := false
+		if created {
+			cur.st.Backfilled = &traits.State{}
+			changed = true
+		}
+		for _, loser := range losers {
+			ls := sn.states[stateRef{loser, t.ID}]
+			if ls == nil {
+				ls = &loadedState{}
+			}
+			cur.st = mergeStates(cur.st, ls.st)
+			ops = append(ops, store.Op{Kind: store.Delete, Item: store.Item{Key: stateKey(sn.spaceID, loser, t.ID)}, Cond: store.VersionIs, Version: ls.version})
+			changed = true
+		}
+		if isTrack && t.Definition.Matches(ev) {
+			cur.st.Live.Add(t.Definition, ev)
+			changed = true
+		}
+		if !changed {
+			continue
+		}
+		cur.st.Live.Prune(t.Definition, sn.now)
+		if cur.st.Backfilled != nil {
+			cur.st.Backfilled.Prune(t.Definition, sn.now)
+		}
+		it, err := stateItem(stateKey(sn.spaceID, target, t.ID), t, cur.st)
+		if err != nil {
+			return nil, nil, err
+		}
+		ops = append(ops, store.ReplaceOp(it, cur.version))
+		out[stateRef{target, t.ID}] = &loadedState{st: cur.st, version: cur.version + 1}
+		for _, loser := range losers {
+			out[stateRef{loser, t.ID}] = &loadedState{} // gone
+		}
+	}
+	return ops, out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/testclock"
+	"github.com/unifiedprofiles/up/shared/traits"
 )
 
 func track(msgID, userID, anonID, event string, at time.Time) message.Message {
@@ -197,6 +198,10 @@ func TestProfileStopsGrowingAtItsLimit(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *testclock.Clock, st store.Store) {
 		ctx := context.Background()
+		// A computed trait counting the profile's views: its state is an item of its own.
+		if _, err := svc.CreateComputedTrait(ctx, sp, traits.Definition{Key: "views", Type: traits.EventCounter, Event: "Viewed", WindowDays: 3650}, "", takeSlot()); err != nil {
+			t.Fatal(err)
+		}
 		value := strings.Repeat("x", 1000)
 		var refused *errcode.Error
 		n := 0
@@ -224,10 +229,12 @@ func TestProfileStopsGrowingAtItsLimit(t *testing.T) {
 		if n < 15 {
 			t.Errorf("refused after %d identifies of 20 KB: the limit is lower than it should be", n)
 		}
-		// What does not grow it still applies: a track, a page, an identify changing a
-		// trait to a value of the same size, one that removes traits.
-		c.Add(time.Second)
-		mustApply(t, svc, track("big-track", "big", "", "Viewed", c.Now()))
+		// What does not grow it still applies: tracks the computed trait counts, an
+		// identify changing a trait to a value of the same size, one that removes traits.
+		for i := range 3 {
+			c.Add(time.Second)
+			mustApply(t, svc, track(fmt.Sprintf("big-track-%d", i), "big", "", "Viewed", c.Now()))
+		}
 		c.Add(time.Second)
 		mustApply(t, svc, identify("big", "", map[string]any{"t000_00": strings.Repeat("y", 1000)}, c.Now()))
 		c.Add(time.Second)
@@ -243,8 +250,15 @@ func TestProfileStopsGrowingAtItsLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(evs) != n+3 {
-			t.Errorf("%d events, want %d (every applied message, not the refused one)", len(evs), n+3)
+		if len(evs) != n+5 {
+			t.Errorf("%d events, want %d (every applied message, not the refused one)", len(evs), n+5)
+		}
+		vals, err := svc.ComputedTraitValues(ctx, sp, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(vals["views"]) != "3" {
+			t.Errorf("views = %v, want 3: the full profile's tracks must still be counted", vals["views"])
 		}
 	})
 }

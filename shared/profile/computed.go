@@ -15,15 +15,16 @@ import (
 	"github.com/unifiedprofiles/up/shared/traits"
 )
 
-// Computed traits are kept on each profile as traits.State, updated inside Apply in the same
-// transaction as the event that changes them, so a value never counts an event twice nor
-// misses one that committed.
+// Computed traits are kept per profile as traits.State, one item per profile and trait beside
+// the profile (stateKey), each with its own 400 KB on DynamoDB, so a profile full of traits
+// still counts its events. Apply updates a state in the same transaction as the event that
+// changes it, so a value never counts an event twice nor misses one that committed.
 //
 // A trait created after events arrived is backfilled from the stored events. Each event
 // records the version of the space's trait definitions it was applied under
 // (Event.TraitsVersion); a trait records the version it was created at (Since). Apply counts
 // an event for every trait it knew of, the backfill counts exactly the events applied before
-// the trait existed: together, each event once. The two halves are kept apart on the profile
+// the trait existed: together, each event once. The two halves are kept apart
 // (ComputedState.Live and .Backfilled) so the backfill can be rerun and simply replaces its
 // half.
 
@@ -58,18 +59,10 @@ func (c *ComputedState) value(d traits.Definition, now time.Time) (any, bool) {
 }
 
 // traitSet is the stored list of a space's computed traits (one item, so Apply reads them
-// in the round trip it already makes).
+// with the identity settings).
 type traitSet struct {
 	Traits []ComputedTrait `json:"traits"`
-	// Deleted are the ids of the latest deleted traits: Apply drops their states from the
-	// profiles it writes. (A state whose id is merely unknown may belong to a trait newer
-	// than the definitions an Apply read, so only these are dropped.)
-	Deleted []string `json:"deleted,omitempty"`
 }
-
-// maxDeletedKept bounds traitSet.Deleted; a state of an older deleted trait just stays,
-// unseen (only defined traits are shown).
-const maxDeletedKept = 50
 
 func traitsKey(sp string) store.Key { return store.Key{PK: spacePK(sp), SK: "CTRAITS"} }
 
@@ -77,7 +70,6 @@ func traitsKey(sp string) store.Key { return store.Key{PK: spacePK(sp), SK: "CTR
 type compiledTraits struct {
 	version int64
 	traits  []ComputedTrait
-	deleted []string
 }
 
 // refuseShadowing refuses an identify that sets a trait of a computed trait's key: stored, the
@@ -116,7 +108,7 @@ func (c *traitCache) decode(spaceID string, it *store.Item) (compiledTraits, err
 	if err := json.Unmarshal(it.Data, &set); err != nil {
 		return compiledTraits{}, fmt.Errorf("decode computed traits of %s: %w", spaceID, err)
 	}
-	got = compiledTraits{version: it.Version, traits: set.Traits, deleted: set.Deleted}
+	got = compiledTraits{version: it.Version, traits: set.Traits}
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]compiledTraits{}
@@ -195,7 +187,7 @@ func (s *Service) CreateComputedTrait(ctx context.Context, spaceID string, d tra
 			}
 		}
 		t.Since = ct.version + 1
-		set := traitSet{Traits: append(slices.Clone(ct.traits), t), Deleted: ct.deleted}
+		set := traitSet{Traits: append(slices.Clone(ct.traits), t)}
 		job := backfillJob{TraitID: t.ID, NotBefore: now.Add(s.backfillDelay), Status: BackfillPending}
 		err = s.st.Transact(ctx, take,
 			store.ReplaceOp(store.JSONItem(traitsKey(spaceID), set), ct.version),
@@ -220,8 +212,8 @@ func (s *Service) CreateComputedTrait(ctx context.Context, spaceID string, d tra
 }
 
 // DeleteComputedTrait removes a trait from a space in one transaction with free, the
-// caller's op that gives its entitlement slot back. Profiles keep their states for it until
-// they are next written (they are not shown: only defined traits are).
+// caller's op that gives its entitlement slot back. Profiles' states for it stay, never read
+// again (trait ids are not reused).
 // Errors: not_found (404).
 func (s *Service) DeleteComputedTrait(ctx context.Context, spaceID, id string, free store.Op) error {
 	for attempt := 0; ; attempt++ {
@@ -233,9 +225,7 @@ func (s *Service) DeleteComputedTrait(ctx context.Context, spaceID, id string, f
 		if i < 0 {
 			return traitNotFound(id)
 		}
-		deleted := append(slices.Clone(ct.deleted), id)
-		deleted = deleted[max(0, len(deleted)-maxDeletedKept):]
-		set := traitSet{Traits: slices.Delete(slices.Clone(ct.traits), i, i+1), Deleted: deleted}
+		set := traitSet{Traits: slices.Delete(slices.Clone(ct.traits), i, i+1)}
 		err = s.st.Transact(ctx,
 			store.ReplaceOp(store.JSONItem(traitsKey(spaceID), set), ct.version),
 			free,
@@ -258,21 +248,22 @@ func (s *Service) ComputedTraitValues(ctx context.Context, spaceID string, p Pro
 	if err != nil {
 		return nil, err
 	}
-	return computedValues(ct.traits, p, s.now()), nil
-}
-
-func computedValues(defs []ComputedTrait, p Profile, now time.Time) map[string]any {
-	out := make(map[string]any, len(defs))
-	for _, t := range defs {
-		st := p.Computed[t.ID]
-		if st == nil {
-			st = &ComputedState{}
+	states := map[stateRef]*loadedState{}
+	if err := s.readStates(ctx, spaceID, []string{p.ID}, ct.traits, states); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	out := make(map[string]any, len(ct.traits))
+	for _, t := range ct.traits {
+		st := ComputedState{}
+		if l := states[stateRef{p.ID, t.ID}]; l != nil {
+			st = l.st
 		}
 		if v, ok := st.value(t.Definition, now); ok {
 			out[t.Definition.Key] = v
 		}
 	}
-	return out
+	return out, nil
 }
 
 // traitEvent is a message as the computed traits see it; only track calls count.
@@ -283,79 +274,30 @@ func traitEvent(m message.Message) (traits.Event, bool) {
 	return traits.Event{Name: m.Event, Properties: m.Properties, Time: m.Timestamp, ID: m.MessageID}, true
 }
 
-// updateComputed applies one message to the target's computed states under the space's
-// definitions at a version, and reports whether anything changed. A created profile starts
-// with every trait fully backfilled (it has no earlier events); states of deleted traits are
-// dropped.
-func updateComputed(target *Profile, defs compiledTraits, m message.Message, created bool, now time.Time) bool {
-	changed := false
-	for _, id := range defs.deleted {
-		if _, ok := target.Computed[id]; ok {
-			delete(target.Computed, id)
-			changed = true
-		}
+// clone is a deep copy of c.
+func (c ComputedState) clone() ComputedState {
+	var out ComputedState
+	out.Live.Merge(c.Live)
+	if c.Backfilled != nil {
+		out.Backfilled = &traits.State{}
+		out.Backfilled.Merge(*c.Backfilled)
 	}
-	ev, isTrack := traitEvent(m)
-	for _, t := range defs.traits {
-		st := target.Computed[t.ID]
-		if created && st == nil {
-			st = &ComputedState{Backfilled: &traits.State{}}
-			target.setComputed(t.ID, st)
-			changed = true
-		}
-		if !isTrack || !t.Definition.Matches(ev) {
-			continue
-		}
-		if st == nil {
-			st = &ComputedState{}
-			target.setComputed(t.ID, st)
-		}
-		st.Live.Add(t.Definition, ev)
-		st.Live.Prune(t.Definition, now)
-		if st.Backfilled != nil {
-			st.Backfilled.Prune(t.Definition, now)
-		}
-		changed = true
-	}
-	return changed
+	return out
 }
 
-func (p *Profile) setComputed(id string, st *ComputedState) {
-	if p.Computed == nil {
-		p.Computed = map[string]*ComputedState{}
+// mergeStates combines a loser's state into the survivor's: live halves add; a backfilled
+// half stays only when both profiles had theirs (the events before the trait are disjoint,
+// so their states add), otherwise it is cleared for the backfill to recompute.
+func mergeStates(a, b ComputedState) ComputedState {
+	var merged ComputedState
+	merged.Live.Merge(a.Live)
+	merged.Live.Merge(b.Live)
+	if a.Backfilled != nil && b.Backfilled != nil {
+		merged.Backfilled = &traits.State{}
+		merged.Backfilled.Merge(*a.Backfilled)
+		merged.Backfilled.Merge(*b.Backfilled)
 	}
-	p.Computed[id] = st
-}
-
-// mergeComputed combines the loser's states into the survivor's: live halves add; a
-// backfilled half stays only when both profiles had theirs (the events before the trait are
-// disjoint, so their states add), otherwise it is cleared for the backfill to recompute.
-func mergeComputed(survivor, loser *Profile) {
-	ids := map[string]bool{}
-	for id := range survivor.Computed {
-		ids[id] = true
-	}
-	for id := range loser.Computed {
-		ids[id] = true
-	}
-	for id := range ids {
-		a, b := survivor.Computed[id], loser.Computed[id]
-		if a == nil {
-			a = &ComputedState{}
-		}
-		if b == nil {
-			b = &ComputedState{}
-		}
-		merged := &ComputedState{}
-		merged.Live.Merge(a.Live)
-		merged.Live.Merge(b.Live)
-		if a.Backfilled != nil && b.Backfilled != nil {
-			merged.Backfilled = &traits.State{}
-			merged.Backfilled.Merge(*a.Backfilled)
-			merged.Backfilled.Merge(*b.Backfilled)
-		}
-		survivor.setComputed(id, merged)
-	}
+	return merged
 }
 
 // keyInUse refuses a computed-trait key that a custom trait has, or may have: a reserved

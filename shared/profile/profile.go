@@ -67,8 +67,6 @@ type Profile struct {
 	Violations  []identity.Violation `json:"violations,omitempty"`
 	First       MessageRef           `json:"first_message"`
 	Groups      []string             `json:"groups,omitempty"` // group_ids this user belongs to
-	// Computed holds the state of each computed trait by trait id (see computed.go).
-	Computed map[string]*ComputedState `json:"computed,omitempty"`
 }
 
 func (p *Profile) candidate() identity.Candidate {

@@ -65,6 +65,12 @@ func (p *Point) before(q *Point) bool {
 	return a < b
 }
 
+// MaxValues bounds the distinct values one bucket (a day, or all time) of a most_frequent or
+// unique_list state counts: a state is stored as one item and must fit DynamoDB's 400 KB.
+// Past it a new value is not counted (values already counted still are), so a day with more
+// distinct values than this undercounts unique_list_count.
+const MaxValues = 1000
+
 // Add updates s with e when e matches d; other events are ignored. It touches one bucket and,
 // for value-keyed types, one map entry. Call it once per event (see State).
 func (s *State) Add(d Definition, e Event) {
@@ -164,6 +170,9 @@ func (b *Bucket) addValue(key string, count int, seen time.Time, keepSeen bool) 
 	}
 	v := b.Values[key]
 	if v == nil {
+		if len(b.Values) >= MaxValues {
+			return // full: a state must fit in one stored item (see MaxValues)
+		}
 		v = &ValueStat{}
 		b.Values[key] = v
 	}

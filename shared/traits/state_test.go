@@ -549,3 +549,20 @@ func TestJSONRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// A bucket counts at most MaxValues distinct values; the ones it has keep counting.
+func TestStateBoundsDistinctValues(t *testing.T) {
+	t.Parallel()
+	d := Definition{Key: "k", Type: UniqueListCount, Event: "E", Property: "v"}
+	var s State
+	for i := range MaxValues + 50 {
+		s.Add(d, Event{Name: "E", Time: time.Unix(1e9, 0), Properties: map[string]any{"v": i}})
+	}
+	s.Add(d, Event{Name: "E", Time: time.Unix(1e9, 0), Properties: map[string]any{"v": 0}})
+	if n := len(s.All.Values); n != MaxValues {
+		t.Fatalf("%d distinct values kept, want %d", n, MaxValues)
+	}
+	if c := s.All.Values["0"].Count; c != 2 {
+		t.Errorf("a value already counted counts on: %d, want 2", c)
+	}
+}
