@@ -458,6 +458,10 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 		changed = true
 	}
 	if m.Type == message.Group && m.GroupID != "" && !slices.Contains(target.p.Groups, m.GroupID) {
+		if len(target.p.Groups) >= MaxGroups {
+			return refuse(&errcode.Error{Kind: errcode.Invalid, Code: "too_many_groups", Field: "groupId",
+				Message: fmt.Sprintf("the user already belongs to %d groups, the most a profile keeps; the group call was not applied", MaxGroups)})
+		}
 		target.p.Groups = append(target.p.Groups, m.GroupID)
 		changed = true
 	}

@@ -331,3 +331,33 @@ func TestEventPagesReadOnlyThePage(t *testing.T) {
 		}
 	})
 }
+
+// A profile belongs to at most MaxGroups groups: the group call past it is refused and
+// the others keep applying.
+func TestGroupsAreBounded(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *testclock.Clock, st store.Store) {
+		ctx := context.Background()
+		var msgs []message.Message
+		for i := range profile.MaxGroups + 1 {
+			msgs = append(msgs, message.Message{Type: message.Group, MessageID: fmt.Sprintf("g-%d", i), UserID: "joiner",
+				GroupID: fmt.Sprintf("acct-%d", i), Timestamp: t0, ReceivedAt: t0})
+		}
+		outs, err := svc.ApplyMany(ctx, sp, msgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range outs[:profile.MaxGroups] {
+			if o.Err != nil {
+				t.Fatalf("group %d: %v", i, o.Err)
+			}
+		}
+		if e := errcode.As(outs[profile.MaxGroups].Err); e == nil || e.Code != "too_many_groups" {
+			t.Errorf("group %d: %v, want too_many_groups", profile.MaxGroups, outs[profile.MaxGroups].Err)
+		}
+		mustApply(t, svc, track("g-after", "joiner", "", "Viewed", t0.Add(time.Second)))
+		if n := len(lookup(t, svc, "user_id:joiner").Groups); n != profile.MaxGroups {
+			t.Errorf("%d groups kept, want %d", n, profile.MaxGroups)
+		}
+	})
+}

@@ -16,6 +16,10 @@ const (
 	MaxTraitsPerIdentify = 300
 	// MaxViolationsKept: the most recent violations a profile keeps for people to read.
 	MaxViolationsKept = 100
+	// MaxGroups: the most groups (accounts) a profile belongs to; a group call past it is
+	// refused. Every list a profile holds is bounded (identifiers by identity.MaxIdentifiers,
+	// merged ids by identity.MaxMerges, traits by MaxProfileBytes).
+	MaxGroups = 100
 	// EventRetention: events are stored this long.
 	EventRetention = 30 * 24 * time.Hour
 	// EventQueryWindow: how far back events can be queried.
