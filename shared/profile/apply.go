@@ -31,8 +31,9 @@ func appendClaimKeys(keys []store.Key, asked map[store.Key]bool, spaceID string,
 
 // owners maps each identifier to the live profile owning it (absent when none), reading
 // the claims in got and then the profiles they point at, one round trip per merge hop.
-// Every profile read is returned, forwarded ones included.
-func (s *Service) owners(ctx context.Context, spaceID string, ids []identity.Identifier, got map[store.Key]store.Item) (map[identity.Identifier]string, map[string]*loaded, error) {
+// Every profile read is returned, forwarded ones included. also, when set, names more keys
+// to read with each hop's profiles; what every hop reads is added to got.
+func (s *Service) owners(ctx context.Context, spaceID string, ids []identity.Identifier, got map[store.Key]store.Item, also func(pids []string) []store.Key) (map[identity.Identifier]string, map[string]*loaded, error) {
 	pointed := map[identity.Identifier]string{}
 	for _, id := range ids {
 		it, ok := got[claimKey(spaceID, id)]
@@ -59,10 +60,14 @@ func (s *Service) owners(ctx context.Context, spaceID string, ids []identity.Ide
 				keys = append(keys, profileKey(spaceID, pid))
 			}
 		}
+		if also != nil {
+			keys = append(keys, also(pids)...) // in the same round trip
+		}
 		read := map[store.Key]store.Item{}
 		if err := s.getMany(ctx, read, keys); err != nil {
 			return nil, nil, err
 		}
+		maps.Copy(got, read)
 		next = next[:0]
 		for i, pid := range pids {
 			it, ok := read[keys[i]]

@@ -281,7 +281,7 @@ func (s *Service) backfillProfile(ctx context.Context, spaceID string, t Compute
 			return err
 		}
 		states := map[stateRef]*loadedState{}
-		if err := s.readStates(ctx, spaceID, []string{l.p.ID}, []ComputedTrait{t}, states); err != nil {
+		if err := s.readStates(ctx, spaceID, []string{l.p.ID}, []ComputedTrait{t}, states, nil, nil); err != nil {
 			return err
 		}
 		cur := states[stateRef{l.p.ID, t.ID}]

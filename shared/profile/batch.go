@@ -308,7 +308,23 @@ func (s *Service) read(ctx context.Context, spaceID string, cfg spaceConfig, msg
 	if err := s.getMany(ctx, got, keys); err != nil {
 		return nil, err
 	}
-	owners, profiles, err := s.owners(ctx, spaceID, ids, got)
+	// The computed-trait states of the profiles come in the same round trips as the profiles
+	// (asked records them too).
+	var stateKeys func(pids []string) []store.Key
+	if len(cfg.defs.traits) > 0 {
+		stateKeys = func(pids []string) []store.Key {
+			var keys []store.Key
+			for _, pid := range pids {
+				for _, t := range cfg.defs.traits {
+					k := stateKey(spaceID, pid, t.ID)
+					asked[k] = true
+					keys = append(keys, k)
+				}
+			}
+			return keys
+		}
+	}
+	owners, profiles, err := s.owners(ctx, spaceID, ids, got, stateKeys)
 	if errors.Is(err, errContended) {
 		// A claim without its profile: read between two steps of another writer. Resolving
 		// without those claims would split identities, so this attempt reads again.
@@ -326,7 +342,7 @@ func (s *Service) read(ctx context.Context, spaceID string, cfg spaceConfig, msg
 			}
 		}
 		slices.Sort(live)
-		if err := s.readStates(ctx, spaceID, live, cfg.defs.traits, states); err != nil {
+		if err := s.readStates(ctx, spaceID, live, cfg.defs.traits, states, got, asked); err != nil {
 			return nil, err
 		}
 	}

@@ -249,7 +249,7 @@ func (s *Service) ComputedTraitValues(ctx context.Context, spaceID string, p Pro
 		return nil, err
 	}
 	states := map[stateRef]*loadedState{}
-	if err := s.readStates(ctx, spaceID, []string{p.ID}, ct.traits, states); err != nil {
+	if err := s.readStates(ctx, spaceID, []string{p.ID}, ct.traits, states, nil, nil); err != nil {
 		return nil, err
 	}
 	now := s.now()

@@ -25,22 +25,29 @@ type loadedState struct {
 }
 
 // readStates reads the states of every trait in defs for each profile in pids into into.
-func (s *Service) readStates(ctx context.Context, spaceID string, pids []string, defs []ComputedTrait, into map[stateRef]*loadedState) error {
+// Keys in asked were read already: their items, if any, are in got.
+func (s *Service) readStates(ctx context.Context, spaceID string, pids []string, defs []ComputedTrait, into map[stateRef]*loadedState, got map[store.Key]store.Item, asked map[store.Key]bool) error {
 	if len(defs) == 0 || len(pids) == 0 {
 		return nil
 	}
-	var keys []store.Key
+	var keys, missing []store.Key
 	var refs []stateRef
 	for _, pid := range pids {
 		for _, t := range defs {
 			if _, ok := into[stateRef{pid, t.ID}]; !ok {
-				keys = append(keys, stateKey(spaceID, pid, t.ID))
+				k := stateKey(spaceID, pid, t.ID)
+				keys = append(keys, k)
 				refs = append(refs, stateRef{pid, t.ID})
+				if !asked[k] {
+					missing = append(missing, k)
+				}
 			}
 		}
 	}
-	got := map[store.Key]store.Item{}
-	if err := s.getMany(ctx, got, keys); err != nil {
+	if got == nil {
+		got = map[store.Key]store.Item{}
+	}
+	if err := s.getMany(ctx, got, missing); err != nil {
 		return err
 	}
 	for i, k := range keys {

@@ -40,7 +40,7 @@ func (s *Service) Lookup(ctx context.Context, spaceID string, id identity.Identi
 		if err := s.getMany(ctx, got, []store.Key{claimKey(spaceID, id)}); err != nil {
 			return Profile{}, err
 		}
-		owners, profiles, err := s.owners(ctx, spaceID, []identity.Identifier{id}, got)
+		owners, profiles, err := s.owners(ctx, spaceID, []identity.Identifier{id}, got, nil)
 		if errors.Is(err, errContended) {
 			continue
 		}

@@ -78,21 +78,48 @@ func encodeValue(it store.Item) []byte {
 	return b
 }
 
-func decodeValue(k store.Key, v []byte) (store.Item, error) {
+// decodeHeader decodes an item without its data.
+func decodeHeader(k store.Key, v []byte) (store.Item, error) {
 	if len(v) < header {
 		return store.Item{}, fmt.Errorf("store: corrupt item %s (%d bytes)", k, len(v))
 	}
-	it := store.Item{
+	return store.Item{
 		Key:       k,
 		Version:   int64(binary.BigEndian.Uint64(v[0:])),
 		Count:     int64(binary.BigEndian.Uint64(v[8:])),
 		ExpiresAt: int64(binary.BigEndian.Uint64(v[16:])),
+	}, nil
+}
+
+func decodeValue(k store.Key, v []byte) (store.Item, error) {
+	it, err := decodeHeader(k, v)
+	if err != nil {
+		return store.Item{}, err
 	}
 	if len(v) > header {
 		// bbolt's memory is only valid inside the transaction.
 		it.Data = bytes.Clone(v[header:])
 	}
 	return it, nil
+}
+
+// currentMeta is current without copying the item's data unless withData.
+func currentMeta(b *bbolt.Bucket, k store.Key, now time.Time, withData bool) (*store.Item, error) {
+	if withData {
+		return current(b, k, now)
+	}
+	v := b.Get(encodeKey(k))
+	if v == nil {
+		return nil, nil
+	}
+	it, err := decodeHeader(k, v)
+	if err != nil {
+		return nil, err
+	}
+	if it.Expired(now) {
+		return nil, nil
+	}
+	return &it, nil
 }
 
 // current returns the live item at k, or nil if absent or expired.
@@ -284,11 +311,16 @@ func (s *Store) Transact(ctx context.Context, ops ...store.Op) error {
 }
 
 // apply checks every condition first, then writes, so a failure leaves nothing half-done even
-// before the transaction rolls back.
+// before the transaction rolls back. It runs in the one committing goroutine, so it reads
+// only what a condition needs: nothing for an unconditional put or delete, and the data only
+// for an Add (which keeps it).
 func apply(b *bbolt.Bucket, ops []store.Op, now time.Time) error {
 	curs := make([]*store.Item, len(ops))
 	for i, op := range ops {
-		cur, err := current(b, op.Item.Key, now)
+		if op.Cond == store.Always && op.Kind != store.Add {
+			continue
+		}
+		cur, err := currentMeta(b, op.Item.Key, now, op.Kind == store.Add)
 		if err != nil {
 			return err
 		}
