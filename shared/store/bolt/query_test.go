@@ -10,6 +10,7 @@ import (
 
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
+	"github.com/unifiedprofiles/up/shared/store/storetest"
 )
 
 func openAt(t *testing.T, now time.Time) *bolt.Store {
@@ -94,20 +95,7 @@ func TestQueryRawBytes(t *testing.T) {
 				for _, limit := range []int{0, 1, 2} {
 					for _, desc := range []bool{false, true} {
 						p := store.Page{Prefix: prefix, After: after, Limit: limit, Desc: desc}
-						want := []string{}
-						for _, sk := range slices.Sorted(slices.Values(sks)) {
-							if pk == "P" && expired[sk] || !strings.HasPrefix(sk, prefix) ||
-								after != "" && (desc && sk >= after || !desc && sk <= after) {
-								continue
-							}
-							want = append(want, sk)
-						}
-						if desc {
-							slices.Reverse(want)
-						}
-						if limit > 0 && len(want) > limit {
-							want = want[:limit]
-						}
+						want := storetest.ModelPage(sks, func(sk string) bool { return pk != "P" || !expired[sk] }, p)
 						if got := sortKeys(t, s, pk, p); !slices.Equal(got, want) {
 							t.Errorf("Query %q %#v = %q, want %q", pk, p, got, want)
 						}

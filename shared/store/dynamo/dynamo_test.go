@@ -225,23 +225,30 @@ func TestTransactionFailure(t *testing.T) {
 	})
 }
 
+// putExpiring writes items i0 … i9 of partition P, expiring at t0+5 those early says,
+// the others at t0+10.
+func putExpiring(t *testing.T, s *dynamo.Store, early func(i int) bool) {
+	t.Helper()
+	var ops []store.Op
+	for i := range 10 {
+		exp := int64(t0 + 10)
+		if early(i) {
+			exp = t0 + 5
+		}
+		ops = append(ops, store.PutOp(store.Item{Key: k(fmt.Sprintf("i%d", i)), ExpiresAt: exp}, store.Always))
+	}
+	if err := s.Transact(context.Background(), ops...); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestExpiry checks the boundary (ExpiresAt <= now is gone) for Get and Query, and that
 // Query fills a Limit past expired items.
 func TestExpiry(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, s *dynamo.Store, c *clock) {
 		ctx := context.Background()
-		var ops []store.Op
-		for i := range 10 {
-			exp := int64(t0 + 10)
-			if i%2 == 0 {
-				exp = t0 + 5 // items 0, 2, 4, ... expire first
-			}
-			ops = append(ops, store.PutOp(store.Item{Key: k(fmt.Sprintf("i%d", i)), ExpiresAt: exp}, store.Always))
-		}
-		if err := s.Transact(ctx, ops...); err != nil {
-			t.Fatal(err)
-		}
+		putExpiring(t, s, func(i int) bool { return i%2 == 0 }) // items 0, 2, 4, ... expire first
 		sks := func(p store.Page) string {
 			items, err := s.Query(ctx, "P", p)
 			if err != nil {

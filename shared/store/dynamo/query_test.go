@@ -2,7 +2,6 @@ package dynamo_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -111,17 +110,7 @@ func TestExpiryDesc(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, s *dynamo.Store, c *clock) {
 		ctx := context.Background()
-		var ops []store.Op
-		for i := range 10 {
-			exp := int64(t0 + 10)
-			if i%2 == 0 || i >= 8 {
-				exp = t0 + 5 // even items and the newest two expire first
-			}
-			ops = append(ops, store.PutOp(store.Item{Key: k(fmt.Sprintf("i%d", i)), ExpiresAt: exp}, store.Always))
-		}
-		if err := s.Transact(ctx, ops...); err != nil {
-			t.Fatal(err)
-		}
+		putExpiring(t, s, func(i int) bool { return i%2 == 0 || i >= 8 }) // even items and the newest two expire first
 		tests := []struct {
 			now  int64
 			page store.Page

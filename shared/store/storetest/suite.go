@@ -416,6 +416,27 @@ func testQueryDesc(t *testing.T, s store.Store) {
 	}
 }
 
+// ModelPage is what Query must return of a partition holding the sort keys sks (live
+// reports which are not expired): the live keys with the page's prefix, strictly past its
+// cursor in its order, sorted in that order, cut at its limit. Adapter tests compare with it.
+func ModelPage(sks []string, live func(sk string) bool, p store.Page) []string {
+	want := []string{}
+	for _, sk := range slices.Sorted(slices.Values(sks)) {
+		if !live(sk) || !strings.HasPrefix(sk, p.Prefix) ||
+			p.After != "" && (p.Desc && sk >= p.After || !p.Desc && sk <= p.After) {
+			continue
+		}
+		want = append(want, sk)
+	}
+	if p.Desc {
+		slices.Reverse(want)
+	}
+	if p.Limit > 0 && len(want) > p.Limit {
+		want = want[:p.Limit]
+	}
+	return want
+}
+
 // testQueryModel compares every combination of partition, prefix, cursor, limit and order
 // with a model of descData: the live keys of the partition with the prefix, strictly past
 // the cursor in the page's order, sorted in that order, cut at the limit.
@@ -430,20 +451,7 @@ func testQueryModel(t *testing.T, s store.Store) {
 				for _, limit := range []int{0, 1, 2} {
 					for _, desc := range []bool{false, true} {
 						p := store.Page{Prefix: prefix, After: after, Limit: limit, Desc: desc}
-						want := []string{}
-						for _, sk := range slices.Sorted(slices.Values(descData[pk])) {
-							if descExpired[key(pk, sk)] || !strings.HasPrefix(sk, prefix) ||
-								after != "" && (desc && sk >= after || !desc && sk <= after) {
-								continue
-							}
-							want = append(want, sk)
-						}
-						if desc {
-							slices.Reverse(want)
-						}
-						if limit > 0 && len(want) > limit {
-							want = want[:limit]
-						}
+						want := ModelPage(descData[pk], func(sk string) bool { return !descExpired[key(pk, sk)] }, p)
 						if got := queryKeys(t, s, pk, p); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
 							t.Errorf("Query %q %#v = %q, want %q", pk, p, got, want)
 						}
