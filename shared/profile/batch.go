@@ -71,7 +71,17 @@ func (s *Service) Apply(ctx context.Context, spaceID string, m message.Message) 
 // Refusals do not stop it; any other error does and is returned (the messages it kept from
 // committing carry it, or Skipped).
 func (s *Service) ApplyMany(ctx context.Context, spaceID string, msgs []message.Message) ([]Outcome, error) {
-	out := make([]Outcome, len(msgs))
+	out, _, err := s.ApplyManyWith(ctx, spaceID, msgs, nil)
+	return out, err
+}
+
+// ApplyManyWith is ApplyMany with writes of the caller's that depend on the outcomes (a
+// request's debugger entries): with returns them, given the outcomes the first attempt
+// plans, and they commit in the same commit as the messages, each on its own, when every
+// message commits at that first attempt. written reports whether they did; if not, the
+// caller writes them itself, from the final outcomes.
+func (s *Service) ApplyManyWith(ctx context.Context, spaceID string, msgs []message.Message, with func([]Outcome) []store.Op) (out []Outcome, written bool, err error) {
+	out = make([]Outcome, len(msgs))
 	todo := make([]int, len(msgs))
 	for i := range todo {
 		todo[i] = i
@@ -82,29 +92,37 @@ func (s *Service) ApplyMany(ctx context.Context, spaceID string, msgs []message.
 			for _, i := range todo {
 				out[i].Err = contention(spaceID)
 			}
-			return out, nil
+			return out, written, nil
 		}
 		if attempt > 1 {
 			// Writers colliding on one profile spread out; 25 attempts take at most about 2 s.
 			wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
 			select {
 			case <-ctx.Done():
-				return skipRest(out, todo, ctx.Err())
+				out, err = skipRest(out, todo, ctx.Err())
+				return out, written, err
 			case <-time.After(wait):
 			}
 			delay = min(delay*2, 100*time.Millisecond)
 		}
 		if err := ctx.Err(); err != nil {
-			return skipRest(out, todo, err)
+			out, err = skipRest(out, todo, err)
+			return out, written, err
 		}
 		batch := make([]message.Message, len(todo))
 		for j, i := range todo {
 			batch[j] = msgs[i]
 		}
-		outs, retry, err := s.applyOnce(ctx, spaceID, batch)
-		if err != nil {
-			return skipRest(out, todo, err)
+		var extra func([]Outcome) []store.Op
+		if attempt == 0 {
+			extra = with
 		}
+		outs, retry, wrote, err := s.applyOnce(ctx, spaceID, batch, extra)
+		if err != nil {
+			out, err = skipRest(out, todo, err)
+			return out, false, err
+		}
+		written = written || wrote
 		var next []int
 		var failed error
 		for j, o := range outs {
@@ -118,11 +136,12 @@ func (s *Service) ApplyMany(ctx context.Context, spaceID string, msgs []message.
 			}
 		}
 		if failed != nil {
-			return skipRest(out, next, failed)
+			out, err = skipRest(out, next, failed)
+			return out, written, err
 		}
 		todo = next
 	}
-	return out, nil
+	return out, written, nil
 }
 
 func skipRest(out []Outcome, todo []int, err error) ([]Outcome, error) {
@@ -201,10 +220,10 @@ type plan struct {
 
 // applyOnce is one attempt at a batch. It returns each message's outcome, which of them
 // must be tried again, and a failure that stopped the attempt as a whole.
-func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.Message) ([]Outcome, []bool, error) {
+func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.Message, extra func([]Outcome) []store.Op) ([]Outcome, []bool, bool, error) {
 	cfg, err := s.config(ctx, spaceID)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	snap, err := s.read(ctx, spaceID, cfg, msgs)
 	if errors.Is(err, errSnapshotMoved) {
@@ -212,10 +231,10 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 		for i := range retry {
 			retry[i] = true
 		}
-		return make([]Outcome, len(msgs)), retry, nil
+		return make([]Outcome, len(msgs)), retry, false, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	var txs []store.Tx
 	plans := make([]plan, len(msgs))
@@ -223,7 +242,26 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 		plans[i] = snap.resolve(s, i, m, &txs)
 	}
 	if err := s.repair(ctx, msgs, plans, snap, &txs); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
+	}
+	// The caller's writes, on the outcomes as planned: they hold if every transaction
+	// commits, so each needs them all.
+	extraFrom := len(txs)
+	if extra != nil && !slices.ContainsFunc(plans, func(p plan) bool { return p.retry }) {
+		planned := outcomes(plans)
+		for i, p := range plans {
+			if p.dupOf >= 0 {
+				first := planned[p.dupOf]
+				planned[i] = Outcome{Result: Result{ProfileID: first.ProfileID, Created: first.Created, Duplicate: true}, Err: first.Err}
+			}
+		}
+		all := make([]int, len(txs))
+		for i := range all {
+			all[i] = i
+		}
+		for _, op := range extra(planned) {
+			txs = append(txs, store.Tx{Ops: []store.Op{op}, Needs: all})
+		}
 	}
 	if len(txs) > 0 && s.now().Sub(cfg.fetchedAt) > maxAttemptAge {
 		// Too old to commit: the computed-trait definitions read may have changed, and a new
@@ -233,13 +271,17 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 		for i := range retry {
 			retry[i] = plans[i].out.Err == nil && !plans[i].out.Duplicate
 		}
-		return outcomes(plans), retry, nil
+		return outcomes(plans), retry, false, nil
 	}
 	var errs []error
 	if len(txs) > 0 {
 		if errs, err = store.TransactBatch(ctx, s.st, txs); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
+	}
+	wrote := extraFrom < len(txs)
+	for _, err := range errs[extraFrom:] {
+		wrote = wrote && err == nil
 	}
 	retry := make([]bool, len(msgs))
 	for i := range plans {
@@ -273,7 +315,7 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 			}
 		}
 	}
-	return outcomes(plans), retry, nil
+	return outcomes(plans), retry, wrote, nil
 }
 
 func outcomes(plans []plan) []Outcome {

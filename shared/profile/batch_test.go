@@ -361,3 +361,57 @@ func TestGroupsAreBounded(t *testing.T) {
 		}
 	})
 }
+
+// loseFirstBatch reports every transaction of its first batch as having lost a race,
+// writing nothing: the messages go round again.
+type loseFirstBatch struct {
+	store.Store
+	mu   sync.Mutex
+	lost bool
+}
+
+func (l *loseFirstBatch) TransactBatch(ctx context.Context, txs []store.Tx) ([]error, error) {
+	l.mu.Lock()
+	first := !l.lost
+	l.lost = true
+	l.mu.Unlock()
+	if first {
+		errs := make([]error, len(txs))
+		for i := range errs {
+			errs[i] = store.ErrContention
+		}
+		return errs, nil
+	}
+	return store.TransactBatch(ctx, l.Store, txs)
+}
+
+// The caller's writes commit with the batch when every message commits at the first
+// attempt; when one does not, they are left to the caller, who writes them from the final
+// outcomes.
+func TestApplyManyWithCommitsTheCallersWritesWithTheBatch(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, _ *profile.Service, c *testclock.Clock, st store.Store) {
+		ctx := context.Background()
+		for _, lose := range []bool{false, true} {
+			var s store.Store = st
+			if lose {
+				s = &loseFirstBatch{Store: st}
+			}
+			svc := profile.New(s, profile.Options{Now: c.Now})
+			k := store.Key{PK: "EXTRA", SK: fmt.Sprint(lose)}
+			msgs := []message.Message{track(fmt.Sprintf("x-%v-1", lose), "", "x-anon", "Viewed", t0), track(fmt.Sprintf("x-%v-2", lose), "", "x-anon", "Viewed", t0)}
+			calls := 0
+			outs, written, err := svc.ApplyManyWith(ctx, sp, msgs, func(outs []profile.Outcome) []store.Op {
+				calls++
+				return []store.Op{store.PutOp(store.Item{Key: k, Data: []byte(outs[0].ProfileID)}, store.Always)}
+			})
+			if err != nil || outs[0].Err != nil || outs[1].Err != nil || outs[0].ProfileID != outs[1].ProfileID {
+				t.Fatalf("lose=%v: %+v %v", lose, outs, err)
+			}
+			_, getErr := st.Get(ctx, k)
+			if written != !lose || (getErr == nil) != !lose || calls != 1 {
+				t.Errorf("lose=%v: written=%v, stored: %v, with called %d times", lose, written, getErr == nil, calls)
+			}
+		}
+	})
+}

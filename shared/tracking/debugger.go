@@ -106,6 +106,28 @@ func entryCursor(itemSK string, index int) string {
 // record writes the debugger entries of one request, and the source's "seen" records: each
 // item a single write of its own, outside any transaction.
 func (s *Service) record(ctx context.Context, src workspace.Source, applied []Parsed, res Result) error {
+	ops, mark := s.debuggerOps(src, res, applied)
+	if len(ops) == 0 {
+		return nil
+	}
+	txs := make([]store.Tx, len(ops))
+	for i, op := range ops {
+		txs[i] = store.Tx{Ops: []store.Op{op}}
+	}
+	errs, err := store.TransactBatch(ctx, s.st, txs)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	mark()
+	return nil
+}
+
+// debuggerOps returns the puts of one request's debugger items and "seen" records, and what
+// marks the "seen" records written once they are.
+func (s *Service) debuggerOps(src workspace.Source, res Result, applied []Parsed) ([]store.Op, func()) {
 	now := s.now()
 	exp := now.Add(debuggerRetention).Unix()
 	type indexed struct {
@@ -155,7 +177,7 @@ func (s *Service) record(ctx context.Context, src workspace.Source, applied []Pa
 		add(r.Index, Entry{Status: StatusRejected, Raw: rawJSON(r.Raw), Rejection: &EntryRejection{Code: r.Code, Message: r.Message, Field: r.Field}})
 	}
 	slices.SortFunc(entries, func(a, b indexed) int { return b.index - a.index }) // newest (last sent) first
-	var txs []store.Tx
+	var ops []store.Op
 	pk := debuggerPK(src.ID, rand.IntN(debuggerShards))
 	for len(entries) > 0 {
 		sk := s.debuggerSK(now)
@@ -170,19 +192,10 @@ func (s *Service) record(ctx context.Context, src workspace.Source, applied []Pa
 		}
 		item := store.JSONItem(store.Key{PK: pk, SK: sk}, it)
 		item.ExpiresAt = exp
-		txs = append(txs, store.Tx{Ops: []store.Op{store.PutOp(item, store.Always)}})
+		ops = append(ops, store.PutOp(item, store.Always))
 	}
-	for _, op := range s.seenOps(src.ID, applied) {
-		txs = append(txs, store.Tx{Ops: []store.Op{op}})
-	}
-	if len(txs) == 0 {
-		return nil
-	}
-	errs, err := store.TransactBatch(ctx, s.st, txs)
-	if err != nil {
-		return err
-	}
-	return errors.Join(errs...)
+	seen, mark := s.seenOps(src.ID, applied)
+	return append(ops, seen...), mark
 }
 
 // rawJSON keeps raw as it came when it is JSON, and as a JSON string otherwise. Bytes that

@@ -78,8 +78,55 @@ func (s *Service) Ingest(ctx context.Context, src workspace.Source, req Request)
 		msgs[i] = pm.Message
 		msgs[i].SourceID = src.ID
 	}
-	outs, ingestErr := s.profiles.ApplyMany(ctx, src.SpaceID, msgs)
-	res := Result{Rejected: req.Rejected}
+	// The debugger entries commit with the messages when they all commit at the first try
+	// (one commit for the request); otherwise they are written after.
+	var debug func()
+	outs, written, ingestErr := s.profiles.ApplyManyWith(ctx, src.SpaceID, msgs, func(outs []profile.Outcome) []store.Op {
+		res, applied := summarize(req, outs)
+		ops, mark := s.debuggerOps(src, res, applied)
+		debug = mark
+		return ops
+	})
+	res, applied := summarize(req, outs)
+	if written {
+		debug()
+	} else if err := s.record(context.WithoutCancel(ctx), src, applied, res); err != nil {
+		// The debugger is a troubleshooting view, not a record: a failure to write it must
+		// not fail (and so re-send) messages that are already committed.
+		s.log.Warn("debugger entries not written", "source", src.ID, "err", err)
+	}
+	return res, ingestErr
+}
+
+// seenKey is the record that a source has sent a message of type typ.
+func seenKey(srcID, typ string) store.Key { return store.Key{PK: "SEEN#" + srcID, SK: typ} }
+
+// seenOps returns the puts of the "seen" records msgs add for src, once per process: mark
+// records them as written, once they are.
+func (s *Service) seenOps(srcID string, msgs []Parsed) (ops []store.Op, mark func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []store.Key
+	for _, pm := range msgs {
+		k := seenKey(srcID, pm.Message.Type)
+		if !s.seen[k] && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+			ops = append(ops, store.PutOp(store.Item{Key: k, Data: []byte(`{}`)}, store.Always))
+		}
+	}
+	return ops, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, k := range keys {
+			s.seen[k] = true
+		}
+	}
+}
+
+// summarize turns ApplyMany's outcomes into the request's result and the messages the
+// debugger shows (those applied or refused, not those a failure kept from committing).
+func summarize(req Request, outs []profile.Outcome) (Result, []Parsed) {
+	res := Result{Rejected: slices.Clone(req.Rejected)}
 	var applied []Parsed
 	for i, o := range outs {
 		pm := req.Messages[i]
@@ -94,30 +141,7 @@ func (s *Service) Ingest(ctx context.Context, src workspace.Source, req Request)
 		applied = append(applied, pm)
 	}
 	slices.SortFunc(res.Rejected, func(a, b Rejection) int { return a.Index - b.Index })
-	// The debugger is a troubleshooting view, not a record: a failure to write it must not
-	// fail (and so re-send) messages that are already committed.
-	if err := s.record(context.WithoutCancel(ctx), src, applied, res); err != nil {
-		s.log.Warn("debugger entries not written", "source", src.ID, "err", err)
-	}
-	return res, ingestErr
-}
-
-// seenKey is the record that a source has sent a message of type typ.
-func seenKey(srcID, typ string) store.Key { return store.Key{PK: "SEEN#" + srcID, SK: typ} }
-
-// seenOps returns the puts of the "seen" records msgs add for src, once per process.
-func (s *Service) seenOps(srcID string, msgs []Parsed) []store.Op {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ops []store.Op
-	for _, pm := range msgs {
-		k := seenKey(srcID, pm.Message.Type)
-		if !s.seen[k] {
-			s.seen[k] = true
-			ops = append(ops, store.PutOp(store.Item{Key: k, Data: []byte(`{}`)}, store.Always))
-		}
-	}
-	return ops
+	return res, applied
 }
 
 // ConnectionTypes are the message types a connection test reports on.
