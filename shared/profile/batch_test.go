@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store"
@@ -412,6 +413,45 @@ func TestApplyManyWithCommitsTheCallersWritesWithTheBatch(t *testing.T) {
 			if written != !lose || (getErr == nil) != !lose || calls != 1 {
 				t.Errorf("lose=%v: written=%v, stored: %v, with called %d times", lose, written, getErr == nil, calls)
 			}
+		}
+	})
+}
+
+// Identity settings are read once per configTTL (a second) per Service: a change applies at
+// once on the Service that made it, and within the second on every other one.
+func TestSettingsChangeReachesOtherInstancesWithinASecond(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, a *profile.Service, c *testclock.Clock, st store.Store) {
+		ctx := context.Background()
+		b := profile.New(st, profile.Options{Now: c.Now}) // another warm instance
+		n := 0
+		apply := func(svc *profile.Service) error {
+			n++
+			_, err := svc.Apply(ctx, sp, message.Message{Type: message.Track, MessageID: fmt.Sprintf("cfg-%d", n), UserID: "blockme",
+				Event: "E", Timestamp: c.Now(), ReceivedAt: c.Now()})
+			return err
+		}
+		if err := apply(b); err != nil { // b reads and caches the defaults
+			t.Fatal(err)
+		}
+		set := identity.DefaultSettings()
+		for i := range set.Identifiers {
+			if set.Identifiers[i].Type == identity.TypeUserID {
+				set.Identifiers[i].Blocked = []identity.Blocked{{Match: identity.MatchExact, Value: "blockme"}}
+			}
+		}
+		if _, err := a.SaveSettings(ctx, sp, set); err != nil {
+			t.Fatal(err)
+		}
+		if !errcode.Is(apply(a), "no_identifiers") {
+			t.Errorf("the Service that saved the settings does not apply them at once")
+		}
+		if err := apply(b); err != nil {
+			t.Errorf("within the second the other instance still applies its cached settings: %v", err)
+		}
+		c.Add(time.Second)
+		if !errcode.Is(apply(b), "no_identifiers") {
+			t.Errorf("a second later the other instance still does not apply the new settings")
 		}
 	})
 }
