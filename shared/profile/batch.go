@@ -99,14 +99,14 @@ func (s *Service) ApplyManyWith(ctx context.Context, spaceID string, msgs []mess
 			wait := delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
 			select {
 			case <-ctx.Done():
-				out, err = skipRest(out, todo, ctx.Err())
-				return out, written, err
+				skip(out, todo)
+				return out, written, ctx.Err()
 			case <-time.After(wait):
 			}
 			delay = min(delay*2, 100*time.Millisecond)
 		}
 		if err := ctx.Err(); err != nil {
-			out, err = skipRest(out, todo, err)
+			skip(out, todo)
 			return out, written, err
 		}
 		batch := make([]message.Message, len(todo))
@@ -119,8 +119,8 @@ func (s *Service) ApplyManyWith(ctx context.Context, spaceID string, msgs []mess
 		}
 		outs, retry, wrote, err := s.applyOnce(ctx, spaceID, batch, extra)
 		if err != nil {
-			out, err = skipRest(out, todo, err)
-			return out, false, err
+			skip(out, todo)
+			return out, written, err
 		}
 		written = written || wrote
 		var next []int
@@ -136,19 +136,19 @@ func (s *Service) ApplyManyWith(ctx context.Context, spaceID string, msgs []mess
 			}
 		}
 		if failed != nil {
-			out, err = skipRest(out, next, failed)
-			return out, written, err
+			skip(out, next)
+			return out, written, failed
 		}
 		todo = next
 	}
 	return out, written, nil
 }
 
-func skipRest(out []Outcome, todo []int, err error) ([]Outcome, error) {
+// skip marks the messages at todo as never tried.
+func skip(out []Outcome, todo []int) {
 	for _, i := range todo {
 		out[i].Skipped = true
 	}
-	return out, err
 }
 
 // loaded is a profile read for this attempt, with its version. Resolution reads only its
@@ -240,6 +240,9 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 	plans := make([]plan, len(msgs))
 	for i, m := range msgs {
 		plans[i] = snap.resolve(s, i, m, &txs)
+		if j := plans[i].dupOf; j >= 0 { // what the first did, if it commits
+			plans[i].out.Result = Result{ProfileID: plans[j].out.ProfileID, Created: plans[j].out.Created, Duplicate: true}
+		}
 	}
 	if err := s.repair(ctx, msgs, plans, snap, &txs); err != nil {
 		return nil, nil, false, err
@@ -248,18 +251,11 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 	// commits, so each needs them all.
 	extraFrom := len(txs)
 	if extra != nil && !slices.ContainsFunc(plans, func(p plan) bool { return p.retry }) {
-		planned := outcomes(plans)
-		for i, p := range plans {
-			if p.dupOf >= 0 {
-				first := planned[p.dupOf]
-				planned[i] = Outcome{Result: Result{ProfileID: first.ProfileID, Created: first.Created, Duplicate: true}, Err: first.Err}
-			}
-		}
 		all := make([]int, len(txs))
 		for i := range all {
 			all[i] = i
 		}
-		for _, op := range extra(planned) {
+		for _, op := range extra(outcomes(plans)) {
 			txs = append(txs, store.Tx{Ops: []store.Op{op}, Needs: all})
 		}
 	}
@@ -269,7 +265,7 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 		s.configs.forget(spaceID)
 		retry := make([]bool, len(msgs))
 		for i := range retry {
-			retry[i] = plans[i].out.Err == nil && !plans[i].out.Duplicate
+			retry[i] = plans[i].out.Err == nil // all but the refusals
 		}
 		return outcomes(plans), retry, false, nil
 	}
@@ -290,15 +286,9 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 			retry[i] = true
 			continue
 		}
-		if p.dupOf >= 0 {
-			switch first := plans[p.dupOf].out; {
-			case retry[p.dupOf]:
-				retry[i] = true
-			case first.Err != nil:
-				p.out.Err = first.Err
-			default:
-				p.out.Result = Result{ProfileID: first.ProfileID, Created: first.Created, Duplicate: true}
-			}
+		if p.dupOf >= 0 { // planned as a duplicate of the first: true if the first committed
+			retry[i] = retry[p.dupOf]
+			p.out.Err = plans[p.dupOf].out.Err
 			continue
 		}
 		for _, t := range p.txs {

@@ -22,7 +22,7 @@ const configTTL = time.Second
 // rules and computed-trait definitions, and when they were read.
 type spaceConfig struct {
 	rules     *identity.Compiled
-	rulesVer  int64
+	rulesVer  int64 // the settings item's version; 0: never saved, the defaults
 	defs      compiledTraits
 	fetchedAt time.Time
 }
@@ -70,8 +70,8 @@ func (s *Service) config(ctx context.Context, spaceID string) (spaceConfig, erro
 		return spaceConfig{}, fmt.Errorf("read the configuration of space %s: %w", spaceID, err)
 	}
 	cfg := spaceConfig{fetchedAt: now}
-	settings, hasSettings := got[sk]
-	if ok && hasSettings == (cached.rulesVer != 0) && settings.Version == cached.rulesVer {
+	settings, hasSettings := got[sk] // absent: version 0, the defaults
+	if ok && settings.Version == cached.rulesVer {
 		cfg.rules, cfg.rulesVer = cached.rules, cached.rulesVer
 	} else {
 		set := identity.DefaultSettings()

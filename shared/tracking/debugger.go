@@ -283,6 +283,10 @@ func (s *Service) entries(ctx context.Context, srcID, cursor string) ([]Entry, e
 				return nil, err
 			}
 			for _, it := range items {
+				if cursor != "" && it.SK > cursor { // an item's key is a prefix of its entries' cursors
+					n = DebuggerSize // older than the cursor from here on
+					break
+				}
 				var d debuggerItem
 				if err := json.Unmarshal(it.Data, &d); err != nil {
 					return nil, fmt.Errorf("decode debugger item %s: %w", it.Key, err)
@@ -293,10 +297,6 @@ func (s *Service) entries(ctx context.Context, srcID, cursor string) ([]Entry, e
 					}
 					all = append(all, e)
 					n++
-				}
-				if cursor != "" && it.SK >= cursor {
-					n = DebuggerSize // older than the cursor from here on
-					break
 				}
 			}
 			if len(items) < entriesPerRead {
