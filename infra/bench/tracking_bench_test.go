@@ -71,6 +71,7 @@ func BenchmarkTrackingBatch(b *testing.B) {
 	var l latencies
 	b.SetParallelism(8) // 16 senders on 2 cores
 	b.ResetTimer()
+	cpu := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		rng := rand.New(rand.NewPCG(uint64(seq.Add(1)), 7))
 		for pb.Next() {
@@ -100,6 +101,7 @@ func BenchmarkTrackingBatch(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N*batchSize), "cpu-µs/event")
 	l.report(b)
 	b.StopTimer()
 	// Every event applied: each messageId sent, offered again, is a duplicate of a message
