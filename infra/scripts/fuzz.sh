@@ -20,6 +20,11 @@ fuzz() {
 }
 fuzz ./shared/tracking/ FuzzParse 40000x
 fuzz ./shared/tracking/ FuzzDecompress 15000x
+fuzz ./shared/tracking/ FuzzDecoderMatchesReference 40000x
+fuzz ./shared/tracking/ FuzzDebuggerItemJSON 20000x
+fuzz ./shared/jsonappend/ FuzzRaw 40000x
+fuzz ./shared/jsonappend/ FuzzString 40000x
+fuzz ./shared/profile/ FuzzEventJSONMatchesMarshal 20000x
 fuzz ./shared/httpapi/ FuzzDecode 15000x
 fuzz ./shared/httpapi/ FuzzAcceptsGzip 20000x
 fuzz ./shared/identity/ FuzzExtract 30000x

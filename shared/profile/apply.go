@@ -77,7 +77,7 @@ func (s *Service) owners(ctx context.Context, spaceID string, ids []identity.Ide
 				return nil, nil, errContended
 			}
 			l := &loaded{version: it.Version, raw: it.Data}
-			if err := l.decodeHead(); err != nil {
+			if err := l.decodeHead(&s.heads, keys[i]); err != nil {
 				return nil, nil, fmt.Errorf("decode profile %s: %w", pid, err)
 			}
 			profiles[pid] = l

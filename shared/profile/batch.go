@@ -161,7 +161,8 @@ type loaded struct {
 	raw     []byte // the stored profile, until p is decoded in full
 }
 
-// profileHead is the part of a stored profile that identity resolution reads.
+// profileHead is the part of a stored profile that identity resolution reads. Heads are
+// cached (headCache) and shared: a loaded gets a copy.
 type profileHead struct {
 	ID          string       `json:"id"`
 	SpaceID     string       `json:"space_id"`
@@ -172,12 +173,17 @@ type profileHead struct {
 	First       MessageRef   `json:"first_message"`
 }
 
-func (l *loaded) decodeHead() error {
-	var h profileHead
-	if err := json.Unmarshal(l.raw, &h); err != nil {
-		return err
+// decodeHead decodes the head of the profile stored at k, or takes it from heads.
+func (l *loaded) decodeHead(heads *headCache, k store.Key) error {
+	h, ok := heads.get(k, l.version)
+	if !ok {
+		h = new(profileHead)
+		if err := json.Unmarshal(l.raw, h); err != nil {
+			return err
+		}
+		heads.put(k, l.version, h)
 	}
-	l.p = Profile{ID: h.ID, SpaceID: h.SpaceID, MergedInto: h.MergedInto, CreatedAt: h.CreatedAt, Identifiers: h.Identifiers, Merges: h.Merges, First: h.First}
+	l.p = h.profile()
 	return nil
 }
 
@@ -595,7 +601,12 @@ func (sn *snapshot) eventItem(k store.Key, m message.Message, ids []identity.Ide
 	ev := Event{MessageID: m.MessageID, Type: m.Type, Event: m.Event, Name: m.Name, Timestamp: m.Timestamp,
 		ReceivedAt: m.ReceivedAt, SourceID: m.SourceID, Properties: m.Properties, Identifiers: ids, Raw: m.Raw,
 		TraitsVersion: sn.cfg.defs.version}
-	it := item(k, ev)
+	// json.Marshal's bytes without its cost (see eventjson.go); it writes what that cannot.
+	data, ok := appendEventJSON(make([]byte, 0, 256+len(m.Raw)+64*len(ids)), &ev)
+	it := store.Item{Key: k, Data: data}
+	if !ok {
+		it = item(k, ev)
+	}
 	it.ExpiresAt = sn.now.Add(EventRetention).Unix()
 	return it
 }

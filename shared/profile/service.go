@@ -22,6 +22,7 @@ type Service struct {
 
 	configs       configCache
 	traitDefs     traitCache
+	heads         headCache
 	backfillDelay time.Duration
 }
 

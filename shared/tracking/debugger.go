@@ -100,7 +100,12 @@ func (s *Service) debuggerSK(at time.Time) string {
 }
 
 func entryCursor(itemSK string, index int) string {
-	return fmt.Sprintf("%s#%05d", itemSK, 99999-min(index, 99999))
+	n := 99999 - min(index, 99999)
+	if n < 0 || n > 99999 {
+		return fmt.Sprintf("%s#%05d", itemSK, n)
+	}
+	tail := [6]byte{'#', byte('0' + n/10000), byte('0' + n/1000%10), byte('0' + n/100%10), byte('0' + n/10%10), byte('0' + n%10)}
+	return itemSK + string(tail[:])
 }
 
 // record writes the debugger entries of one request, and the source's "seen" records: each
@@ -134,16 +139,16 @@ func (s *Service) debuggerOps(src workspace.Source, res Result, applied []Parsed
 		index int
 		e     Entry
 	}
-	var entries []indexed
+	entries := make([]indexed, 0, len(applied)+len(res.Rejected))
 	add := func(index int, e Entry) {
 		e.ReceivedAt = now
 		entries = append(entries, indexed{index, e})
 	}
-	outcomes := map[int]Outcome{}
+	outcomes := make(map[int]Outcome, len(res.Outcomes))
 	for _, o := range res.Outcomes {
 		outcomes[o.Index] = o
 	}
-	rejected := map[int]Rejection{}
+	rejected := make(map[int]Rejection, len(res.Rejected))
 	for _, r := range res.Rejected {
 		rejected[r.Index] = r
 	}
@@ -181,16 +186,20 @@ func (s *Service) debuggerOps(src workspace.Source, res Result, applied []Parsed
 	pk := debuggerPK(src.ID, rand.IntN(debuggerShards))
 	for len(entries) > 0 {
 		sk := s.debuggerSK(now)
-		var it debuggerItem
-		size := 0
+		it := debuggerItem{Entries: make([]Entry, 0, len(entries))}
+		size, encoded := 0, 0
 		for len(entries) > 0 && (len(it.Entries) == 0 || size+len(entries[0].e.Raw)+1024 <= debuggerItemBytes) {
 			e := entries[0].e
 			e.Cursor = entryCursor(sk, entries[0].index)
 			size += len(e.Raw) + 1024 // the raw message and a generous allowance for the rest
+			encoded += len(e.Raw) + len(e.Cursor) + 320
+			if e.Rejection != nil {
+				encoded += len(e.Rejection.Message)
+			}
 			it.Entries = append(it.Entries, e)
 			entries = entries[1:]
 		}
-		item := store.JSONItem(store.Key{PK: pk, SK: sk}, it)
+		item := debuggerItemData(store.Key{PK: pk, SK: sk}, it, encoded)
 		item.ExpiresAt = exp
 		ops = append(ops, store.PutOp(item, store.Always))
 	}
@@ -205,7 +214,7 @@ func rawJSON(raw []byte) json.RawMessage {
 	if len(raw) == 0 {
 		return json.RawMessage(`null`)
 	}
-	if json.Valid(raw) {
+	if validJSON(raw) {
 		if !utf8.Valid(raw) {
 			// Outside strings such bytes are not JSON, so this replaces only inside strings.
 			return bytes.ToValidUTF8(raw, []byte("\uFFFD"))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -51,22 +52,44 @@ func Parse(call string, body []byte, env Env) (Request, error) {
 }
 
 // parseSingle parses /v1/identify, /v1/track, …: the body is the message, its type the call.
+// The body is read once (decoder); one the fast path cannot vouch for is read again by
+// parseSingleReference, which answers it.
 func parseSingle(call string, body []byte, env Env) (Request, error) {
 	if len(body) > MaxMessageBytes {
-		return Request{}, messageTooLarge("the message", len(body))
+		return Request{}, messageTooLarge(singleSubject, len(body))
 	}
+	d := decoder{data: body}
+	d.space()
+	var w wireMessage
+	if d.pos < len(body) && body[d.pos] == '{' {
+		d.message(&w, 0)
+		d.space()
+	}
+	if d.bad || d.slow || d.pos != len(body) {
+		return parseSingleReference(call, body, env)
+	}
+	return singleRequest(call, body, &w, nil, env)
+}
+
+// parseSingleReference is parseSingle by encoding/json and jsoncheck.
+func parseSingleReference(call string, body []byte, env Env) (Request, error) {
 	var w wireMessage
 	typeErr, err := decodeMessage(body, &w)
 	if err != nil {
 		return Request{}, err
 	}
-	if e := checkText(body, "the message", jsoncheck.Options{Type: wireMessageType}); e != nil {
+	if e := checkText(body, singleSubject, jsoncheck.Options{Type: wireMessageType}); e != nil {
 		return Request{}, e
 	}
+	return singleRequest(call, body, &w, typeErr, env)
+}
+
+// singleRequest validates and normalises the decoded and checked body of a single call.
+func singleRequest(call string, body []byte, w *wireMessage, typeErr *json.UnmarshalTypeError, env Env) (Request, error) {
 	if w.WriteKey.kind != 0 && w.WriteKey.kind != 's' {
-		return Request{}, invalidKind("", "writeKey", "a string", w.WriteKey.kind)
+		return Request{}, invalidKind(noSubject, "writeKey", "a string", w.WriteKey.kind)
 	}
-	m, e := normalise(call, &w, typeErr, "the message", batchShared{}, env)
+	m, e := normalise(call, w, typeErr, singleSubject, batchShared{}, env)
 	if e != nil {
 		return Request{}, e
 	}
@@ -92,7 +115,59 @@ type batchShared struct {
 	integrations map[string]any
 }
 
+// parseBatch parses /v1/batch. The body is read once (decoder); a message the fast path cannot
+// vouch for is read again by parseElement, and a body it cannot vouch for (an error at the
+// batch's level, most often) by parseBatchReference, which answers it.
 func parseBatch(body []byte, env Env) (Request, error) {
+	d := decoder{data: body}
+	d.space()
+	fb := newFastBatch()
+	defer fb.release()
+	if d.pos < len(body) && body[d.pos] == '{' {
+		d.batch(&fb)
+		d.space()
+	}
+	if d.bad || d.slow || d.pos != len(body) {
+		return parseBatchReference(body, env)
+	}
+	// What parseBatchReference checks once the body is decoded and checked (a batch of 1 to
+	// MaxBatchMessages messages, or the decoder set slow); an error is its to word.
+	if fb.wb.WriteKey.kind != 0 && fb.wb.WriteKey.kind != 's' {
+		return parseBatchReference(body, env)
+	}
+	sh := batchShared{context: fb.wb.Context, integrations: fb.wb.Integrations}
+	if t, ok, e := timeField(noSubject, "sentAt", fb.wb.SentAt); e != nil {
+		return parseBatchReference(body, env)
+	} else if ok {
+		sh.sentAt = t
+	}
+
+	// One copy of the messages' bytes, which every Raw shares (each capped to its own).
+	buf := append([]byte(nil), body[fb.arrayStart:fb.arrayEnd]...)
+	req := Request{WriteKey: fb.wb.WriteKey.s, Total: len(fb.elems), Messages: make([]Parsed, 0, len(fb.elems))}
+	for i := range fb.elems {
+		el := &fb.elems[i]
+		start, end := el.start-fb.arrayStart, el.end-fb.arrayStart
+		raw := json.RawMessage(buf[start:end:end])
+		var m message.Message
+		var e *errcode.Error
+		if el.slow || len(raw) > MaxMessageBytes {
+			m, e = parseElement(raw, subject(i), sh, env)
+		} else {
+			m, e = typedElement(&el.w, nil, subject(i), sh, env)
+		}
+		if e != nil {
+			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: e.Code, Message: e.Message, Field: e.Field, Raw: raw})
+			continue
+		}
+		m.Raw = raw
+		req.Messages = append(req.Messages, Parsed{Index: i, Message: m})
+	}
+	return req, nil
+}
+
+// parseBatchReference is parseBatch by encoding/json and jsoncheck.
+func parseBatchReference(body []byte, env Env) (Request, error) {
 	var wb wireBatch
 	if err := json.Unmarshal(body, &wb); err != nil {
 		var te *json.UnmarshalTypeError
@@ -113,14 +188,14 @@ func parseBatch(body []byte, env Env) (Request, error) {
 	}
 	// The batch's own fields (its context goes into every message); each message is checked
 	// on its own below, so that a bad one is rejected alone.
-	if e := checkText(body, "", jsoncheck.Options{Type: wireBatchType, Skip: "batch"}); e != nil {
+	if e := checkText(body, noSubject, jsoncheck.Options{Type: wireBatchType, Skip: "batch"}); e != nil {
 		return Request{}, e
 	}
 	if wb.WriteKey.kind != 0 && wb.WriteKey.kind != 's' {
-		return Request{}, invalidKind("", "writeKey", "a string", wb.WriteKey.kind)
+		return Request{}, invalidKind(noSubject, "writeKey", "a string", wb.WriteKey.kind)
 	}
 	sh := batchShared{context: wb.Context, integrations: wb.Integrations}
-	if t, ok, e := timeField("", "sentAt", wb.SentAt); e != nil {
+	if t, ok, e := timeField(noSubject, "sentAt", wb.SentAt); e != nil {
 		return Request{}, e
 	} else if ok {
 		sh.sentAt = t
@@ -128,8 +203,7 @@ func parseBatch(body []byte, env Env) (Request, error) {
 
 	req := Request{WriteKey: wb.WriteKey.s, Total: len(wb.Batch), Messages: make([]Parsed, 0, len(wb.Batch))}
 	for i, raw := range wb.Batch {
-		subject := fmt.Sprintf("message %d", i)
-		m, e := parseElement(raw, subject, sh, env)
+		m, e := parseElement(raw, subject(i), sh, env)
 		if e != nil {
 			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: e.Code, Message: e.Message, Field: e.Field, Raw: raw})
 			continue
@@ -140,30 +214,57 @@ func parseBatch(body []byte, env Env) (Request, error) {
 	return req, nil
 }
 
-// parseElement validates and normalises one element of a batch.
-func parseElement(raw []byte, subject string, sh batchShared, env Env) (message.Message, *errcode.Error) {
+// parseElement validates and normalises one element of a batch, by encoding/json and
+// jsoncheck.
+func parseElement(raw []byte, subj subject, sh batchShared, env Env) (message.Message, *errcode.Error) {
 	if raw[0] != '{' { // raw is a valid JSON value (the whole body was), never empty
-		return message.Message{}, invalidFieldErr("", "%s is %s, not a JSON object", subject, describeKind(raw[0]))
+		return message.Message{}, invalidFieldErr("", "%s is %s, not a JSON object", subj, describeKind(raw[0]))
 	}
 	if len(raw) > MaxMessageBytes {
-		return message.Message{}, messageTooLarge(subject, len(raw))
+		return message.Message{}, messageTooLarge(subj, len(raw))
 	}
 	var w wireMessage
 	typeErr, err := decodeMessage(raw, &w)
 	if err != nil { // cannot happen: the batch was valid JSON; kept as a rejection, not a panic
-		return message.Message{}, invalidFieldErr("", "%s is not valid JSON", subject)
+		return message.Message{}, invalidFieldErr("", "%s is not valid JSON", subj)
 	}
-	if e := checkText(raw, subject, jsoncheck.Options{Type: wireMessageType}); e != nil {
+	if e := checkText(raw, subj, jsoncheck.Options{Type: wireMessageType}); e != nil {
 		return message.Message{}, e
 	}
+	return typedElement(&w, typeErr, subj, sh, env)
+}
+
+// typedElement validates and normalises a decoded and checked element of a batch, whose type
+// is its own.
+func typedElement(w *wireMessage, typeErr *json.UnmarshalTypeError, subj subject, sh batchShared, env Env) (message.Message, *errcode.Error) {
 	typ := w.Type.s
 	if w.Type.kind != 's' || !validType(typ) {
 		if w.Type.kind == 0 {
-			return message.Message{}, invalidTypeErr("%s has no type; set type to one of %s", subject, typeList)
+			return message.Message{}, invalidTypeErr("%s has no type; set type to one of %s", subj, typeList)
 		}
-		return message.Message{}, invalidTypeErr("%s has type %s; the types are %s", subject, quoteValue(w.Type), typeList)
+		return message.Message{}, invalidTypeErr("%s has type %s; the types are %s", subj, quoteValue(w.Type), typeList)
 	}
-	return normalise(typ, &w, typeErr, subject, sh, env)
+	return normalise(typ, w, typeErr, subj, sh, env)
+}
+
+// subject names a message in errors: "message 3" (its index in a batch), "the message" (a
+// single call's body), or nothing (the batch's own fields, a single call's writeKey). Only
+// an error spells it out.
+type subject int
+
+const (
+	singleSubject subject = -1
+	noSubject     subject = -2
+)
+
+func (s subject) String() string {
+	switch s {
+	case singleSubject:
+		return "the message"
+	case noSubject:
+		return ""
+	}
+	return "message " + strconv.Itoa(int(s))
 }
 
 const typeList = "identify, track, page, screen, group and alias"
@@ -206,12 +307,12 @@ var (
 // checkText refuses what the decoder would change without a word (jsoncheck): invalid UTF-8
 // and unpaired surrogates, which all decode as U+FFFD and so would make different ids one
 // profile; NUL characters, which ids, event names and the identifiers read from traits must
-// not hold; keys given twice, of which only the last would count. subject ("message 3", "the
-// message", "" for the batch) prefixes the message; the field is the JSON path at fault.
-func checkText(raw []byte, subject string, opts jsoncheck.Options) *errcode.Error {
+// not hold; keys given twice, of which only the last would count. subj ("message 3", "the
+// message", nothing for the batch) prefixes the message; the field is the JSON path at fault.
+func checkText(raw []byte, subj subject, opts jsoncheck.Options) *errcode.Error {
 	e := jsoncheck.Check(raw, opts)
 	if e != nil {
-		e.Message = subjectPrefix(subject) + e.Message
+		e.Message = subjectPrefix(subj) + e.Message
 	}
 	return e
 }
@@ -230,11 +331,11 @@ func decodeMessage(raw []byte, w *wireMessage) (typeErr *json.UnmarshalTypeError
 }
 
 // normalise validates a decoded message of type typ and turns it into a message.Message (Raw is
-// left to the caller). subject names the message in errors: "message 3" or "the message".
-func normalise(typ string, w *wireMessage, typeErr *json.UnmarshalTypeError, subject string, sh batchShared, env Env) (message.Message, *errcode.Error) {
+// left to the caller). subj names the message in errors: "message 3" or "the message".
+func normalise(typ string, w *wireMessage, typeErr *json.UnmarshalTypeError, subj subject, sh batchShared, env Env) (message.Message, *errcode.Error) {
 	if typeErr != nil {
 		field, msg := describeTypeError(typeErr)
-		return message.Message{}, invalidFieldErr(field, "%s: %s", subject, msg)
+		return message.Message{}, invalidFieldErr(field, "%s: %s", subj, msg)
 	}
 	for _, f := range [...]struct {
 		name string
@@ -244,7 +345,7 @@ func normalise(typ string, w *wireMessage, typeErr *json.UnmarshalTypeError, sub
 		{"groupId", w.GroupID}, {"previousId", w.PreviousID},
 	} {
 		if f.v.kind != 0 && f.v.kind != 's' && f.v.kind != 'n' {
-			return message.Message{}, invalidKind(subject, f.name, "a string or a number", f.v.kind)
+			return message.Message{}, invalidKind(subj, f.name, "a string or a number", f.v.kind)
 		}
 	}
 	for _, f := range [...]struct {
@@ -252,45 +353,45 @@ func normalise(typ string, w *wireMessage, typeErr *json.UnmarshalTypeError, sub
 		v    jsonValue
 	}{{"event", w.Event}, {"name", w.Name}} {
 		if f.v.kind != 0 && f.v.kind != 's' {
-			return message.Message{}, invalidKind(subject, f.name, "a string", f.v.kind)
+			return message.Message{}, invalidKind(subj, f.name, "a string", f.v.kind)
 		}
 	}
 	if n := len(w.MessageID.s); n > MaxMessageIDLen {
 		return message.Message{}, reject("message_id_too_long", "messageId",
-			"%s has a messageId of %d bytes; the limit is %d bytes", subject, n, MaxMessageIDLen)
+			"%s has a messageId of %d bytes; the limit is %d bytes", subj, n, MaxMessageIDLen)
 	}
 	if w.UserID.s == "" && w.AnonymousID.s == "" {
 		return message.Message{}, reject("no_user_anon_id", "userId|anonymousId",
-			"%s has neither a userId nor an anonymousId; send at least one of them", subject)
+			"%s has neither a userId nor an anonymousId; send at least one of them", subj)
 	}
 	switch {
 	case typ == message.Track && w.Event.s == "":
-		return message.Message{}, reject("missing_event", "event", "%s is a track call without an event; set event to the event's name", subject)
+		return message.Message{}, reject("missing_event", "event", "%s is a track call without an event; set event to the event's name", subj)
 	case typ == message.Group && w.GroupID.s == "":
-		return message.Message{}, reject("missing_group_id", "groupId", "%s is a group call without a groupId; set groupId", subject)
+		return message.Message{}, reject("missing_group_id", "groupId", "%s is a group call without a groupId; set groupId", subj)
 	case typ == message.Alias && w.PreviousID.s == "":
-		return message.Message{}, reject("missing_previous_id", "previousId", "%s is an alias call without a previousId; set previousId to the id being merged", subject)
+		return message.Message{}, reject("missing_previous_id", "previousId", "%s is an alias call without a previousId; set previousId to the id being merged", subj)
 	}
 	if n := len(w.Traits); n > MaxFields {
-		return message.Message{}, reject("too_many_traits", "traits", "%s has %d traits; the limit is %d per message", subject, n, MaxFields)
+		return message.Message{}, reject("too_many_traits", "traits", "%s has %d traits; the limit is %d per message", subj, n, MaxFields)
 	}
 	if n := len(w.Properties); n > MaxFields {
-		return message.Message{}, reject("too_many_properties", "properties", "%s has %d properties; the limit is %d per message", subject, n, MaxFields)
+		return message.Message{}, reject("too_many_properties", "properties", "%s has %d properties; the limit is %d per message", subj, n, MaxFields)
 	}
 	originalField := "originalTimestamp"
-	original, hasOriginal, e := timeField(subject, originalField, w.OriginalTimestamp)
+	original, hasOriginal, e := timeField(subj, originalField, w.OriginalTimestamp)
 	if e != nil {
 		return message.Message{}, e
 	}
 	if !hasOriginal {
 		originalField = "timestamp"
-		if original, hasOriginal, e = timeField(subject, originalField, w.Timestamp); e != nil {
+		if original, hasOriginal, e = timeField(subj, originalField, w.Timestamp); e != nil {
 			return message.Message{}, e
 		}
-	} else if _, _, e = timeField(subject, "timestamp", w.Timestamp); e != nil {
+	} else if _, _, e = timeField(subj, "timestamp", w.Timestamp); e != nil {
 		return message.Message{}, e
 	}
-	sentAt, hasSentAt, e := timeField(subject, "sentAt", w.SentAt)
+	sentAt, hasSentAt, e := timeField(subj, "sentAt", w.SentAt)
 	if e != nil {
 		return message.Message{}, e
 	}
@@ -342,7 +443,7 @@ func normalise(typ string, w *wireMessage, typeErr *json.UnmarshalTypeError, sub
 	case m.Timestamp.Before(oldest):
 		return message.Message{}, reject("timestamp_too_old", originalField,
 			"%s%s is %s, %d days before it arrived; events are kept %d days, so the oldest accepted now is %s",
-			subjectPrefix(subject), originalField, m.Timestamp.Format(time.RFC3339), int(env.ReceivedAt.Sub(m.Timestamp)/(24*time.Hour)),
+			subjectPrefix(subj), originalField, m.Timestamp.Format(time.RFC3339), int(env.ReceivedAt.Sub(m.Timestamp)/(24*time.Hour)),
 			int(profile.EventRetention/(24*time.Hour)), oldest.Format(time.RFC3339))
 	case m.Timestamp.After(env.ReceivedAt.Add(profile.FutureSkew)):
 		m.Timestamp = env.ReceivedAt
@@ -394,14 +495,14 @@ func cloneJSONValue(v any) any {
 // (+0000) that some mobile SDKs' date formatters produce.
 var timeLayouts = [...]string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700"}
 
-// timeField parses a timestamp field; absent, null and "" are absent. subject is "" at the
-// batch level.
-func timeField(subject, field string, v jsonValue) (time.Time, bool, *errcode.Error) {
+// timeField parses a timestamp field; absent, null and "" are absent. subj is noSubject at
+// the batch level.
+func timeField(subj subject, field string, v jsonValue) (time.Time, bool, *errcode.Error) {
 	if v.kind == 0 || (v.kind == 's' && v.s == "") {
 		return time.Time{}, false, nil
 	}
 	if v.kind != 's' {
-		return time.Time{}, false, invalidKind(subject, field, "an ISO-8601 timestamp string", v.kind)
+		return time.Time{}, false, invalidKind(subj, field, "an ISO-8601 timestamp string", v.kind)
 	}
 	for _, layout := range timeLayouts {
 		if t, err := time.Parse(layout, v.s); err == nil {
@@ -409,7 +510,7 @@ func timeField(subject, field string, v jsonValue) (time.Time, bool, *errcode.Er
 		}
 	}
 	return time.Time{}, false, invalidFieldErr(field, "%s%s is %s, not an ISO-8601 timestamp such as 2026-01-02T15:04:05.000Z",
-		subjectPrefix(subject), field, quoteValue(v))
+		subjectPrefix(subj), field, quoteValue(v))
 }
 
 // jsonValue is a scalar field decoded without committing to its JSON type: kind is 0 (absent
@@ -537,8 +638,8 @@ func invalidJSON(err error) *errcode.Error {
 	return errcode.New(errcode.Invalid, "invalid_json", "the body is not valid JSON: %v", err)
 }
 
-func messageTooLarge(subject string, n int) *errcode.Error {
-	return reject("message_too_large", "", "%s is %d bytes; the limit is %d bytes per message", subject, n, MaxMessageBytes)
+func messageTooLarge(subj subject, n int) *errcode.Error {
+	return reject("message_too_large", "", "%s is %d bytes; the limit is %d bytes per message", subj, n, MaxMessageBytes)
 }
 
 func reject(code, field, format string, args ...any) *errcode.Error {
@@ -553,8 +654,8 @@ func invalidTypeErr(format string, args ...any) *errcode.Error {
 	return reject("invalid_type", "type", format, args...)
 }
 
-func invalidKind(subject, field, want string, kind byte) *errcode.Error {
-	return invalidFieldErr(field, "%s%s must be %s, not %s", subjectPrefix(subject), field, want, describeKind(kindByte(kind)))
+func invalidKind(subj subject, field, want string, kind byte) *errcode.Error {
+	return invalidFieldErr(field, "%s%s must be %s, not %s", subjectPrefix(subj), field, want, describeKind(kindByte(kind)))
 }
 
 // kindByte maps a jsonValue kind to a first byte describeKind understands.
@@ -572,11 +673,11 @@ func kindByte(kind byte) byte {
 	return '0'
 }
 
-func subjectPrefix(subject string) string {
-	if subject == "" {
+func subjectPrefix(subj subject) string {
+	if subj == noSubject {
 		return ""
 	}
-	return subject + ": "
+	return subj.String() + ": "
 }
 
 // quoteValue shows a value a client sent, shortened: it goes into an error message.

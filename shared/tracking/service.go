@@ -107,8 +107,9 @@ func (s *Service) seenOps(srcID string, msgs []Parsed) (ops []store.Op, mark fun
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var keys []store.Key
+	pk := seenKey(srcID, "").PK
 	for _, pm := range msgs {
-		k := seenKey(srcID, pm.Message.Type)
+		k := store.Key{PK: pk, SK: pm.Message.Type} // seenKey(srcID, pm.Message.Type)
 		if !s.seen[k] && !slices.Contains(keys, k) {
 			keys = append(keys, k)
 			ops = append(ops, store.PutOp(store.Item{Key: k, Data: []byte(`{}`)}, store.Always))
