@@ -20,13 +20,20 @@ func invalidWriteKey() error {
 		"the write key is unknown or its source is disabled; copy it from the source's settings (HTTP Basic user, empty password, or \"writeKey\" in the body)")
 }
 
-// SourceByWriteKey returns the enabled source a tracking-API write key belongs to.
+// SourceByWriteKey returns the enabled source a tracking-API write key belongs to, as read at
+// most writeKeyTTL ago by this instance (a change made here applies at once).
 // Caller: anyone holding the key. Errors: invalid_write_key (401).
 func (s *Service) SourceByWriteKey(ctx context.Context, key string) (Source, error) {
 	if key == "" {
 		return Source{}, invalidWriteKey()
 	}
-	it, err := s.st.Get(ctx, writeKeyKey(token.Hash(key)))
+	hash := token.Hash(key)
+	read := s.now()
+	src, gen, ok := s.writeKeys.get(hash, read)
+	if ok {
+		return src, nil
+	}
+	it, err := s.st.Get(ctx, writeKeyKey(hash))
 	if errors.Is(err, store.ErrNotFound) {
 		return Source{}, invalidWriteKey()
 	}
@@ -37,11 +44,15 @@ func (s *Service) SourceByWriteKey(ctx context.Context, key string) (Source, err
 	if err := json.Unmarshal(it.Data, &rec); err != nil {
 		return Source{}, fmt.Errorf("decode write key record: %w", err)
 	}
-	src, _, err := s.loadSource(ctx, rec.WorkspaceID, rec.SourceID)
+	src, _, err = s.loadSource(ctx, rec.WorkspaceID, rec.SourceID)
 	if errcode.Is(err, "not_found") || err == nil && !src.Enabled {
 		return Source{}, invalidWriteKey()
 	}
-	return src, err
+	if err != nil {
+		return Source{}, err
+	}
+	s.writeKeys.put(hash, src, read, gen)
+	return src, nil
 }
 
 // MarkConnected records that a source passed its connection test: its step-2 tile turns

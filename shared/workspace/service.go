@@ -17,6 +17,8 @@ type Service struct {
 	secrets      secrets.Sealer
 	// opened caches the Flex tokens opened by this Service (see FlexAuthToken).
 	opened *openedCache
+	// writeKeys caches the sources write keys name (SourceByWriteKey).
+	writeKeys *writeKeyCache
 }
 
 // Options configure a Service.
@@ -36,5 +38,5 @@ func New(st store.Store, opts Options) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now}, operatorHash: opts.OperatorTokenHash, secrets: opts.Secrets, opened: &openedCache{}}
+	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now}, operatorHash: opts.OperatorTokenHash, secrets: opts.Secrets, opened: &openedCache{}, writeKeys: &writeKeyCache{}}
 }

@@ -161,6 +161,7 @@ func (s *Service) UpdateSource(ctx context.Context, p Principal, wsID, srcID str
 		}
 	}
 	var out Source
+	defer s.writeKeys.forget() // a disabled source's write key stops here at once
 	err := retryOnRace(ctx, func() error {
 		src, version, err := s.loadSource(ctx, wsID, srcID)
 		if err != nil {
@@ -200,6 +201,7 @@ func (s *Service) DeleteSource(ctx context.Context, p Principal, wsID, srcID str
 	if err := p.Owns(wsID); err != nil {
 		return err
 	}
+	defer s.writeKeys.forget() // its write key stops here at once
 	return retryOnRace(ctx, func() error {
 		src, version, err := s.loadSource(ctx, wsID, srcID)
 		if err != nil {
