@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"github.com/unifiedprofiles/up/shared/jsonappend"
 	"github.com/unifiedprofiles/up/shared/message"
 )
 
@@ -75,9 +75,9 @@ func Messages(r io.Reader, uploadID string, at time.Time, from int, fn func(i in
 			if len(raw) > 1 {
 				raw = append(raw, ',')
 			}
-			raw = appendJSONString(raw, header[j])
+			raw = jsonappend.StringKeepHTML(raw, header[j])
 			raw = append(raw, ':')
-			raw = appendJSONString(raw, v)
+			raw = jsonappend.StringKeepHTML(raw, v)
 		}
 		raw = append(raw, '}')
 		m.Raw = json.RawMessage(bytes.Clone(raw))
@@ -85,57 +85,6 @@ func Messages(r io.Reader, uploadID string, at time.Time, from int, fn func(i in
 			return err
 		}
 	}
-}
-
-// appendJSONString appends s as a JSON string, escaped as encoding/json does (bytes that are
-// not UTF-8 become U+FFFD) except that <, > and & are kept.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // Template returns a CSV template: a header with the identifier columns then a sample

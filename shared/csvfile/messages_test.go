@@ -138,22 +138,6 @@ func TestMessagesLargeFile(t *testing.T) {
 	}
 }
 
-func TestAppendJSONString(t *testing.T) {
-	t.Parallel()
-	for _, s := range []string{"", "abc", `a"b\c`, "tab\there\nnew\rret", "\x00\x01\x1f\x7f", "é g͟h 😀", "\xff\xfe", "a\u2028b\u2029c", "<a & b>", "\xe1\xb8"} {
-		got := appendJSONString(nil, s)
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(s); err != nil {
-			t.Fatal(err)
-		}
-		if want := strings.TrimSuffix(buf.String(), "\n"); string(got) != want {
-			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
-		}
-	}
-}
-
 func TestTemplate(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

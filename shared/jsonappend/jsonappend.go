@@ -115,12 +115,18 @@ const hexDigits = "0123456789abcdef"
 
 // String appends s quoted as json.Marshal does: with <, > and & escaped (its HTML
 // escaping), invalid UTF-8 replaced by U+FFFD and U+2028, U+2029 escaped.
-func String(b []byte, s string) []byte {
+func String(b []byte, s string) []byte { return appendString(b, s, true) }
+
+// StringKeepHTML is String without the HTML escaping: a json.Encoder's with
+// SetEscapeHTML(false), for text people read (a CSV row's raw message).
+func StringKeepHTML(b []byte, s string) []byte { return appendString(b, s, false) }
+
+func appendString(b []byte, s string, escapeHTML bool) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= ' ' && c != '"' && c != '\\' && (!escapeHTML || c != '<' && c != '>' && c != '&') {
 				i++
 				continue
 			}

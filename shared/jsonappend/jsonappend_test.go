@@ -1,8 +1,10 @@
 package jsonappend
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,5 +79,21 @@ func TestValueAndTimeMatchMarshal(t *testing.T) {
 				t.Fatalf("got %s, json.Marshal writes %s", got, want)
 			}
 		})
+	}
+}
+
+// StringKeepHTML is a json.Encoder's string with SetEscapeHTML(false).
+func TestStringKeepHTML(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"", "abc", `a"b\c`, "tab\there\nnew\rret", "\x00\x01\x1f\x7f", "é g͟h 😀", "\xff\xfe", "a\u2028b\u2029c", "<a & b>", "\xe1\xb8"} {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := StringKeepHTML(nil, s), strings.TrimSuffix(buf.String(), "\n"); string(got) != want {
+			t.Errorf("StringKeepHTML(%q) = %s, want %s", s, got, want)
+		}
 	}
 }

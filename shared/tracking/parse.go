@@ -156,14 +156,19 @@ func parseBatch(body []byte, env Env) (Request, error) {
 		} else {
 			m, e = typedElement(&el.w, nil, subject(i), sh, env)
 		}
-		if e != nil {
-			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: e.Code, Message: e.Message, Field: e.Field, Raw: raw})
-			continue
-		}
-		m.Raw = raw
-		req.Messages = append(req.Messages, Parsed{Index: i, Message: m})
+		req.add(i, raw, m, e)
 	}
 	return req, nil
+}
+
+// add records a batch's message i, raw as sent: accepted as m, or rejected with e.
+func (req *Request) add(i int, raw json.RawMessage, m message.Message, e *errcode.Error) {
+	if e != nil {
+		req.Rejected = append(req.Rejected, Rejection{Index: i, Code: e.Code, Message: e.Message, Field: e.Field, Raw: raw})
+		return
+	}
+	m.Raw = raw
+	req.Messages = append(req.Messages, Parsed{Index: i, Message: m})
 }
 
 // parseBatchReference is parseBatch by encoding/json and jsoncheck.
@@ -204,12 +209,7 @@ func parseBatchReference(body []byte, env Env) (Request, error) {
 	req := Request{WriteKey: wb.WriteKey.s, Total: len(wb.Batch), Messages: make([]Parsed, 0, len(wb.Batch))}
 	for i, raw := range wb.Batch {
 		m, e := parseElement(raw, subject(i), sh, env)
-		if e != nil {
-			req.Rejected = append(req.Rejected, Rejection{Index: i, Code: e.Code, Message: e.Message, Field: e.Field, Raw: raw})
-			continue
-		}
-		m.Raw = raw
-		req.Messages = append(req.Messages, Parsed{Index: i, Message: m})
+		req.add(i, raw, m, e)
 	}
 	return req, nil
 }

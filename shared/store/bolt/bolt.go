@@ -131,18 +131,7 @@ func currentMeta(b *bbolt.Bucket, k store.Key, ek []byte, now time.Time, withDat
 
 // current returns the live item at k, or nil if absent or expired.
 func current(b *bbolt.Bucket, k store.Key, now time.Time) (*store.Item, error) {
-	v := b.Get(encodeKey(k))
-	if v == nil {
-		return nil, nil
-	}
-	it, err := decodeValue(k, v)
-	if err != nil {
-		return nil, err
-	}
-	if it.Expired(now) {
-		return nil, nil
-	}
-	return &it, nil
+	return currentMeta(b, k, encodeKey(k), now, true)
 }
 
 // Get implements store.Store.
