@@ -242,6 +242,7 @@ func TestHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
 	mux := httpapi.NewMux()
 	httpapi.MountHealth(mux, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(mux)

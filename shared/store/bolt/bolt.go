@@ -1,5 +1,6 @@
-// Package bolt implements store.Store on bbolt: one file, serialisable transactions, and
-// concurrent writers grouped into one commit (groupcommit.go).
+// Package bolt implements store.Store on bbolt: one file, serialisable transactions,
+// concurrent writers grouped into one commit (groupcommit.go), and a write-ahead log with
+// in-memory tables in front of the file (overlay.go).
 package bolt
 
 import (
@@ -8,6 +9,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,14 +27,35 @@ var itemsBucket = []byte("items")
 // BENCHMARKS.md 2026-12-01 23:40 UTC). 32 KB was slower again.
 const pageSize = 16 << 10
 
-// Store is a store.Store on one bbolt file.
+// Store is a store.Store on one bbolt file and the write-ahead logs beside it.
 type Store struct {
-	db  *bbolt.DB
-	now func() time.Time
+	db   *bbolt.DB
+	now  func() time.Time
+	path string
 
 	qmu        sync.Mutex
 	queue      []pending // writes waiting for the next commit
 	committing bool      // a goroutine is committing the queue
+
+	walMu     sync.Mutex // the log: appends, rotation
+	wal       *os.File
+	walSeq    int
+	walOff    int64 // where the next record goes
+	walTotal  int64 // logged since Open
+	walZeroed bool  // the log was zero-filled before use
+
+	omu       sync.RWMutex // the tables
+	active    *memtable    // committed, not yet frozen
+	frozen    *memtable    // being flushed into bbolt; nil when none
+	frozenSeq int          // the last log whose writes frozen holds
+	flushErr  error        // a failed flush or rotation: commits stop, the logs keep everything
+
+	flushMu    sync.Mutex
+	spareMu    sync.Mutex // one spare log prepared at a time
+	flushBytes int
+	flushCh    chan struct{}
+	stop       chan struct{}
+	stopped    chan struct{}
 }
 
 // Option adjusts a Store.
@@ -40,7 +64,8 @@ type Option func(*Store)
 // WithClock sets the clock that decides expiry (tests move time without sleeping).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
-// Open opens (creating if needed) the store file at path.
+// Open opens (creating if needed) the store file at path, first writing into it what the
+// write-ahead logs beside it hold (a crash's leftovers).
 func Open(path string, opts ...Option) (*Store, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType, PageSize: pageSize})
 	if err != nil {
@@ -53,15 +78,29 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	s := &Store{db: db, now: time.Now}
+	s := &Store{db: db, now: time.Now, path: path, active: newMemtable(), flushBytes: defaultFlushBytes,
+		flushCh: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
+	seq, err := s.recover()
+	if err == nil {
+		err = s.openWAL(seq)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	go s.background()
 	return s, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close writes what the tables hold into bbolt, removes the logs and closes the file. No
+// call may be in flight or follow.
+func (s *Store) Close() error {
+	err := s.closeOverlay()
+	return errors.Join(err, s.db.Close())
+}
 
 // Keys are PK, a 0x00 separator, SK: the separator sorts before every other byte, so a
 // partition's items are contiguous and ordered by SK, as in DynamoDB.
@@ -109,29 +148,15 @@ func decodeValue(k store.Key, v []byte) (store.Item, error) {
 	return it, nil
 }
 
-// currentMeta is current without copying the item's data unless withData.
-func currentMeta(b *bbolt.Bucket, k store.Key, ek []byte, now time.Time, withData bool) (*store.Item, error) {
-	v := b.Get(ek)
-	if v == nil {
-		return nil, nil
-	}
-	decode := decodeHeader
-	if withData {
-		decode = decodeValue
-	}
-	it, err := decode(k, v)
-	if err != nil {
-		return nil, err
-	}
-	if it.Expired(now) {
-		return nil, nil
-	}
-	return &it, nil
-}
-
-// current returns the live item at k, or nil if absent or expired.
-func current(b *bbolt.Bucket, k store.Key, now time.Time) (*store.Item, error) {
-	return currentMeta(b, k, encodeKey(k), now, true)
+// read runs fn with a view of the committed state: the tables, then bbolt, consistent
+// across keys (a commit publishes its writes to the tables all at once).
+func (s *Store) read(fn func(v *view) error) error {
+	s.omu.RLock()
+	defer s.omu.RUnlock()
+	now := s.now()
+	return s.db.View(func(tx *bbolt.Tx) error {
+		return fn(&view{s: s, b: tx.Bucket(itemsBucket), now: now})
+	})
 }
 
 // Get implements store.Store.
@@ -140,9 +165,9 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Item, error) {
 		return store.Item{}, err
 	}
 	var out *store.Item
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.read(func(v *view) error {
 		var err error
-		out, err = current(tx.Bucket(itemsBucket), k, s.now())
+		out, err = v.current(k, encodeKey(k), true)
 		return err
 	})
 	if err != nil {
@@ -154,7 +179,7 @@ func (s *Store) Get(ctx context.Context, k store.Key) (store.Item, error) {
 	return *out, nil
 }
 
-// GetMany implements store.Store: one read transaction.
+// GetMany implements store.Store: one consistent read.
 func (s *Store) GetMany(ctx context.Context, keys ...store.Key) (map[store.Key]store.Item, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -163,11 +188,9 @@ func (s *Store) GetMany(ctx context.Context, keys ...store.Key) (map[store.Key]s
 		return nil, err
 	}
 	out := make(map[store.Key]store.Item, len(keys))
-	now := s.now()
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(itemsBucket)
+	err := s.read(func(v *view) error {
 		for _, k := range keys {
-			it, err := current(b, k, now)
+			it, err := v.current(k, encodeKey(k), true)
 			if err != nil {
 				return err
 			}
@@ -194,29 +217,69 @@ func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Ite
 		return nil, err
 	}
 	prefix := encodeKey(store.Key{PK: pk, SK: p.Prefix}) // every key of the page starts with it
-	now := s.now()
 	items := []store.Item{}
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(itemsBucket).Cursor()
-		var k, v []byte
-		next := c.Next
-		if p.Desc {
-			k, v = seekBefore(c, descEnd(pk, prefix, p.After))
-			next = c.Prev
-		} else {
-			k, v = c.Seek(ascStart(pk, prefix, p.After))
-		}
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = next() {
-			it, err := decodeValue(store.Key{PK: pk, SK: string(k[len(pk)+1:])}, v)
+	err := s.read(func(v *view) error {
+		// The tables' writes in the page's range, merged into bbolt's walk: a table's write
+		// of a key replaces bbolt's, and a delete hides it.
+		ov := s.overlayPartition(pk, func(sk string) bool {
+			switch {
+			case !strings.HasPrefix(sk, p.Prefix):
+				return false
+			case p.After == "":
+				return true
+			case p.Desc:
+				return sk < p.After
+			default:
+				return sk > p.After
+			}
+		}, p.Desc)
+		before := func(a, b string) bool { return (!p.Desc && a < b) || (p.Desc && a > b) }
+		full := false
+		emit := func(sk string, val []byte) error {
+			if val == nil {
+				return nil
+			}
+			it, err := decodeValue(store.Key{PK: pk, SK: sk}, val)
 			if err != nil {
 				return err
 			}
-			if it.Expired(now) {
-				continue
+			if it.Expired(v.now) {
+				return nil
 			}
 			items = append(items, it)
-			if p.Limit > 0 && len(items) == p.Limit {
+			full = p.Limit > 0 && len(items) == p.Limit
+			return nil
+		}
+		c := v.b.Cursor()
+		var k, val []byte
+		next := c.Next
+		if p.Desc {
+			k, val = seekBefore(c, descEnd(pk, prefix, p.After))
+			next = c.Prev
+		} else {
+			k, val = c.Seek(ascStart(pk, prefix, p.After))
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && !full; k, val = next() {
+			sk := string(k[len(pk)+1:])
+			for ; len(ov) > 0 && before(ov[0].key.SK, sk) && !full; ov = ov[1:] {
+				if err := emit(ov[0].key.SK, ov[0].val); err != nil {
+					return err
+				}
+			}
+			if full {
 				break
+			}
+			if len(ov) > 0 && ov[0].key.SK == sk {
+				val = ov[0].val
+				ov = ov[1:]
+			}
+			if err := emit(sk, val); err != nil {
+				return err
+			}
+		}
+		for ; len(ov) > 0 && !full; ov = ov[1:] {
+			if err := emit(ov[0].key.SK, ov[0].val); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -277,10 +340,8 @@ func seekBefore(c *bbolt.Cursor, bound []byte) ([]byte, []byte) {
 }
 
 // Transact implements store.Store. Concurrent callers share commits (see groupcommit.go). A
-// failed condition is reported outside the batch: apply writes nothing when a condition
-// fails, and returning the error to bbolt would roll back everyone's writes and re-run the
-// whole batch, then this call alone with a commit of its own: under contention, most of
-// the time would go there.
+// failed condition is an answer, not a failure of the commit: apply stages nothing when a
+// condition fails.
 func (s *Store) Transact(ctx context.Context, ops ...store.Op) error {
 	if err := store.Validate(ops); err != nil {
 		return err
@@ -290,9 +351,8 @@ func (s *Store) Transact(ctx context.Context, ops ...store.Op) error {
 	}
 	w := prepare(ops)
 	var failed *store.ConditionError
-	err := s.commit(func(tx *bbolt.Tx) error {
-		failed = nil // bbolt may run this more than once
-		err := w.apply(tx.Bucket(itemsBucket), s.now())
+	err := s.commit(func(v *view) error {
+		err := w.apply(v)
 		if errors.As(err, &failed) {
 			return nil
 		}
@@ -326,17 +386,17 @@ func prepare(ops []store.Op) writes {
 	return w
 }
 
-// apply checks every condition first, then writes, so a failure leaves nothing half-done even
-// before the transaction rolls back. It runs in the one committing goroutine, so it reads
+// apply checks every condition first, then stages its writes, so a failure leaves nothing
+// half-done. It runs in the one committing goroutine, so it reads
 // only what a condition needs: nothing for an unconditional put or delete, and the data only
 // for an Add (which keeps it).
-func (w writes) apply(b *bbolt.Bucket, now time.Time) error {
+func (w writes) apply(v *view) error {
 	var curs []*store.Item
 	for i, op := range w.ops {
 		if op.Cond == store.Always && op.Kind != store.Add {
 			continue
 		}
-		cur, err := currentMeta(b, op.Item.Key, w.keys[i], now, op.Kind == store.Add)
+		cur, err := v.current(op.Item.Key, w.keys[i], op.Kind == store.Add)
 		if err != nil {
 			return err
 		}
@@ -359,29 +419,25 @@ func (w writes) apply(b *bbolt.Bucket, now time.Time) error {
 		}
 	}
 	for i, op := range w.ops {
-		var err error
 		switch op.Kind {
 		case store.Put:
-			err = b.Put(w.keys[i], w.vals[i])
+			v.put(op.Item.Key, w.keys[i], w.vals[i])
 		case store.Delete:
-			err = b.Delete(w.keys[i])
+			v.delete(op.Item.Key, w.keys[i])
 		case store.Add:
 			next := op.Item
 			if cur := curs[i]; cur != nil {
 				next = *cur
 			}
 			next.Count += op.Delta
-			err = b.Put(w.keys[i], encodeValue(next))
-		}
-		if err != nil {
-			return fmt.Errorf("store: write %s: %w", op.Item.Key, err)
+			v.put(op.Item.Key, w.keys[i], encodeValue(next))
 		}
 	}
 	return nil
 }
 
-// TransactBatch implements store.Batcher: every transaction in one bbolt transaction (one
-// commit, one fsync), each checked and written in order on what the earlier ones wrote; a
+// TransactBatch implements store.Batcher: every transaction in one commit (one log record,
+// one fsync), each checked and written in order on what the earlier ones wrote; a
 // failed condition leaves that transaction out and the others in.
 func (s *Store) TransactBatch(ctx context.Context, txs []store.Tx) ([]error, error) {
 	if err := ctx.Err(); err != nil {
@@ -395,11 +451,9 @@ func (s *Store) TransactBatch(ctx context.Context, txs []store.Tx) ([]error, err
 		}
 	}
 	errs := make([]error, len(txs))
-	err := s.commit(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(itemsBucket)
-		now := s.now()
+	err := s.commit(func(v *view) error {
 		for i, t := range txs {
-			errs[i] = invalid[i] // bbolt may run this more than once
+			errs[i] = invalid[i]
 			if errs[i] != nil {
 				continue
 			}
@@ -412,7 +466,7 @@ func (s *Store) TransactBatch(ctx context.Context, txs []store.Tx) ([]error, err
 			if errs[i] != nil {
 				continue
 			}
-			err := ws[i].apply(b, now)
+			err := ws[i].apply(v)
 			var failed *store.ConditionError
 			if errors.As(err, &failed) {
 				errs[i] = failed

@@ -9,16 +9,28 @@ import (
 	"github.com/unifiedprofiles/up/shared/store/storetest"
 )
 
+// The suite runs with writes held in the in-memory tables (the default size is never
+// reached), and with a freeze after every commit, so that reads merge the active table,
+// a frozen one being flushed, and bbolt.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := bolt.Open(filepath.Join(t.TempDir(), "up.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	for name, opts := range map[string][]bolt.Option{"tables": nil, "flushing": {bolt.WithFlushBytes(1)}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			storetest.Run(t, func(t *testing.T) store.Store {
+				s, err := bolt.Open(filepath.Join(t.TempDir(), "up.db"), opts...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					if err := s.Close(); err != nil {
+						t.Errorf("close: %v", err)
+					}
+				})
+				return s
+			})
+		})
+	}
 }
 
 // Data written before Close is there after reopening the file (a restart of the local stack).

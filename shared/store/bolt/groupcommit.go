@@ -1,25 +1,21 @@
 package bolt
 
-import "go.etcd.io/bbolt"
+// Group commit. Each commit ends with an fsync of the write-ahead log, so writers must
+// share commits. One goroutine commits whatever queued while the previous commit ran: no
+// fixed delay when idle, and groups that grow with the load.
 
-// Group commit. bbolt has one writer at a time and each commit ends with an fsync, so
-// writers must share commits. db.Batch does that by waiting a fixed delay for company and
-// then queuing for the writer lock; under load its batches stay as small as the delay
-// lets them be. Here one goroutine commits whatever queued while the previous commit ran:
-// no fixed delay when idle, and batches that grow with the load.
-
-// maxGroup bounds the writes of one commit (one bbolt transaction's dirty pages in memory).
+// maxGroup bounds the callers of one commit.
 const maxGroup = 1000
 
 type pending struct {
-	fn   func(*bbolt.Tx) error
+	fn   func(*view) error
 	done chan error
 }
 
-// commit runs fn in a read-write transaction shared with other callers and returns once
-// that transaction is durable. fn must leave the transaction untouched when it fails: a
-// failing fn is dropped, and the rest of its group is run again without it.
-func (s *Store) commit(fn func(*bbolt.Tx) error) error {
+// commit runs fn on a view of the store shared with other callers' fns, in order, and
+// returns once their writes are durable. A failing fn's writes are dropped; the others'
+// commit.
+func (s *Store) commit(fn func(*view) error) error {
 	p := pending{fn: fn, done: make(chan error, 1)}
 	s.qmu.Lock()
 	s.queue = append(s.queue, p)
@@ -47,25 +43,61 @@ func (s *Store) commitLoop() {
 	}
 }
 
+// commitGroup runs the group's fns on one view, appends their writes to the log as one
+// record, and publishes them in the active table.
 func (s *Store) commitGroup(group []pending) {
-	for len(group) > 0 {
-		failed := -1
-		err := s.db.Update(func(tx *bbolt.Tx) error {
-			for i, p := range group {
-				if err := p.fn(tx); err != nil {
-					failed = i
-					return err
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	fail := func(err error) {
+		for _, p := range group {
+			p.done <- err
+		}
+	}
+	if err := s.waitForRoom(); err != nil {
+		fail(err)
+		return
+	}
+	errs := make([]error, len(group))
+	w := &staged{group: map[string]entry{}}
+	err := s.read(func(v *view) error {
+		v.w = w
+		for i, p := range group {
+			w.fn = map[string]entry{}
+			if errs[i] = p.fn(v); errs[i] != nil {
+				continue
+			}
+			for k, e := range w.fn {
+				if _, ok := w.group[k]; !ok {
+					w.order = append(w.order, k)
 				}
+				w.group[k] = e
 			}
-			return nil
-		})
-		if failed < 0 { // committed, or the commit itself failed: the same answer for all
-			for _, p := range group {
-				p.done <- err
-			}
+		}
+		return nil
+	})
+	if err != nil {
+		fail(err)
+		return
+	}
+	if len(w.group) > 0 {
+		writes := make([]entry, len(w.order))
+		for i, k := range w.order {
+			writes[i] = w.group[k]
+		}
+		if err := s.appendWAL(writes); err != nil {
+			fail(err)
 			return
 		}
-		group[failed].done <- err
-		group = append(group[:failed:failed], group[failed+1:]...)
+		s.omu.Lock()
+		for _, k := range w.order {
+			s.active.set(k, w.group[k])
+		}
+		s.omu.Unlock()
+		if err := s.maybeFreeze(false); err != nil {
+			s.setFlushErr(err)
+		}
+	}
+	for i, p := range group {
+		p.done <- errs[i]
 	}
 }

@@ -1,0 +1,174 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/unifiedprofiles/up/shared/store"
+)
+
+// crash stops s as a killed process would: nothing flushed, the logs as they are on disk.
+func (s *Store) crash() {
+	close(s.stop)
+	<-s.stopped
+	s.walMu.Lock()
+	s.wal.Close()
+	s.walMu.Unlock()
+	s.db.Close()
+}
+
+func putN(t *testing.T, s *Store, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		k := store.Key{PK: "P", SK: fmt.Sprintf("k%04d", i)}
+		if err := s.Transact(context.Background(), store.PutOp(store.Item{Key: k, Data: []byte(fmt.Sprint(i)), Version: 1}, store.MustNotExist)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// What a commit acknowledged survives a crash, whether its log was zero-filled ahead of
+// time or not and whatever was flushed; a record torn at the log's end (a commit the crash
+// cut short, never acknowledged) is left out, and so is a record another log held at the
+// same place.
+func TestCrashLosesNothingAcknowledged(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		zeroed bool // a spare log is ready when the store opens
+		flush  bool // the first writes were flushed into bbolt before the crash
+		torn   bool
+		stale  bool // the tail holds a whole record written for another log
+	}{
+		{name: "appended log"},
+		{name: "zeroed log", zeroed: true},
+		{name: "torn tail", torn: true},
+		{name: "torn tail in a zeroed log", zeroed: true, torn: true},
+		{name: "stale record", zeroed: true, stale: true},
+		{name: "part flushed", flush: true, torn: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "up.db")
+			if c.zeroed {
+				f, err := os.Create(path + spareSuffix)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := zeroFill(f); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			}
+			s, err := Open(path, WithFlushBytes(1<<30)) // no flush by size
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.walZeroed != c.zeroed {
+				t.Fatalf("log zero-filled: %v, want %v", s.walZeroed, c.zeroed)
+			}
+			putN(t, s, 0, 30)
+			if c.flush {
+				s.walMu.Lock()
+				err := s.maybeFreeze(true)
+				s.walMu.Unlock()
+				if err == nil {
+					err = s.flush()
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			putN(t, s, 30, 50)
+			if err := s.Transact(context.Background(), store.DeleteOp(store.Key{PK: "P", SK: "k0007"}, store.MustExist)); err != nil {
+				t.Fatal(err)
+			}
+			walFile, seq, off := s.walPath(s.walSeq), s.walSeq, s.walOff
+			s.crash()
+			if c.torn || c.stale {
+				f, err := os.OpenFile(walFile, os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				never := []entry{{key: store.Key{PK: "P", SK: "never"}, val: encodeValue(store.Item{Data: []byte("x")})}}
+				rec := encodeRecord(seq, never)
+				if c.torn {
+					rec = rec[:len(rec)-3] // cut short
+				} else {
+					rec = encodeRecord(seq+7, never) // whole, but another log's
+				}
+				if _, err := f.WriteAt(rec, off); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			}
+			s, err = Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			items, err := s.Query(context.Background(), "P", store.Page{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(items) != 49 {
+				t.Fatalf("after the crash %d items, want the 49 acknowledged", len(items))
+			}
+			for _, it := range items {
+				if it.SK == "k0007" || it.SK == "never" {
+					t.Errorf("%s is back", it.SK)
+				}
+			}
+			if seqs, _ := walSeqs(path); len(seqs) != 1 || seqs[0] <= seq {
+				t.Errorf("logs after recovery: %v, want only a new one after %d", seqs, seq)
+			}
+		})
+	}
+}
+
+// A busy store moves its log into a zero-filled one, and flushes keep the tables bounded
+// while the logs they covered go.
+func TestBusyStoreZeroFillsAndFlushes(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "up.db")
+	s, err := Open(path, WithFlushBytes(32<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	big := make([]byte, 2000)
+	for i := range 200 {
+		k := store.Key{PK: "P", SK: fmt.Sprintf("k%04d", i)}
+		if err := s.Transact(ctx, store.PutOp(store.Item{Key: k, Data: big, Version: 1}, store.Always)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 100 {
+			if err := s.keepSpare(); err != nil {
+				t.Fatal(err)
+			}
+			if !s.walZeroed {
+				t.Fatal("past spareAfter the store did not move into a zero-filled log")
+			}
+		}
+	}
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	s.omu.RLock()
+	activeBytes := s.active.bytes
+	s.omu.RUnlock()
+	if limit := maxActiveFactor*32<<10 + 4096; activeBytes > limit { // of the 400 KB written
+		t.Errorf("active table holds %d bytes, past its bound %d", activeBytes, limit)
+	}
+	if seqs, _ := walSeqs(path); len(seqs) > 2 {
+		t.Errorf("logs left: %v", seqs)
+	}
+	items, err := s.Query(ctx, "P", store.Page{Desc: true, Limit: 5})
+	if err != nil || len(items) != 5 || items[0].SK != "k0199" {
+		t.Fatalf("query across bbolt and the tables: %d items, %v", len(items), err)
+	}
+}
