@@ -148,15 +148,13 @@ func decodeValue(k store.Key, v []byte) (store.Item, error) {
 	return it, nil
 }
 
-// read runs fn with a view of the committed state: the tables, then bbolt, consistent
-// across keys (a commit publishes its writes to the tables all at once).
+// read runs fn with a view of the committed state (see view). A read holds no lock while
+// it reads bbolt: holding the tables' lock for a whole read made every commit's publish
+// wait for the reads under way, and every new read wait for that publish.
 func (s *Store) read(fn func(v *view) error) error {
-	s.omu.RLock()
-	defer s.omu.RUnlock()
-	now := s.now()
-	return s.db.View(func(tx *bbolt.Tx) error {
-		return fn(&view{s: s, b: tx.Bucket(itemsBucket), now: now})
-	})
+	v := s.newView(nil)
+	defer v.close()
+	return fn(v)
 }
 
 // Get implements store.Store.
@@ -221,7 +219,7 @@ func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Ite
 	err := s.read(func(v *view) error {
 		// The tables' writes in the page's range, merged into bbolt's walk: a table's write
 		// of a key replaces bbolt's, and a delete hides it.
-		ov := s.overlayPartition(pk, func(sk string) bool {
+		ov := v.partition(pk, func(sk string) bool {
 			switch {
 			case !strings.HasPrefix(sk, p.Prefix):
 				return false
@@ -250,7 +248,11 @@ func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Ite
 			full = p.Limit > 0 && len(items) == p.Limit
 			return nil
 		}
-		c := v.b.Cursor()
+		b, err := v.bucket()
+		if err != nil {
+			return err
+		}
+		c := b.Cursor()
 		var k, val []byte
 		next := c.Next
 		if p.Desc {

@@ -59,26 +59,20 @@ func (s *Store) commitGroup(group []pending) {
 	}
 	errs := make([]error, len(group))
 	w := &staged{group: map[string]entry{}}
-	err := s.read(func(v *view) error {
-		v.w = w
-		for i, p := range group {
-			w.fn = map[string]entry{}
-			if errs[i] = p.fn(v); errs[i] != nil {
-				continue
-			}
-			for k, e := range w.fn {
-				if _, ok := w.group[k]; !ok {
-					w.order = append(w.order, k)
-				}
-				w.group[k] = e
-			}
+	v := s.newView(w)
+	for i, p := range group {
+		w.fn = map[string]entry{}
+		if errs[i] = p.fn(v); errs[i] != nil {
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		fail(err)
-		return
+		for k, e := range w.fn {
+			if _, ok := w.group[k]; !ok {
+				w.order = append(w.order, k)
+			}
+			w.group[k] = e
+		}
 	}
+	v.close()
 	if len(w.group) > 0 {
 		writes := make([]entry, len(w.order))
 		for i, k := range w.order {

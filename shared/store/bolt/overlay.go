@@ -78,30 +78,13 @@ func (m *memtable) set(k string, e entry) {
 	m.bytes += len(k) + len(e.val)
 }
 
-// overlayGet returns the newest write of k in the tables (active first), if any. The
-// caller holds omu.
-func (s *Store) overlayGet(k []byte) (entry, bool) {
-	if e, ok := s.active.items[string(k)]; ok {
-		return e, true
-	}
-	if s.frozen != nil {
-		if e, ok := s.frozen.items[string(k)]; ok {
-			return e, true
-		}
-	}
-	return entry{}, false
-}
-
-// overlayPartition returns the writes of partition pk in the tables whose sort keys keep
+// partition returns the writes of partition pk in the view's tables whose sort keys keep
 // accepts, sorted ascending (descending when desc), the active table's over the frozen
-// one's. The caller holds omu.
-func (s *Store) overlayPartition(pk string, keep func(sk string) bool, desc bool) []entry {
+// one's.
+func (v *view) partition(pk string, keep func(sk string) bool, desc bool) []entry {
 	var out []entry
 	seen := map[string]bool{}
-	for _, m := range []*memtable{s.active, s.frozen} {
-		if m == nil {
-			continue
-		}
+	collect := func(m *memtable) {
 		for sk := range m.pks[pk] {
 			if seen[sk] || !keep(sk) {
 				continue
@@ -109,6 +92,12 @@ func (s *Store) overlayPartition(pk string, keep func(sk string) bool, desc bool
 			seen[sk] = true
 			out = append(out, m.items[string(encodeKey(store.Key{PK: pk, SK: sk}))])
 		}
+	}
+	v.lockActive()
+	collect(v.active)
+	v.unlockActive()
+	if v.frozen != nil {
+		collect(v.frozen)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if desc {
@@ -561,33 +550,89 @@ type staged struct {
 	fn    map[string]entry
 }
 
-// view is what a commit or a read sees: a caller's own staged writes, then its group's
-// earlier ones, then the tables, then bbolt under a read transaction. The caller holds omu
-// for reading.
+// view is what a commit or a read sees: a commit's own staged writes, then its group's
+// earlier ones, then the active and frozen tables as they were when the view began, then
+// bbolt in a read transaction begun after that (and only if needed). Taking the tables
+// first is what keeps a view from missing an acknowledged write: a frozen table leaves the
+// view's sight only through bbolt, which has it by then. The active table changes under
+// commits, so a read looks into it under omu; a commit holds walMu, so no other write runs,
+// and looks into it freely. The frozen table no longer changes.
 type view struct {
-	s   *Store
-	b   *bbolt.Bucket
-	w   *staged // nil for a read
-	now time.Time
+	s              *Store
+	active, frozen *memtable
+	w              *staged // nil for a read
+	now            time.Time
+	tx             *bbolt.Tx // begun at the first read from bbolt
+}
+
+func (s *Store) newView(w *staged) *view {
+	s.omu.RLock()
+	v := &view{s: s, active: s.active, frozen: s.frozen, w: w, now: s.now()}
+	s.omu.RUnlock()
+	return v
+}
+
+func (v *view) lockActive() {
+	if v.w == nil {
+		v.s.omu.RLock()
+	}
+}
+
+func (v *view) unlockActive() {
+	if v.w == nil {
+		v.s.omu.RUnlock()
+	}
+}
+
+// bucket returns bbolt's items bucket in the view's read transaction.
+func (v *view) bucket() (*bbolt.Bucket, error) {
+	if v.tx == nil {
+		tx, err := v.s.db.Begin(false)
+		if err != nil {
+			return nil, err
+		}
+		v.tx = tx
+	}
+	return v.tx.Bucket(itemsBucket), nil
+}
+
+func (v *view) close() {
+	if v.tx != nil {
+		v.tx.Rollback()
+	}
+}
+
+// tableGet returns the newest write of ek the view holds above bbolt, if any.
+func (v *view) tableGet(ek []byte) (entry, bool) {
+	if v.w != nil {
+		if e, ok := v.w.fn[string(ek)]; ok {
+			return e, true
+		}
+		if e, ok := v.w.group[string(ek)]; ok {
+			return e, true
+		}
+	}
+	v.lockActive()
+	e, ok := v.active.items[string(ek)]
+	v.unlockActive()
+	if !ok && v.frozen != nil {
+		e, ok = v.frozen.items[string(ek)]
+	}
+	return e, ok
 }
 
 // current returns the live item at k (encoded as ek), or nil if absent or expired, with
 // its data only when withData.
 func (v *view) current(k store.Key, ek []byte, withData bool) (*store.Item, error) {
 	var raw []byte
-	e, ok := entry{}, false
-	if v.w != nil {
-		if e, ok = v.w.fn[string(ek)]; !ok {
-			e, ok = v.w.group[string(ek)]
-		}
-	}
-	if !ok {
-		e, ok = v.s.overlayGet(ek)
-	}
-	if ok {
+	if e, ok := v.tableGet(ek); ok {
 		raw = e.val
 	} else {
-		raw = v.b.Get(ek)
+		b, err := v.bucket()
+		if err != nil {
+			return nil, err
+		}
+		raw = b.Get(ek)
 	}
 	if raw == nil {
 		return nil, nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/unifiedprofiles/up/shared/store"
@@ -171,4 +173,68 @@ func TestBusyStoreZeroFillsAndFlushes(t *testing.T) {
 	if err != nil || len(items) != 5 || items[0].SK != "k0199" {
 		t.Fatalf("query across bbolt and the tables: %d items, %v", len(items), err)
 	}
+}
+
+// A read never misses a write acknowledged before it began, while tables are frozen,
+// flushed into bbolt and dropped under it (a freeze after every commit).
+func TestReadsSeeAcknowledgedWritesAcrossFlushes(t *testing.T) {
+	t.Parallel()
+	s, err := Open(filepath.Join(t.TempDir(), "up.db"), WithFlushBytes(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	keys := []store.Key{{PK: "P", SK: "a"}, {PK: "P", SK: "b"}}
+	var acked atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := int64(1); i <= 1500; i++ {
+			k := keys[i%2]
+			if err := s.Transact(ctx, store.PutOp(store.Item{Key: k, Version: i}, store.Always)); err != nil {
+				t.Error(err)
+				return
+			}
+			acked.Store(i)
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				floor := acked.Load() // the latest write acknowledged is in one of the keys
+				got, err := s.GetMany(ctx, keys...)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				items, err := s.Query(ctx, "P", store.Page{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				best, bestQ := int64(0), int64(0)
+				for _, it := range got {
+					best = max(best, it.Version)
+				}
+				for _, it := range items {
+					bestQ = max(bestQ, it.Version)
+				}
+				if best < floor || bestQ < floor {
+					t.Errorf("read versions %d (GetMany) and %d (Query) after %d was acknowledged", best, bestQ, floor)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	<-done // the writer stops before Close
 }
