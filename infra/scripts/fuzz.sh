@@ -33,3 +33,4 @@ fuzz ./shared/flex/ FuzzEventFromTaskRouter 30000x
 fuzz ./shared/flex/ FuzzNormalizePhone 40000x
 fuzz ./shared/traits/ FuzzDefinition 100000x
 fuzz ./shared/secrets/localkey/ FuzzOpen 50000x
+fuzz ./shared/store/bolt/ FuzzLogRecord 40000x
