@@ -127,8 +127,8 @@ func (s *Service) seenOps(srcID string, msgs []Parsed) (ops []store.Op, mark fun
 // summarize turns ApplyMany's outcomes into the request's result and the messages the
 // debugger shows (those applied or refused, not those a failure kept from committing).
 func summarize(req Request, outs []profile.Outcome) (Result, []Parsed) {
-	res := Result{Rejected: slices.Clone(req.Rejected)}
-	var applied []Parsed
+	res := Result{Rejected: slices.Clone(req.Rejected), Outcomes: make([]Outcome, 0, len(outs))}
+	applied := make([]Parsed, 0, len(outs)) // sized once: a Parsed is large, growing copies it
 	for i, o := range outs {
 		pm := req.Messages[i]
 		switch e := errcode.As(o.Err); {

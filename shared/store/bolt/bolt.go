@@ -42,7 +42,8 @@ type Store struct {
 	walSeq    int
 	walOff    int64 // where the next record goes
 	walTotal  int64 // logged since Open
-	walZeroed bool  // the log was zero-filled before use
+	walBuf    []byte
+	walZeroed bool // the log was zero-filled before use
 
 	omu       sync.RWMutex // the tables
 	active    *memtable    // committed, not yet frozen
@@ -78,7 +79,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	s := &Store{db: db, now: time.Now, path: path, active: newMemtable(), flushBytes: defaultFlushBytes,
+	s := &Store{db: db, now: time.Now, path: path, active: newMemtable(0), flushBytes: defaultFlushBytes,
 		flushCh: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	for _, o := range opts {
 		o(s)

@@ -58,10 +58,10 @@ func (s *Store) commitGroup(group []pending) {
 		return
 	}
 	errs := make([]error, len(group))
-	w := &staged{group: map[string]entry{}}
+	w := &staged{group: map[string]entry{}, fn: map[string]entry{}}
 	v := s.newView(w)
 	for i, p := range group {
-		w.fn = map[string]entry{}
+		clear(w.fn)
 		if errs[i] = p.fn(v); errs[i] != nil {
 			continue
 		}

@@ -40,6 +40,7 @@ const (
 	walSuffix         = ".wal."          // logs are <store path>.wal.<sequence>
 	spareSuffix       = ".wal-spare"     // the next log, zero-filled ahead of time
 	tickEvery         = 250 * time.Millisecond
+	maxKeptRecord     = 1 << 20 // the largest record buffer kept for the next commit
 )
 
 // WithFlushBytes sets how large the in-memory table grows before it is flushed into bbolt
@@ -60,8 +61,10 @@ type memtable struct {
 	since time.Time                      // when its first write came
 }
 
-func newMemtable() *memtable {
-	return &memtable{items: map[string]entry{}, pks: map[string]map[string]struct{}{}}
+// newMemtable returns an empty table sized for about n items (the last table's count:
+// growing a map rehashes it).
+func newMemtable(n int) *memtable {
+	return &memtable{items: make(map[string]entry, n), pks: make(map[string]map[string]struct{}, n/4)}
 }
 
 func (m *memtable) set(k string, e entry) {
@@ -121,12 +124,16 @@ func checksum(seq int, payload []byte) uint32 {
 	return crc32.Update(crc32.Checksum(b[:], crcTable), crcTable, payload)
 }
 
-func encodeRecord(seq int, writes []entry) []byte {
+func encodeRecord(seq int, writes []entry) []byte { return appendRecord(nil, seq, writes) }
+
+// appendRecord appends the record of writes to dst (which the log reuses).
+func appendRecord(dst []byte, seq int, writes []entry) []byte {
 	n := 8
 	for _, w := range writes {
 		n += 1 + 3*binary.MaxVarintLen32 + len(w.key.PK) + len(w.key.SK) + len(w.val)
 	}
-	b := make([]byte, 8, n)
+	start := len(dst)
+	b := slices.Grow(dst, n)[:start+8]
 	for _, w := range writes {
 		if w.val == nil {
 			b = append(b, 2)
@@ -142,8 +149,8 @@ func encodeRecord(seq int, writes []entry) []byte {
 			b = append(b, w.val...)
 		}
 	}
-	binary.BigEndian.PutUint32(b[0:], uint32(len(b)-8))
-	binary.BigEndian.PutUint32(b[4:], checksum(seq, b[8:]))
+	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-8))
+	binary.BigEndian.PutUint32(b[start+4:], checksum(seq, b[start+8:]))
 	return b
 }
 
@@ -356,7 +363,10 @@ func syncDir(dir string) error {
 
 // appendWAL makes writes durable. The caller holds walMu.
 func (s *Store) appendWAL(writes []entry) error {
-	rec := encodeRecord(s.walSeq, writes)
+	rec := appendRecord(s.walBuf[:0], s.walSeq, writes)
+	if cap(rec) <= maxKeptRecord {
+		s.walBuf = rec
+	}
 	if _, err := s.wal.WriteAt(rec, s.walOff); err != nil {
 		return fmt.Errorf("store: write-ahead log: %w", err)
 	}
@@ -409,7 +419,7 @@ func (s *Store) maybeFreeze(force bool) error {
 		return err
 	}
 	s.omu.Lock()
-	s.frozen, s.active = s.active, newMemtable()
+	s.frozen, s.active = s.active, newMemtable(len(s.active.items))
 	s.frozenSeq = old // the frozen table's writes are in this log and earlier ones
 	s.omu.Unlock()
 	select {
