@@ -40,7 +40,7 @@ const (
 	walSuffix         = ".wal."          // logs are <store path>.wal.<sequence>
 	spareSuffix       = ".wal-spare"     // the next log, zero-filled ahead of time
 	tickEvery         = 250 * time.Millisecond
-	maxKeptRecord     = 1 << 20 // the largest record buffer kept for the next commit
+	maxKeptRecord     = 4 << 20 // the largest record buffer kept for the next commit (a busy group of batches logs over 1 MB)
 )
 
 // WithFlushBytes sets how large the in-memory table grows before it is flushed into bbolt
