@@ -37,13 +37,13 @@ type Store struct {
 	queue      []pending // writes waiting for the next commit
 	committing bool      // a goroutine is committing the queue
 
-	walMu     sync.Mutex // the log: appends, rotation
-	wal       *os.File
-	walSeq    int
-	walOff    int64 // where the next record goes
-	walTotal  int64 // logged since Open
-	walBuf    []byte
-	walZeroed bool // the log was zero-filled before use
+	walMu       sync.Mutex // the log: appends, rotation
+	wal         *os.File
+	walSeq      int
+	walOff      int64 // where the next record goes
+	walTotal    int64 // logged since Open
+	walBuf      []byte
+	walPrepared bool // the log was full-size before use: zero-filled or recycled
 
 	omu       sync.RWMutex // the tables
 	active    *memtable    // committed, not yet frozen

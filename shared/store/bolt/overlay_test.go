@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,22 +56,20 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			path := filepath.Join(t.TempDir(), "up.db")
-			if c.zeroed {
-				f, err := os.Create(path + spareSuffix)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := zeroFill(f); err != nil {
-					t.Fatal(err)
-				}
-				f.Close()
-			}
 			s, err := Open(path, WithFlushBytes(1<<30)) // no flush by size
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.walZeroed != c.zeroed {
-				t.Fatalf("log zero-filled: %v, want %v", s.walZeroed, c.zeroed)
+			if c.zeroed { // as if busy: a spare is zero-filled and the store moves into it
+				s.walMu.Lock()
+				s.walTotal = spareAfter
+				s.walMu.Unlock()
+				if err := s.keepSpare(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if s.walPrepared != c.zeroed {
+				t.Fatalf("log zero-filled: %v, want %v", s.walPrepared, c.zeroed)
 			}
 			putN(t, s, 0, 30)
 			if c.flush {
@@ -152,7 +151,7 @@ func TestBusyStoreZeroFillsAndFlushes(t *testing.T) {
 			if err := s.keepSpare(); err != nil {
 				t.Fatal(err)
 			}
-			if !s.walZeroed {
+			if !s.walPrepared {
 				t.Fatal("past spareAfter the store did not move into a zero-filled log")
 			}
 		}
@@ -237,4 +236,59 @@ func TestReadsSeeAcknowledgedWritesAcrossFlushes(t *testing.T) {
 	}
 	wg.Wait()
 	<-done // the writer stops before Close
+}
+
+// A flushed log is recycled as the next one, its old records left in place: after a crash
+// only the new log's own records are replayed, so a key deleted since does not come back.
+func TestRecycledLogReplaysOnlyItsOwnRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "up.db")
+	s, err := Open(path, WithFlushBytes(1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := store.Key{PK: "P", SK: "x"}, store.Key{PK: "P", SK: "y"}
+	put := func(k store.Key, data string) {
+		t.Helper()
+		if err := s.Transact(ctx, store.PutOp(store.Item{Key: k, Data: []byte(data), Version: 1}, store.Always)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	freeze := func() {
+		t.Helper()
+		s.walMu.Lock()
+		err := s.maybeFreeze(true)
+		s.walMu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 20 { // 20 records of x in log 1
+		put(x, "old")
+	}
+	freeze() // log 2 is a new file: no spare yet
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Transact(ctx, store.DeleteOp(x, store.MustExist)); err != nil { // in log 2
+		t.Fatal(err)
+	}
+	freeze() // log 3 is log 1's file, its records of x still there
+	if !s.walPrepared {
+		t.Fatal("the flushed log was not recycled")
+	}
+	put(y, "new") // over the start of the first old record
+	s.crash()
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Get(ctx, x); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("x after the crash: %v, want it deleted", err)
+	}
+	if it, err := s.Get(ctx, y); err != nil || string(it.Data) != "new" {
+		t.Errorf("y after the crash: %q, %v", it.Data, err)
+	}
 }
