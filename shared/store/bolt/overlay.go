@@ -32,7 +32,7 @@ import (
 // left behind.
 
 const (
-	defaultFlushBytes = 4 << 20          // freeze the table past this much
+	defaultFlushBytes = 3 << 20          // freeze the table past this much (4 MB: CSV peak RSS 94–96 of 100 MB)
 	flushChunk        = 1 << 20          // written into bbolt per transaction
 	defaultFlushAge   = 10 * time.Second // or when its first write is this old
 	maxActiveFactor   = 2                // commits wait for the flush past flushBytes × this
