@@ -51,6 +51,9 @@ type Store struct {
 	frozenSeq int          // the last log whose writes frozen holds
 	flushErr  error        // a failed flush or rotation: commits stop, the logs keep everything
 
+	closeOnce sync.Once
+	closeErr  error
+
 	flushMu    sync.Mutex
 	spareMu    sync.Mutex // one spare log prepared at a time
 	flushBytes int
@@ -97,10 +100,11 @@ func Open(path string, opts ...Option) (*Store, error) {
 }
 
 // Close writes what the tables hold into bbolt, removes the logs and closes the file. No
-// call may be in flight or follow.
+// call may be in flight; calls that follow fail (the file is closed), and so does a second
+// Close, with the first one's answer.
 func (s *Store) Close() error {
-	err := s.closeOverlay()
-	return errors.Join(err, s.db.Close())
+	s.closeOnce.Do(func() { s.closeErr = errors.Join(s.closeOverlay(), s.db.Close()) })
+	return s.closeErr
 }
 
 // Keys are PK, a 0x00 separator, SK: the separator sorts before every other byte, so a

@@ -58,3 +58,25 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatalf("after reopen: %+v, %v", got, err)
 	}
 }
+
+// A second Close answers as the first did, and a read after Close fails rather than
+// panicking (the health check reads a closed store).
+func TestCloseTwice(t *testing.T) {
+	t.Parallel()
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "up.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Transact(t.Context(), store.PutOp(store.Item{Key: store.Key{PK: "P", SK: "S"}, Version: 1}, store.Always)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := s.Get(t.Context(), store.Key{PK: "P", SK: "S"}); err == nil {
+		t.Fatal("a read after Close succeeded")
+	}
+}
