@@ -23,8 +23,8 @@ import (
 // Writes reach bbolt in two steps. A commit appends its writes to a write-ahead log (one
 // write and one fdatasync: durable) and publishes them in an in-memory table that every
 // read consults before bbolt. When the table is large or old enough it is frozen, a new
-// log is started, and a background flush writes the frozen table into bbolt in key order
-// in one transaction, then drops it and its log. Why: a bbolt commit costs two fsyncs and
+// log is started, and a background flush writes the frozen table into bbolt in key order,
+// then drops it and its logs (the newest becomes the next spare log). Why: a bbolt commit costs two fsyncs and
 // rewrites every page it touches, so one commit per group of writes made an identify wait
 // for two syncs (its p95 stayed above 2 ms) and wrote about 9.5 KB per ingested event
 // (BENCHMARKS.md); a log record costs one sync, and a flush writes each touched page once
@@ -36,9 +36,9 @@ const (
 	flushChunk        = 1 << 20          // written into bbolt per transaction
 	defaultFlushAge   = 10 * time.Second // or when its first write is this old
 	maxActiveFactor   = 2                // commits wait for the flush past flushBytes × this
-	logSize           = 16 << 20         // a log is zero-filled to this size before use
+	logSize           = 16 << 20         // a zero-filled spare's size; a log past it is frozen
 	walSuffix         = ".wal."          // logs are <store path>.wal.<sequence>
-	spareSuffix       = ".wal-spare"     // the next log, zero-filled ahead of time
+	spareSuffix       = ".wal-spare"     // the next log: zero-filled once, then a recycled one
 	tickEvery         = 250 * time.Millisecond
 	maxKeptRecord     = 4 << 20 // the largest record buffer kept for the next commit (a busy group of batches logs over 1 MB)
 )
@@ -333,15 +333,14 @@ func (s *Store) prepareSpare() (bool, error) {
 }
 
 // openWAL starts log seq in the spare (zero-filled or recycled) if one is ready, else in a
-// new empty file. The
-// directory is synced so that the log's name survives a power loss. The active table may
+// new empty file. The directory is synced so that the log's name survives a power loss. The active table may
 // span several logs: a flush removes every log up to the one its table was frozen in. The
 // caller holds walMu.
 func (s *Store) openWAL(seq int) error {
 	path := s.walPath(seq)
-	zeroed := os.Rename(s.path+spareSuffix, path) == nil
+	prepared := os.Rename(s.path+spareSuffix, path) == nil
 	flag := os.O_RDWR
-	if !zeroed {
+	if !prepared {
 		flag |= os.O_CREATE | os.O_TRUNC
 	}
 	f, err := os.OpenFile(path, flag, 0o600)
@@ -354,7 +353,7 @@ func (s *Store) openWAL(seq int) error {
 	if s.wal != nil {
 		s.wal.Close()
 	}
-	s.wal, s.walSeq, s.walOff, s.walPrepared = f, seq, 0, zeroed
+	s.wal, s.walSeq, s.walOff, s.walPrepared = f, seq, 0, prepared
 	return nil
 }
 
@@ -389,7 +388,7 @@ func (s *Store) appendWAL(writes []entry) error {
 // busy store's first log). Later spares are recycled logs (flush).
 func (s *Store) keepSpare() error {
 	s.walMu.Lock()
-	busy, zeroed := s.walTotal >= spareAfter, s.walPrepared
+	busy, prepared := s.walTotal >= spareAfter, s.walPrepared
 	s.walMu.Unlock()
 	if !busy {
 		return nil
@@ -397,7 +396,7 @@ func (s *Store) keepSpare() error {
 	s.spareMu.Lock()
 	ready, err := s.prepareSpare()
 	s.spareMu.Unlock()
-	if err != nil || !ready || zeroed {
+	if err != nil || !ready || prepared {
 		return err
 	}
 	s.walMu.Lock()
