@@ -705,6 +705,25 @@ func asciiEqualFold(s string, b []byte) bool {
 	return true
 }
 
+// decodeWhole reads body in one pass as one object, into fb when it is not nil (a batch),
+// else into w (a message), and reports whether the fast path vouches for it: read without
+// fault or anything it leaves to the reference parser, with nothing after it. A body of
+// whitespace alone is vouched for as an empty object; what it lacks is normalise's to say.
+// (Not a callback: the decoder would escape to the heap.)
+func decodeWhole(body []byte, w *wireMessage, fb *fastBatch) bool {
+	d := decoder{data: body}
+	d.space()
+	if d.pos < len(body) && body[d.pos] == '{' {
+		if fb != nil {
+			d.batch(fb)
+		} else {
+			d.message(w, 0)
+		}
+		d.space()
+	}
+	return !d.bad && !d.slow && d.pos == len(body)
+}
+
 // message reads the object at pos into w (which is zero), as json.Unmarshal into a
 // wireMessage does, checking it as jsoncheck.Check with wireMessageType does.
 func (d *decoder) message(w *wireMessage, depth int) {

@@ -219,57 +219,46 @@ func FuzzDecoderMatchesReference(f *testing.F) {
 // sameDecoding reports how the decoder's reading of body, as a message and as a batch,
 // differs from json.Unmarshal's and jsoncheck's, when the decoder vouches for it.
 func sameDecoding(body []byte) string {
-	d := decoder{data: body}
-	d.space()
+	object := bytes.HasPrefix(bytes.TrimLeft(body, " \t\r\n"), []byte("{")) // not whitespace alone
 	var w wireMessage
-	if d.pos < len(body) && body[d.pos] == '{' {
-		d.message(&w, 0)
-		d.space()
-		if !d.bad && !d.slow && d.pos == len(body) {
-			var want wireMessage
-			if err := json.Unmarshal(body, &want); err != nil {
-				return fmt.Sprintf("the decoder reads a message json.Unmarshal refuses: %v", err)
-			}
-			if e := jsoncheck.Check(body, jsoncheck.Options{Type: wireMessageType}); e != nil {
-				return fmt.Sprintf("the decoder reads a message jsoncheck refuses: %v", e)
-			}
-			if !reflect.DeepEqual(w, want) {
-				return fmt.Sprintf("the decoder reads the message as\n%#v\njson.Unmarshal as\n%#v", w, want)
-			}
+	if object && decodeWhole(body, &w, nil) {
+		var want wireMessage
+		if err := json.Unmarshal(body, &want); err != nil {
+			return fmt.Sprintf("the decoder reads a message json.Unmarshal refuses: %v", err)
+		}
+		if e := jsoncheck.Check(body, jsoncheck.Options{Type: wireMessageType}); e != nil {
+			return fmt.Sprintf("the decoder reads a message jsoncheck refuses: %v", e)
+		}
+		if !reflect.DeepEqual(w, want) {
+			return fmt.Sprintf("the decoder reads the message as\n%#v\njson.Unmarshal as\n%#v", w, want)
 		}
 	}
-	d = decoder{data: body}
-	d.space()
 	fb := newFastBatch()
 	defer fb.release()
-	if d.pos < len(body) && body[d.pos] == '{' {
-		d.batch(&fb)
-		d.space()
-		if !d.bad && !d.slow && d.pos == len(body) {
-			var want wireBatch
-			if err := json.Unmarshal(body, &want); err != nil {
-				return fmt.Sprintf("the decoder reads a batch json.Unmarshal refuses: %v", err)
+	if object && decodeWhole(body, nil, &fb) {
+		var want wireBatch
+		if err := json.Unmarshal(body, &want); err != nil {
+			return fmt.Sprintf("the decoder reads a batch json.Unmarshal refuses: %v", err)
+		}
+		if e := jsoncheck.Check(body, jsoncheck.Options{Type: wireBatchType, Skip: "batch"}); e != nil {
+			return fmt.Sprintf("the decoder reads a batch jsoncheck refuses: %v", e)
+		}
+		if len(want.Batch) != len(fb.elems) {
+			return fmt.Sprintf("the decoder reads %d messages, json.Unmarshal %d", len(fb.elems), len(want.Batch))
+		}
+		for i, el := range fb.elems {
+			if raw := body[el.start:el.end]; !bytes.Equal(raw, want.Batch[i]) {
+				return fmt.Sprintf("message %d is %q, json.Unmarshal's %q", i, raw, want.Batch[i])
 			}
-			if e := jsoncheck.Check(body, jsoncheck.Options{Type: wireBatchType, Skip: "batch"}); e != nil {
-				return fmt.Sprintf("the decoder reads a batch jsoncheck refuses: %v", e)
-			}
-			if len(want.Batch) != len(fb.elems) {
-				return fmt.Sprintf("the decoder reads %d messages, json.Unmarshal %d", len(fb.elems), len(want.Batch))
-			}
-			for i, el := range fb.elems {
-				if raw := body[el.start:el.end]; !bytes.Equal(raw, want.Batch[i]) {
-					return fmt.Sprintf("message %d is %q, json.Unmarshal's %q", i, raw, want.Batch[i])
-				}
-				if !el.slow {
-					if diff := sameDecoding(want.Batch[i]); diff != "" {
-						return fmt.Sprintf("message %d: %s", i, diff)
-					}
+			if !el.slow {
+				if diff := sameDecoding(want.Batch[i]); diff != "" {
+					return fmt.Sprintf("message %d: %s", i, diff)
 				}
 			}
-			want.Batch = nil
-			if !reflect.DeepEqual(fb.wb, want) {
-				return fmt.Sprintf("the decoder reads the batch as\n%#v\njson.Unmarshal as\n%#v", fb.wb, want)
-			}
+		}
+		want.Batch = nil
+		if !reflect.DeepEqual(fb.wb, want) {
+			return fmt.Sprintf("the decoder reads the batch as\n%#v\njson.Unmarshal as\n%#v", fb.wb, want)
 		}
 	}
 	return ""

@@ -58,14 +58,8 @@ func parseSingle(call string, body []byte, env Env) (Request, error) {
 	if len(body) > MaxMessageBytes {
 		return Request{}, messageTooLarge(singleSubject, len(body))
 	}
-	d := decoder{data: body}
-	d.space()
 	var w wireMessage
-	if d.pos < len(body) && body[d.pos] == '{' {
-		d.message(&w, 0)
-		d.space()
-	}
-	if d.bad || d.slow || d.pos != len(body) {
+	if !decodeWhole(body, &w, nil) {
 		return parseSingleReference(call, body, env)
 	}
 	return singleRequest(call, body, &w, nil, env)
@@ -119,15 +113,9 @@ type batchShared struct {
 // vouch for is read again by parseElement, and a body it cannot vouch for (an error at the
 // batch's level, most often) by parseBatchReference, which answers it.
 func parseBatch(body []byte, env Env) (Request, error) {
-	d := decoder{data: body}
-	d.space()
 	fb := newFastBatch()
 	defer fb.release()
-	if d.pos < len(body) && body[d.pos] == '{' {
-		d.batch(&fb)
-		d.space()
-	}
-	if d.bad || d.slow || d.pos != len(body) {
+	if !decodeWhole(body, nil, &fb) {
 		return parseBatchReference(body, env)
 	}
 	// What parseBatchReference checks once the body is decoded and checked (a batch of 1 to
