@@ -25,12 +25,12 @@ func FuzzDecodeValue(f *testing.F) {
 }
 
 // A log is read back from disk after a crash: readRecord never panics on arbitrary bytes
-// (it ends the log or decodes writes), and encodeRecord → readRecord gives back the writes,
+// (it ends the log or decodes writes), and appendRecord → readRecord gives back the writes,
 // in their log only.
 func FuzzLogRecord(f *testing.F) {
 	f.Add([]byte{}, "P", "S", []byte("v"), true)
 	f.Add([]byte{0, 0, 0, 3, 1, 2, 3, 4, 1, 1, 'P'}, "WS#1", "", []byte(nil), false)
-	f.Add(encodeRecord(1, []entry{{key: store.Key{PK: "P", SK: "S"}, val: []byte("x")}}), "a\x00b", "\xff", []byte{0}, true)
+	f.Add(appendRecord(nil, 1, []entry{{key: store.Key{PK: "P", SK: "S"}, val: []byte("x")}}), "a\x00b", "\xff", []byte{0}, true)
 	f.Fuzz(func(t *testing.T, raw []byte, pk, sk string, val []byte, put bool) {
 		readRecord(bufio.NewReader(bytes.NewReader(raw)), 1) // an end, an error or writes: never a panic
 		if put && val == nil {
@@ -40,7 +40,7 @@ func FuzzLogRecord(f *testing.F) {
 			val = nil
 		}
 		in := []entry{{key: store.Key{PK: pk, SK: sk}, val: val}, {key: store.Key{PK: sk, SK: pk}}}
-		rec := encodeRecord(7, in)
+		rec := appendRecord(nil, 7, in)
 		out, err := readRecord(bufio.NewReader(bytes.NewReader(rec)), 7)
 		if err != nil || len(out) != 2 || out[0].key != in[0].key || out[1].key != in[1].key || out[1].val != nil ||
 			(out[0].val == nil) != (in[0].val == nil) || !bytes.Equal(out[0].val, in[0].val) {

@@ -124,8 +124,6 @@ func checksum(seq int, payload []byte) uint32 {
 	return crc32.Update(crc32.Checksum(b[:], crcTable), crcTable, payload)
 }
 
-func encodeRecord(seq int, writes []entry) []byte { return appendRecord(nil, seq, writes) }
-
 // appendRecord appends the record of writes to dst (which the log reuses).
 func appendRecord(dst []byte, seq int, writes []entry) []byte {
 	n := 8
@@ -264,7 +262,7 @@ func (s *Store) recover() (int, error) {
 			writes = append(writes, rec...)
 		}
 		f.Close()
-		if err := s.db.Update(func(tx *bbolt.Tx) error { return writeEntries(tx.Bucket(itemsBucket), writes) }); err != nil {
+		if err := s.writeChunked(writes); err != nil {
 			return 0, fmt.Errorf("replay %s: %w", s.walPath(seq), err)
 		}
 		if err := os.Remove(s.walPath(seq)); err != nil {
@@ -273,6 +271,23 @@ func (s *Store) recover() (int, error) {
 		next = seq + 1
 	}
 	return next, nil
+}
+
+// writeChunked writes writes into bbolt in order, in transactions of about flushChunk bytes:
+// bbolt holds every page a transaction dirties in memory until it commits. A crash between
+// them loses nothing: the logs go only after the last.
+func (s *Store) writeChunked(writes []entry) error {
+	for len(writes) > 0 {
+		n, size := 0, 0
+		for ; n < len(writes) && size < flushChunk; n++ {
+			size += len(writes[n].key.PK) + len(writes[n].key.SK) + len(writes[n].val)
+		}
+		if err := s.db.Update(func(tx *bbolt.Tx) error { return writeEntries(tx.Bucket(itemsBucket), writes[:n]) }); err != nil {
+			return err
+		}
+		writes = writes[n:]
+	}
+	return nil
 }
 
 // writeEntries applies writes to b in order (a later write of a key wins).
@@ -454,18 +469,8 @@ func (s *Store) flush() error {
 	for i, k := range keys {
 		writes[i] = fz.items[k]
 	}
-	// In transactions of about flushChunk bytes: bbolt holds every page a transaction
-	// dirties in memory until it commits. A crash between them loses nothing: the logs go
-	// only after the last.
-	for len(writes) > 0 {
-		n, size := 0, 0
-		for ; n < len(writes) && size < flushChunk; n++ {
-			size += len(writes[n].key.PK) + len(writes[n].key.SK) + len(writes[n].val)
-		}
-		if err := s.db.Update(func(tx *bbolt.Tx) error { return writeEntries(tx.Bucket(itemsBucket), writes[:n]) }); err != nil {
-			return fmt.Errorf("store: flush: %w", err)
-		}
-		writes = writes[n:]
+	if err := s.writeChunked(writes); err != nil {
+		return fmt.Errorf("store: flush: %w", err)
 	}
 	s.omu.Lock()
 	s.frozen = nil

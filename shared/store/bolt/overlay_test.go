@@ -95,11 +95,11 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 					t.Fatal(err)
 				}
 				never := []entry{{key: store.Key{PK: "P", SK: "never"}, val: encodeValue(store.Item{Data: []byte("x")})}}
-				rec := encodeRecord(seq, never)
+				rec := appendRecord(nil, seq, never)
 				if c.torn {
 					rec = rec[:len(rec)-3] // cut short
 				} else {
-					rec = encodeRecord(seq+7, never) // whole, but another log's
+					rec = appendRecord(nil, seq+7, never) // whole, but another log's
 				}
 				if _, err := f.WriteAt(rec, off); err != nil {
 					t.Fatal(err)
