@@ -7,12 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/unifiedprofiles/up/infra/trackingload"
 	"github.com/unifiedprofiles/up/shared/message"
 )
 
@@ -28,17 +29,14 @@ func (s *server) writeKeyAuth(b *testing.B) (auth, space string) {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(src.WriteKey+":")), src.SpaceID
 }
 
-// The tracking budget's load (ARCHITECTURE.md section 6): /v1/batch of 100 messages from 16
-// concurrent senders, every message resolved and committed before the answer. Per batch:
-// 70 % of messages from returning identities, 30 % new, and a few merges (an anonymous
-// visitor seen earlier in the batch identifies as a known user).
+// The tracking budget's load (ARCHITECTURE.md section 6, package trackingload): /v1/batch of
+// 100 messages from 16 concurrent senders, every message resolved and committed before the
+// answer. The bodies are made before the timer starts, as cmd loadgen does for the side-by-side
+// runs with RudderStack, so that the CPU figure is the stack's.
 func BenchmarkTrackingBatch(b *testing.B) {
 	s := newStack(b)
 	auth, space := s.writeKeyAuth(b)
-	const batchSize, known = 100, 2000
-	var seq, msgs atomic.Int64 // msgs numbers the messageIds
-	post := func(batch []map[string]any) {
-		body, _ := json.Marshal(map[string]any{"batch": batch, "sentAt": time.Now().UTC().Format(time.RFC3339Nano)})
+	post := func(body []byte) {
 		req, _ := http.NewRequest("POST", s.base+"/v1/batch", bytes.NewReader(body))
 		req.Header.Set("Authorization", auth)
 		req.Header.Set("Content-Type", "application/json")
@@ -53,63 +51,35 @@ func BenchmarkTrackingBatch(b *testing.B) {
 			b.Errorf("batch: %d %s", res.StatusCode, out)
 		}
 	}
-	msg := func(typ string, fields map[string]any) map[string]any {
-		fields["type"] = typ
-		fields["messageId"] = fmt.Sprintf("bench-%d", msgs.Add(1))
-		fields["timestamp"] = time.Now().UTC().Format(time.RFC3339Nano)
-		return fields
+	const senders = 16
+	var load trackingload.Load
+	for _, body := range load.Warmup() {
+		post(body)
 	}
-	// The returning identities: known users, each with an anonymous id.
-	for i := 0; i < known; i += batchSize {
-		var batch []map[string]any
-		for j := i; j < i+batchSize; j++ {
-			batch = append(batch, msg("identify", map[string]any{"userId": fmt.Sprintf("user-%d", j), "anonymousId": fmt.Sprintf("anon-%d", j),
-				"traits": map[string]any{"email": fmt.Sprintf("user-%d@example.com", j), "plan": "free"}}))
-		}
-		post(batch)
-	}
+	bodies := load.Batches(b.N, senders)
+	var next atomic.Int64
 	var l latencies
-	b.SetParallelism(8) // 16 senders on 2 cores
+	b.SetParallelism(max(1, senders/runtime.GOMAXPROCS(0))) // 16 senders on 2 cores
 	b.ResetTimer()
 	cpu := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
-		rng := rand.New(rand.NewPCG(uint64(seq.Add(1)), 7))
 		for pb.Next() {
-			batch := make([]map[string]any, 0, batchSize)
-			for len(batch) < batchSize {
-				switch r := rng.IntN(100); {
-				case r < 65: // returning: a known user's page views and tracks
-					u := rng.IntN(known)
-					batch = append(batch, msg("track", map[string]any{"userId": fmt.Sprintf("user-%d", u), "anonymousId": fmt.Sprintf("anon-%d", u),
-						"event": "Product Viewed", "properties": map[string]any{"sku": rng.IntN(500), "price": 19.99}}))
-				case r < 70: // returning, identifying with a trait change
-					u := rng.IntN(known)
-					batch = append(batch, msg("identify", map[string]any{"userId": fmt.Sprintf("user-%d", u), "traits": map[string]any{"plan": "pro", "seen": rng.IntN(1000)}}))
-				case r < 95 || len(batch) > batchSize-2: // new anonymous visitors
-					batch = append(batch, msg("page", map[string]any{"anonymousId": fmt.Sprintf("new-%d", seq.Add(1)), "name": "Pricing",
-						"properties": map[string]any{"path": "/pricing"}}))
-				default: // a merge: a new anonymous visitor, then it logs in as a known user
-					a, u := fmt.Sprintf("new-%d", seq.Add(1)), rng.IntN(known)
-					batch = append(batch,
-						msg("page", map[string]any{"anonymousId": a, "name": "Login"}),
-						msg("identify", map[string]any{"userId": fmt.Sprintf("user-%d", u), "anonymousId": a}))
-				}
-			}
+			body := bodies[next.Add(1)-1]
 			start := time.Now()
-			post(batch)
+			post(body)
 			l.add(time.Since(start))
 		}
 	})
-	b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N*batchSize), "cpu-µs/event")
+	b.ReportMetric(float64(b.N*trackingload.BatchSize)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N*trackingload.BatchSize), "cpu-µs/event")
 	l.report(b)
 	b.StopTimer()
 	// Every event applied: each messageId sent, offered again, is a duplicate of a message
 	// already applied (one that was not would be refused: it carries no identifier here).
-	sent := int(msgs.Load())
-	var again []message.Message
+	sent := load.Sent()
+	again := make([]message.Message, 0, sent)
 	for i := 1; i <= sent; i++ {
-		again = append(again, message.Message{Type: message.Track, MessageID: fmt.Sprintf("bench-%d", i), Event: "Check"})
+		again = append(again, message.Message{Type: message.Track, MessageID: trackingload.MessageID(i), Event: "Check"})
 	}
 	outs, err := s.stack.Profiles.ApplyMany(context.Background(), space, again)
 	if err != nil {

@@ -1,6 +1,6 @@
-// Command loadgen sends BenchmarkTrackingBatch's load (infra/bench/tracking_bench_test.go:
-// 16 senders, /v1/batch of 100, 65 % returning tracks, 5 % identifies, 25 % new visitors, 5 %
-// merges, after 2,000 warm-up identifies) to any server that accepts Segment's /v1/batch with a
+// Command loadgen sends BenchmarkTrackingBatch's load (package trackingload: 16 senders,
+// /v1/batch of 100, 65 % returning tracks, 5 % identifies, 25 % new visitors, 5 % merges,
+// after 2,000 warm-up identifies) to any server that accepts Segment's /v1/batch with a
 // write key as HTTP Basic user: this project's local stack or RudderStack's gateway, so that the
 // two are measured by one generator (BENCHMARKS.md, "Side by side with RudderStack's gateway").
 // It prints events/s, request latency percentiles and, given the servers' pids, their CPU per
@@ -12,11 +12,9 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -27,6 +25,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/unifiedprofiles/up/infra/trackingload"
 )
 
 // cpuTicks returns utime+stime (+cutime+cstime) of pid, in clock ticks (100/s).
@@ -113,18 +113,10 @@ func main() {
 	label := flag.String("label", "", "label for the result line")
 	flag.Parse()
 
-	const batchSize, known = 100, 2000
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(*key+":"))
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
-	var msgs atomic.Int64
-	msg := func(typ string, fields map[string]any) map[string]any {
-		fields["type"] = typ
-		fields["messageId"] = fmt.Sprintf("bench-%d", msgs.Add(1))
-		fields["timestamp"] = time.Now().UTC().Format(time.RFC3339Nano)
-		return fields
-	}
 	var bad atomic.Int64
 	post := func(body []byte) bool {
 		req, _ := http.NewRequest("POST", *url+"/v1/batch", bytes.NewReader(body))
@@ -147,53 +139,15 @@ func main() {
 		}
 		return true
 	}
-	enc := func(batch []map[string]any) []byte {
-		body, _ := json.Marshal(map[string]any{"batch": batch, "sentAt": time.Now().UTC().Format(time.RFC3339Nano)})
-		return body
-	}
-	// Warm-up: the 2,000 known users, each with an anonymous id.
-	for i := 0; i < known; i += batchSize {
-		var batch []map[string]any
-		for j := i; j < i+batchSize; j++ {
-			batch = append(batch, msg("identify", map[string]any{"userId": fmt.Sprintf("user-%d", j), "anonymousId": fmt.Sprintf("anon-%d", j),
-				"traits": map[string]any{"email": fmt.Sprintf("user-%d@example.com", j), "plan": "free"}}))
-		}
-		if !post(enc(batch)) {
+	var load trackingload.Load
+	for _, body := range load.Warmup() {
+		if !post(body) {
 			fmt.Fprintln(os.Stderr, "warm-up failed")
 			os.Exit(1)
 		}
 	}
-	// The batches, generated before timing (same seeds every run: identical load for both servers).
-	var seq atomic.Int64
-	bodies := make([][]byte, *n)
-	rngs := make([]*rand.Rand, *conc)
-	for i := range rngs {
-		rngs[i] = rand.New(rand.NewPCG(uint64(i+1), 7))
-	}
-	for k := 0; k < *n; k++ {
-		rng := rngs[k%*conc]
-		batch := make([]map[string]any, 0, batchSize)
-		for len(batch) < batchSize {
-			switch r := rng.IntN(100); {
-			case r < 65:
-				u := rng.IntN(known)
-				batch = append(batch, msg("track", map[string]any{"userId": fmt.Sprintf("user-%d", u), "anonymousId": fmt.Sprintf("anon-%d", u),
-					"event": "Product Viewed", "properties": map[string]any{"sku": rng.IntN(500), "price": 19.99}}))
-			case r < 70:
-				u := rng.IntN(known)
-				batch = append(batch, msg("identify", map[string]any{"userId": fmt.Sprintf("user-%d", u), "traits": map[string]any{"plan": "pro", "seen": rng.IntN(1000)}}))
-			case r < 95 || len(batch) > batchSize-2:
-				batch = append(batch, msg("page", map[string]any{"anonymousId": fmt.Sprintf("new-%d", seq.Add(1)), "name": "Pricing",
-					"properties": map[string]any{"path": "/pricing"}}))
-			default:
-				a, u := fmt.Sprintf("new-%d", seq.Add(1)), rng.IntN(known)
-				batch = append(batch,
-					msg("page", map[string]any{"anonymousId": a, "name": "Login"}),
-					msg("identify", map[string]any{"userId": fmt.Sprintf("user-%d", u), "anonymousId": a}))
-			}
-		}
-		bodies[k] = enc(batch)
-	}
+	// The batches, made before timing (the same load on every run, for both servers).
+	bodies := load.Batches(*n, *conc)
 	var bodyBytes int
 	for _, b := range bodies {
 		bodyBytes += len(b)
@@ -237,7 +191,7 @@ func main() {
 			accepted++
 		}
 	}
-	events := accepted * batchSize
+	events := accepted * trackingload.BatchSize
 	sorted := append([]time.Duration(nil), lat...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 	pct := func(p float64) float64 {

@@ -615,8 +615,10 @@ func (sn *snapshot) eventItem(k store.Key, m message.Message, ids []identity.Ide
 // without them (a crash between the two writes of a returning visitor's message).
 func (s *Service) repair(ctx context.Context, msgs []message.Message, plans []plan, sn *snapshot, txs *[]store.Tx) error {
 	var keys []store.Key
+	wanted := map[store.Key]bool{} // a set: a batch of N repairs was N² comparisons
 	for _, p := range plans {
-		if p.repair != nil && !slices.Contains(keys, *p.repair) {
+		if p.repair != nil && !wanted[*p.repair] {
+			wanted[*p.repair] = true
 			keys = append(keys, *p.repair)
 		}
 	}

@@ -35,7 +35,7 @@ const (
 	defaultFlushBytes = 3 << 20          // freeze the table past this much (4 MB: CSV peak RSS 94–96 of 100 MB)
 	flushChunk        = 1 << 20          // written into bbolt per transaction
 	defaultFlushAge   = 10 * time.Second // or when its first write is this old
-	maxActiveFactor   = 2                // commits wait for the flush past flushBytes × this
+	maxActiveFactor   = 6                // commits wait for the flush past flushBytes × this (2 stalled them 16 times a run: BENCHMARKS.md)
 	logSize           = 16 << 20         // a zero-filled spare's size; a log past it is frozen
 	walSuffix         = ".wal."          // logs are <store path>.wal.<sequence>
 	spareSuffix       = ".wal-spare"     // the next log: zero-filled once, then a recycled one
