@@ -22,6 +22,7 @@ fuzz ./shared/tracking/ FuzzParse 40000x
 fuzz ./shared/tracking/ FuzzDecompress 15000x
 fuzz ./shared/tracking/ FuzzDecoderMatchesReference 40000x
 fuzz ./shared/tracking/ FuzzDebuggerItemJSON 20000x
+fuzz ./shared/tracking/ FuzzDebuggerItemPacking 20000x
 fuzz ./shared/jsonappend/ FuzzRaw 40000x
 fuzz ./shared/jsonappend/ FuzzString 40000x
 fuzz ./shared/profile/ FuzzEventJSONMatchesMarshal 20000x

@@ -200,6 +200,7 @@ func (s *Service) debuggerOps(src workspace.Source, res Result, applied []Parsed
 			entries = entries[1:]
 		}
 		item := debuggerItemData(store.Key{PK: pk, SK: sk}, it, encoded)
+		item.Data = packDebuggerItem(item.Data)
 		item.ExpiresAt = exp
 		ops = append(ops, store.PutOp(item, store.Always))
 	}
@@ -297,7 +298,11 @@ func (s *Service) entries(ctx context.Context, srcID, cursor string) ([]Entry, e
 					break
 				}
 				var d debuggerItem
-				if err := json.Unmarshal(it.Data, &d); err != nil {
+				data, err := unpackDebuggerItem(it.Data)
+				if err == nil {
+					err = json.Unmarshal(data, &d)
+				}
+				if err != nil {
 					return nil, fmt.Errorf("decode debugger item %s: %w", it.Key, err)
 				}
 				for _, e := range d.Entries {
