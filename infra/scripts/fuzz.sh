@@ -26,6 +26,8 @@ fuzz ./shared/tracking/ FuzzDebuggerItemPacking 20000x
 fuzz ./shared/jsonappend/ FuzzRaw 40000x
 fuzz ./shared/jsonappend/ FuzzString 40000x
 fuzz ./shared/profile/ FuzzEventJSONMatchesMarshal 20000x
+fuzz ./shared/profile/ FuzzProfileJSONMatchesMarshal 20000x
+fuzz ./shared/profile/ FuzzClaimOwner 40000x
 fuzz ./shared/httpapi/ FuzzDecode 15000x
 fuzz ./shared/httpapi/ FuzzAcceptsGzip 20000x
 fuzz ./shared/identity/ FuzzExtract 30000x

@@ -1,12 +1,14 @@
 package profile
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/message"
@@ -16,6 +18,22 @@ import (
 // claim is the owner record of an identifier.
 type claim struct {
 	ProfileID string `json:"profile_id"`
+}
+
+// claimOwner returns the profile a stored claim names. Every message reads its identifiers'
+// claims, so the form json.Marshal writes for a plain ID is read without encoding/json;
+// anything else (escapes, spacing) goes through json.Unmarshal.
+func claimOwner(data []byte) (string, error) {
+	const head, tail = `{"profile_id":"`, `"}`
+	if len(data) >= len(head)+len(tail) && string(data[:len(head)]) == head && string(data[len(data)-len(tail):]) == tail {
+		id := data[len(head) : len(data)-len(tail)]
+		if !bytes.ContainsAny(id, "\\\"") && utf8.Valid(id) && !slices.ContainsFunc(id, func(c byte) bool { return c < 0x20 }) {
+			return string(id), nil
+		}
+	}
+	var c claim
+	err := json.Unmarshal(data, &c)
+	return c.ProfileID, err
 }
 
 // appendClaimKeys adds the claim keys of ids not yet asked for.
@@ -40,11 +58,11 @@ func (s *Service) owners(ctx context.Context, spaceID string, ids []identity.Ide
 		if !ok {
 			continue
 		}
-		var c claim
-		if err := json.Unmarshal(it.Data, &c); err != nil {
+		pid, err := claimOwner(it.Data)
+		if err != nil {
 			return nil, nil, fmt.Errorf("decode claim %s: %w", claimKey(spaceID, id), err) // the key names it without its value
 		}
-		pointed[id] = c.ProfileID
+		pointed[id] = pid
 	}
 	profiles := map[string]*loaded{}
 	next := slices.Sorted(maps.Values(pointed))

@@ -500,7 +500,7 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 		l := sn.profiles[loser]
 		mergeInto(&target.p, &l.p)
 		forward := Profile{ID: l.p.ID, SpaceID: spaceID, MergedInto: target.p.ID, CreatedAt: l.p.CreatedAt, UpdatedAt: now, First: l.p.First}
-		ops = append(ops, store.ReplaceOp(item(profileKey(spaceID, loser), forward), l.version))
+		ops = append(ops, store.ReplaceOp(profileItem(profileKey(spaceID, loser), &forward), l.version))
 		forwards = append(forwards, &loaded{p: forward, version: l.version + 1})
 		touched = append(touched, loser)
 	}
@@ -534,7 +534,7 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 			target.p.Violations = slices.Clone(target.p.Violations[n-MaxViolationsKept:])
 		}
 		target.p.UpdatedAt = now
-		pItem := item(profileKey(spaceID, target.p.ID), target.p)
+		pItem := profileItem(profileKey(spaceID, target.p.ID), &target.p)
 		if err := checkProfileSize(pItem); err != nil {
 			return refuse(err)
 		}

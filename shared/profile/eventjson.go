@@ -51,11 +51,7 @@ func appendEventJSON(b []byte, e *Event) (_ []byte, ok bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, `{"type":`...)
-			b = jsonappend.String(b, id.Type)
-			b = append(b, `,"value":`...)
-			b = jsonappend.String(b, id.Value)
-			b = append(b, '}')
+			b = append(appendIdentifierFields(append(b, '{'), id), '}')
 		}
 		b = append(b, ']')
 	}
