@@ -196,6 +196,29 @@ func (r *Resolver) refused(kind string, apart []Candidate, now time.Time, why st
 // than the limit, and more than any matched profile already holds (settings apply to new
 // data only, so a profile over a since-lowered limit is not made worse, nor split).
 func (r *Resolver) exceeded(cur []Identifier, matched []Candidate, now time.Time) (string, bool) {
+	if len(matched) == 1 && holdsInWindow(r, matched[0], cur, now) {
+		return "", false // the would-be profile is the matched one: no count grows past its own
+	}
+	return r.exceededCounting(cur, matched, now)
+}
+
+// holdsInWindow reports whether c already holds every identifier of cur within its type's
+// window: the common case (a returning visitor), answered without exceededCounting's maps.
+func holdsInWindow(r *Resolver, c Candidate, cur []Identifier, now time.Time) bool {
+	for _, id := range cur {
+		i := slices.IndexFunc(c.Identifiers, func(s Seen) bool { return s.Identifier == id })
+		if i < 0 {
+			return false
+		}
+		if l, ok := windowLength(r.rule(id.Type).Window); ok && now.Sub(c.Identifiers[i].FirstSeen) >= l {
+			return false
+		}
+	}
+	return true
+}
+
+// exceededCounting is exceeded by counting every type's values in the would-be profile.
+func (r *Resolver) exceededCounting(cur []Identifier, matched []Candidate, now time.Time) (string, bool) {
 	union := map[string]map[string]bool{} // type → values in window
 	most := map[string]int{}              // type → the most values any one matched profile holds
 	inWindow := func(typ string, at time.Time) bool {
