@@ -221,7 +221,15 @@ type plan struct {
 	dupOf int   // ≥ 0: a repeat of that earlier message of the batch
 	// repair: the message was applied before but its event may be missing (see dedupeRecord).
 	repair *store.Key
-	retry  bool // the snapshot was inconsistent for it: try again
+	retry  bool          // the snapshot was inconsistent for it: try again
+	heads  []writtenHead // the profiles it writes, cached once it commits
+}
+
+// writtenHead is a profile's head as a plan writes it, at the version the write stamps.
+type writtenHead struct {
+	key     store.Key
+	version int64
+	head    *profileHead
 }
 
 // applyOnce is one attempt at a batch. It returns each message's outcome, which of them
@@ -297,7 +305,9 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 			p.out.Err = plans[p.dupOf].out.Err
 			continue
 		}
+		committed := true
 		for _, t := range p.txs {
+			committed = committed && errs[t] == nil
 			switch err := errs[t]; {
 			case err == nil:
 			case store.FailedOp(err) >= 0, errors.Is(err, store.ErrSkipped), errors.Is(err, store.ErrContention):
@@ -308,6 +318,13 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 				if p.out.Err == nil {
 					p.out.Err = err
 				}
+			}
+		}
+		if committed {
+			// The next message of these profiles finds their heads decoded (a changed
+			// profile was otherwise decoded again on its next message).
+			for _, h := range p.heads {
+				s.heads.put(h.key, h.version, h.head)
 			}
 		}
 	}
@@ -563,6 +580,7 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 	if changed {
 		target.version++
 		sn.profiles[target.p.ID] = target
+		p.heads = append(p.heads, writtenHead{profileKey(spaceID, target.p.ID), target.version, headOf(&target.p)})
 	}
 	sn.writer[target.p.ID] = t
 	for ref, st := range states {
@@ -571,6 +589,7 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 	for _, f := range forwards {
 		sn.profiles[f.p.ID] = f
 		sn.writer[f.p.ID] = t
+		p.heads = append(p.heads, writtenHead{profileKey(spaceID, f.p.ID), f.version, headOf(&f.p)})
 	}
 	for _, id := range d.Add {
 		sn.pointed[id] = target.p.ID

@@ -3,6 +3,7 @@ package profile
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/unifiedprofiles/up/shared/store"
 )
@@ -83,6 +84,28 @@ func headBytes(k store.Key, h *profileHead) int {
 		n += 125 + len(id.Type) + len(id.Value) + len(id.SourceID)
 	}
 	return n
+}
+
+// headOf is p's head as decoding p's stored JSON gives it: its own copy of the identifiers,
+// and times as decoded ones are (no monotonic clock reading, which Compare would otherwise
+// use between two heads cached this way).
+func headOf(p *Profile) *profileHead {
+	h := &profileHead{ID: p.ID, SpaceID: p.SpaceID, MergedInto: p.MergedInto, CreatedAt: asDecoded(p.CreatedAt),
+		Identifiers: slices.Clone(p.Identifiers), Merges: p.Merges, First: p.First}
+	h.First.At = asDecoded(h.First.At)
+	for i := range h.Identifiers {
+		h.Identifiers[i].FirstSeen = asDecoded(h.Identifiers[i].FirstSeen)
+	}
+	return h
+}
+
+// asDecoded is t as its JSON decodes: UTC as UTC() makes it, any other zone without the
+// monotonic reading.
+func asDecoded(t time.Time) time.Time {
+	if t.Location() == time.UTC {
+		return t.UTC()
+	}
+	return t.Round(0)
 }
 
 // profile is the head as a Profile of its own: the identifiers are copied, so nothing done

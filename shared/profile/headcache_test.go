@@ -76,7 +76,7 @@ func TestCachedHeadsAreNotShared(t *testing.T) {
 	svc := New(openBoltForTest(t), Options{})
 	applyForTest(t, svc, message.Identify, "u-1", "a-1", map[string]any{"plan": "free"})
 	user := identity.Identifier{Type: "user_id", Value: "u-1"}
-	for i := range 3 { // a miss, then hits
+	for i := range 3 { // cached when written, then read
 		l, want := readProfile(t, svc, user)
 		if !reflect.DeepEqual(l.p, want) || len(want.Identifiers) != 2 {
 			t.Fatalf("read %d: head %+v, want %+v", i, l.p, want)
@@ -200,4 +200,49 @@ func TestHeadCacheIsBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// A profile a committed message writes is cached at the version it wrote, exactly as its
+// stored bytes decode: the next message of that visitor decodes nothing.
+func TestWrittenHeadsAreCached(t *testing.T) {
+	t.Parallel()
+	svc := New(openBoltForTest(t), Options{})
+	user := identity.Identifier{Type: "user_id", Value: "u-9"}
+	check := func(step string, id identity.Identifier, wantIdentifiers int) *loaded {
+		t.Helper()
+		got := map[store.Key]store.Item{}
+		if err := svc.getMany(context.Background(), got, []store.Key{claimKey("sp_head", id)}); err != nil {
+			t.Fatal(err)
+		}
+		pid, _ := claimOwner(got[claimKey("sp_head", id)].Data)
+		it, err := svc.st.Get(context.Background(), profileKey("sp_head", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, ok := svc.heads.get(profileKey("sp_head", pid), it.Version)
+		if !ok {
+			t.Fatalf("%s: the head of %s at version %d is not cached", step, pid, it.Version)
+		}
+		var want profileHead
+		if err := json.Unmarshal(it.Data, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(*h, want) || len(h.Identifiers) != wantIdentifiers {
+			t.Fatalf("%s: cached head\n %+v\nstored head\n %+v", step, *h, want)
+		}
+		return &loaded{version: it.Version}
+	}
+	applyForTest(t, svc, message.Identify, "u-9", "", map[string]any{"plan": "free"})
+	check("created", user, 1)
+	applyForTest(t, svc, message.Identify, "u-9", "a-9", map[string]any{"email": "u9@example.com"})
+	check("identifiers added", user, 3)
+	applyForTest(t, svc, message.Track, "", "a-10", nil)
+	res := applyForTest(t, svc, message.Identify, "u-9", "a-10", nil)
+	if len(res.Merged) != 1 {
+		t.Fatalf("merge: %+v", res)
+	}
+	check("merged", user, 4)
+	if h, ok := svc.heads.get(profileKey("sp_head", res.Merged[0]), 2); !ok || h.MergedInto != res.ProfileID {
+		t.Errorf("the merged profile's forward is not cached at version 2: %+v %v", h, ok)
+	}
 }
