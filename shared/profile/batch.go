@@ -580,7 +580,9 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 	if changed {
 		target.version++
 		sn.profiles[target.p.ID] = target
-		p.heads = append(p.heads, writtenHead{profileKey(spaceID, target.p.ID), target.version, headOf(&target.p)})
+		if !d.Create { // a new profile's head waits for a read: a CSV of new profiles would fill the cache
+			p.heads = append(p.heads, writtenHead{profileKey(spaceID, target.p.ID), target.version, headOf(&target.p)})
+		}
 	}
 	sn.writer[target.p.ID] = t
 	for ref, st := range states {
