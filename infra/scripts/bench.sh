@@ -11,8 +11,9 @@ go test -run '^$' -bench "${BENCH:-.}" -skip 'ProfilesTraits|TrackingBatch|CSVUp
 go test -run '^$' -bench 'ProfilesTraits|FlexAgentLookupPaced' -benchtime 5000x ./infra/bench/
 # A 9,999-row CSV upload, three times (each takes seconds).
 go test -run '^$' -bench CSVUpload -benchtime 3x ./infra/bench/
-# The tracking budget's load, with a CPU profile: where the time goes.
+# The tracking budget's load, 1,000 batches (a steady state: several flushes of the tables), with
+# a CPU profile: where the time goes.
 prof=$(mktemp -d)
-go test -run '^$' -bench TrackingBatch -benchtime "${TRACKING_BATCHES:-300x}" -cpuprofile "$prof/cpu.out" -o "$prof/bench.test" ./infra/bench/
+go test -run '^$' -bench TrackingBatch -benchtime "${TRACKING_BATCHES:-1000x}" -cpuprofile "$prof/cpu.out" -o "$prof/bench.test" ./infra/bench/
 echo "== CPU profile of BenchmarkTrackingBatch (top by cumulative time, our packages and the big buckets)"
 go tool pprof -top -cum -nodecount=40 -ignore 'bench\.BenchmarkTrackingBatch$' "$prof/bench.test" "$prof/cpu.out" 2>/dev/null | sed -n '1,50p'
