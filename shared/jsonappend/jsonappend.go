@@ -117,6 +117,18 @@ const hexDigits = "0123456789abcdef"
 // escaping), invalid UTF-8 replaced by U+FFFD and U+2028, U+2029 escaped.
 func String(b []byte, s string) []byte { return appendString(b, s, true) }
 
+// Strings appends ss as json.Marshal writes a non-nil []string.
+func Strings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = String(b, s)
+	}
+	return append(b, ']')
+}
+
 // StringKeepHTML is String without the HTML escaping: a json.Encoder's with
 // SetEscapeHTML(false), for text people read (a CSV row's raw message).
 func StringKeepHTML(b []byte, s string) []byte { return appendString(b, s, false) }

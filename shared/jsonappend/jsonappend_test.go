@@ -44,6 +44,12 @@ func FuzzString(f *testing.F) {
 		if got := String(nil, s); string(got) != string(want) {
 			t.Fatalf("String(%q) = %s, json.Marshal writes %s", s, got, want)
 		}
+		for _, ss := range [][]string{{}, {s}, {s, "x", s}} {
+			want, _ := json.Marshal(ss)
+			if got := Strings(nil, ss); string(got) != string(want) {
+				t.Fatalf("Strings(%q) = %s, json.Marshal writes %s", ss, got, want)
+			}
+		}
 	})
 }
 

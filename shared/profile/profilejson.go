@@ -90,7 +90,7 @@ func appendProfileJSON(b []byte, p *Profile) (_ []byte, ok bool) {
 	b = append(b, `,"merges":`...)
 	b = strconv.AppendInt(b, int64(p.Merges), 10)
 	if len(p.MergedIDs) > 0 {
-		b = appendStrings(append(b, `,"merged_ids":`...), p.MergedIDs)
+		b = jsonappend.Strings(append(b, `,"merged_ids":`...), p.MergedIDs)
 	}
 	if len(p.Violations) > 0 {
 		b = append(b, `,"violations":[`...)
@@ -123,21 +123,9 @@ func appendProfileJSON(b []byte, p *Profile) (_ []byte, ok bool) {
 	}
 	b = append(b, '}')
 	if len(p.Groups) > 0 {
-		b = appendStrings(append(b, `,"groups":`...), p.Groups)
+		b = jsonappend.Strings(append(b, `,"groups":`...), p.Groups)
 	}
 	return append(b, '}'), true
-}
-
-// appendStrings appends a JSON array of ss.
-func appendStrings(b []byte, ss []string) []byte {
-	b = append(b, '[')
-	for i, v := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonappend.String(b, v)
-	}
-	return append(b, ']')
 }
 
 // field appends name (with its separator and colon) and the time t.

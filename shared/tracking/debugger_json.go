@@ -123,15 +123,7 @@ func appendStrings(dst []byte, name string, ss []string) []byte {
 	if len(ss) == 0 {
 		return dst
 	}
-	dst = append(dst, name...)
-	dst = append(dst, '[')
-	for i, s := range ss {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = jsonappend.String(dst, s)
-	}
-	return append(dst, ']')
+	return jsonappend.Strings(append(dst, name...), ss)
 }
 
 // appendJSONTime appends t as time.Time.MarshalJSON does; ok becomes false (and stays so)
