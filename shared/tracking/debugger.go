@@ -110,7 +110,7 @@ func entryCursor(itemSK string, index int) string {
 
 // record writes the debugger entries of one request, and the source's "seen" records: each
 // item a single write of its own, outside any transaction.
-func (s *Service) record(ctx context.Context, src workspace.Source, applied []Parsed, res Result) error {
+func (s *Service) record(ctx context.Context, src workspace.Source, applied []*Parsed, res Result) error {
 	ops, mark := s.debuggerOps(src, res, applied)
 	if len(ops) == 0 {
 		return nil
@@ -132,7 +132,7 @@ func (s *Service) record(ctx context.Context, src workspace.Source, applied []Pa
 
 // debuggerOps returns the puts of one request's debugger items and "seen" records, and what
 // marks the "seen" records written once they are.
-func (s *Service) debuggerOps(src workspace.Source, res Result, applied []Parsed) ([]store.Op, func()) {
+func (s *Service) debuggerOps(src workspace.Source, res Result, applied []*Parsed) ([]store.Op, func()) {
 	now := s.now()
 	exp := now.Add(debuggerRetention).Unix()
 	type indexed struct {
@@ -153,7 +153,7 @@ func (s *Service) debuggerOps(src workspace.Source, res Result, applied []Parsed
 		rejected[r.Index] = r
 	}
 	for _, pm := range applied {
-		m := pm.Message
+		m := &pm.Message
 		e := Entry{Raw: rawJSON(m.Raw), Normalised: &Normalised{Type: m.Type, MessageID: m.MessageID, UserID: m.UserID,
 			AnonymousID: m.AnonymousID, GroupID: m.GroupID, PreviousID: m.PreviousID, Event: m.Event, Name: m.Name,
 			Timestamp: m.Timestamp, ReceivedAt: m.ReceivedAt}}

@@ -170,7 +170,7 @@ func FuzzValidJSON(f *testing.F) {
 
 // benchDebuggerInput is what the debugger gets for the Segment Node SDK's batch: six messages
 // applied, one refused by the parser.
-func benchDebuggerInput(b *testing.B) (*Service, Result, []Parsed) {
+func benchDebuggerInput(b *testing.B) (*Service, Result, []*Parsed) {
 	body := readParseFixture(b, "analytics-node-3.1.0-batch.json")
 	req, err := Parse("batch", body, parseTestEnv())
 	if err != nil {
@@ -178,11 +178,14 @@ func benchDebuggerInput(b *testing.B) (*Service, Result, []Parsed) {
 	}
 	s := &Service{now: func() time.Time { return parseReceivedAt }, seen: map[store.Key]bool{}}
 	res := Result{Rejected: req.Rejected}
-	for i, p := range req.Messages {
+	var applied []*Parsed
+	for i := range req.Messages {
+		p := &req.Messages[i]
 		r := profile.Result{ProfileID: "prof-0123456789", Created: i == 0, Added: []identity.Identifier{{Type: "user_id", Value: p.Message.UserID}}}
 		res.Outcomes = append(res.Outcomes, Outcome{Index: p.Index, Result: r})
+		applied = append(applied, p)
 	}
-	return s, res, req.Messages
+	return s, res, applied
 }
 
 // BenchmarkDebuggerOps builds the debugger's writes for one request.

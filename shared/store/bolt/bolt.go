@@ -253,7 +253,7 @@ func (s *Store) Query(ctx context.Context, pk string, p store.Page) ([]store.Ite
 			full = p.Limit > 0 && len(items) == p.Limit
 			return nil
 		}
-		b, err := v.bucket()
+		b, err := v.items()
 		if err != nil {
 			return err
 		}

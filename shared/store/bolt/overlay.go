@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -596,7 +597,9 @@ type view struct {
 	active, frozen *memtable
 	w              *staged // nil for a read
 	now            time.Time
-	tx             *bbolt.Tx // begun at the first read from bbolt
+	tx             *bbolt.Tx     // begun at the first read from bbolt
+	bucket         *bbolt.Bucket // tx's items bucket
+	cursor         *bbolt.Cursor // for lookups: one per view, not one per key (bbolt's Get allocates one)
 }
 
 func (s *Store) newView(w *staged) *view {
@@ -618,16 +621,32 @@ func (v *view) unlockActive() {
 	}
 }
 
-// bucket returns bbolt's items bucket in the view's read transaction.
-func (v *view) bucket() (*bbolt.Bucket, error) {
+// items returns bbolt's items bucket in the view's read transaction.
+func (v *view) items() (*bbolt.Bucket, error) {
 	if v.tx == nil {
 		tx, err := v.s.db.Begin(false)
 		if err != nil {
 			return nil, err
 		}
-		v.tx = tx
+		v.tx, v.bucket = tx, tx.Bucket(itemsBucket)
 	}
-	return v.tx.Bucket(itemsBucket), nil
+	return v.bucket, nil
+}
+
+// get returns bbolt's value at ek, nil when absent: Bucket.Get without a new cursor per key.
+func (v *view) get(ek []byte) ([]byte, error) {
+	if v.cursor == nil {
+		b, err := v.items()
+		if err != nil {
+			return nil, err
+		}
+		v.cursor = b.Cursor()
+	}
+	k, val := v.cursor.Seek(ek)
+	if !bytes.Equal(k, ek) {
+		return nil, nil
+	}
+	return val, nil
 }
 
 func (v *view) close() {
@@ -662,11 +681,10 @@ func (v *view) current(k store.Key, ek []byte, withData bool) (*store.Item, erro
 	if e, ok := v.tableGet(ek); ok {
 		raw = e.val
 	} else {
-		b, err := v.bucket()
-		if err != nil {
+		var err error
+		if raw, err = v.get(ek); err != nil {
 			return nil, err
 		}
-		raw = b.Get(ek)
 	}
 	if raw == nil {
 		return nil, nil
