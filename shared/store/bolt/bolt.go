@@ -43,7 +43,8 @@ type Store struct {
 	walOff      int64 // where the next record goes
 	walTotal    int64 // logged since Open
 	walBuf      []byte
-	walPrepared bool // the log was full-size before use: zero-filled or recycled
+	walPrepared bool                 // the log was full-size before use: zero-filled or recycled
+	syncLog     func(*os.File) error // syncData; tests make it fail
 
 	omu       sync.RWMutex // the tables
 	active    *memtable    // committed, not yet frozen
@@ -82,7 +83,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	s := &Store{db: db, now: time.Now, path: path, active: newMemtable(0), flushBytes: defaultFlushBytes,
+	s := &Store{db: db, now: time.Now, path: path, active: newMemtable(0), flushBytes: defaultFlushBytes, syncLog: syncData,
 		flushCh: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	for _, o := range opts {
 		o(s)

@@ -1,11 +1,14 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -290,5 +293,63 @@ func TestRecycledLogReplaysOnlyItsOwnRecords(t *testing.T) {
 	}
 	if it, err := s.Get(ctx, y); err != nil || string(it.Data) != "new" {
 		t.Errorf("y after the crash: %q, %v", it.Data, err)
+	}
+}
+
+// A commit whose log sync fails is refused and never seen, and the commits after it are
+// acknowledged and survive a crash: the next record goes where the failed one was, so the
+// failed record's bytes (here they did reach the file) never stand before an acknowledged
+// record, where replay would stop at them.
+func TestFailedSyncLosesNoLaterCommit(t *testing.T) {
+	t.Parallel()
+	for _, zeroed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("zeroed log %v", zeroed), func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "up.db")
+			s, err := Open(path, WithFlushBytes(1<<30))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if zeroed {
+				s.walMu.Lock()
+				s.walTotal = spareAfter
+				s.walMu.Unlock()
+				if err := s.keepSpare(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			putN(t, s, 0, 10)
+			s.walMu.Lock()
+			s.syncLog = func(*os.File) error { return errors.New("injected: EIO") }
+			s.walMu.Unlock()
+			failed := store.Item{Key: store.Key{PK: "P", SK: "failed"}, Data: bytes.Repeat([]byte("f"), 4096)} // longer than what follows
+			if err := s.Transact(context.Background(), store.PutOp(failed, store.Always)); err == nil || !strings.Contains(err.Error(), "injected") {
+				t.Fatalf("the commit whose sync failed answered %v", err)
+			}
+			s.walMu.Lock()
+			s.syncLog = syncData
+			s.walMu.Unlock()
+			if _, err := s.Get(context.Background(), failed.Key); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("the refused write reads back: %v", err)
+			}
+			putN(t, s, 10, 20)
+			s.crash()
+			s, err = Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			items, err := s.Query(context.Background(), "P", store.Page{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sks []string
+			for _, it := range items {
+				sks = append(sks, it.SK)
+			}
+			if len(items) != 20 || slices.Contains(sks, "failed") {
+				t.Fatalf("after the crash: %v, want k0000…k0019, the 20 acknowledged", sks)
+			}
+		})
 	}
 }
