@@ -36,6 +36,37 @@ func putN(t *testing.T, s *Store, from, to int) {
 	}
 }
 
+// moveIntoZeroedLog makes s act as a busy store: a spare log is zero-filled and s moves into it.
+func moveIntoZeroedLog(t *testing.T, s *Store) {
+	t.Helper()
+	s.walMu.Lock()
+	s.walTotal = spareAfter
+	s.walMu.Unlock()
+	if err := s.keepSpare(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recovered opens the store at path after a crash (closed with the test) and returns the
+// sort keys of partition P.
+func recovered(t *testing.T, path string) []string {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	items, err := s.Query(context.Background(), "P", store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sks := make([]string, len(items))
+	for i, it := range items {
+		sks[i] = it.SK
+	}
+	return sks
+}
+
 // What a commit acknowledged survives a crash, whether its log was zero-filled ahead of
 // time or not and whatever was flushed; a record torn at the log's end (a commit the crash
 // cut short, never acknowledged) is left out, and so is a record another log held at the
@@ -63,13 +94,8 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.zeroed { // as if busy: a spare is zero-filled and the store moves into it
-				s.walMu.Lock()
-				s.walTotal = spareAfter
-				s.walMu.Unlock()
-				if err := s.keepSpare(); err != nil {
-					t.Fatal(err)
-				}
+			if c.zeroed {
+				moveIntoZeroedLog(t, s)
 			}
 			if s.walPrepared != c.zeroed {
 				t.Fatalf("log zero-filled: %v, want %v", s.walPrepared, c.zeroed)
@@ -109,21 +135,13 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 				}
 				f.Close()
 			}
-			s, err = Open(path)
-			if err != nil {
-				t.Fatal(err)
+			sks := recovered(t, path)
+			if len(sks) != 49 {
+				t.Fatalf("after the crash %d items, want the 49 acknowledged", len(sks))
 			}
-			defer s.Close()
-			items, err := s.Query(context.Background(), "P", store.Page{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(items) != 49 {
-				t.Fatalf("after the crash %d items, want the 49 acknowledged", len(items))
-			}
-			for _, it := range items {
-				if it.SK == "k0007" || it.SK == "never" {
-					t.Errorf("%s is back", it.SK)
+			for _, sk := range sks {
+				if sk == "k0007" || sk == "never" {
+					t.Errorf("%s is back", sk)
 				}
 			}
 			if seqs, _ := walSeqs(path); len(seqs) != 1 || seqs[0] <= seq {
@@ -311,12 +329,7 @@ func TestFailedSyncLosesNoLaterCommit(t *testing.T) {
 				t.Fatal(err)
 			}
 			if zeroed {
-				s.walMu.Lock()
-				s.walTotal = spareAfter
-				s.walMu.Unlock()
-				if err := s.keepSpare(); err != nil {
-					t.Fatal(err)
-				}
+				moveIntoZeroedLog(t, s)
 			}
 			putN(t, s, 0, 10)
 			s.walMu.Lock()
@@ -334,20 +347,7 @@ func TestFailedSyncLosesNoLaterCommit(t *testing.T) {
 			}
 			putN(t, s, 10, 20)
 			s.crash()
-			s, err = Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			items, err := s.Query(context.Background(), "P", store.Page{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var sks []string
-			for _, it := range items {
-				sks = append(sks, it.SK)
-			}
-			if len(items) != 20 || slices.Contains(sks, "failed") {
+			if sks := recovered(t, path); len(sks) != 20 || slices.Contains(sks, "failed") {
 				t.Fatalf("after the crash: %v, want k0000…k0019, the 20 acknowledged", sks)
 			}
 		})
