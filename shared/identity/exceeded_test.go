@@ -45,7 +45,7 @@ func TestExceededShortcutMatchesCounting(t *testing.T) {
 				cur = append(cur, random())
 			}
 		}
-		if len(cands) == 1 && holdsInWindow(r, cands[0], cur, now) {
+		if len(cands) == 1 && r.holdsInWindow(cands[0], cur, now) {
 			shortcuts++
 		}
 		gotTyp, got := r.exceeded(cur, cands, now)

@@ -196,7 +196,7 @@ func (r *Resolver) refused(kind string, apart []Candidate, now time.Time, why st
 // than the limit, and more than any matched profile already holds (settings apply to new
 // data only, so a profile over a since-lowered limit is not made worse, nor split).
 func (r *Resolver) exceeded(cur []Identifier, matched []Candidate, now time.Time) (string, bool) {
-	if len(matched) == 1 && holdsInWindow(r, matched[0], cur, now) {
+	if len(matched) == 1 && r.holdsInWindow(matched[0], cur, now) {
 		return "", false // the would-be profile is the matched one: no count grows past its own
 	}
 	return r.exceededCounting(cur, matched, now)
@@ -204,7 +204,7 @@ func (r *Resolver) exceeded(cur []Identifier, matched []Candidate, now time.Time
 
 // holdsInWindow reports whether c already holds every identifier of cur within its type's
 // window: the common case (a returning visitor), answered without exceededCounting's maps.
-func holdsInWindow(r *Resolver, c Candidate, cur []Identifier, now time.Time) bool {
+func (r *Resolver) holdsInWindow(c Candidate, cur []Identifier, now time.Time) bool {
 	for _, id := range cur {
 		i := slices.IndexFunc(c.Identifiers, func(s Seen) bool { return s.Identifier == id })
 		if i < 0 {

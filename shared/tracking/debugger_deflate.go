@@ -27,27 +27,19 @@ var deflaters = sync.Pool{New: func() any {
 
 var inflaters = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
 
-// appender is an io.Writer that appends to a byte slice.
-type appender struct{ b []byte }
-
-func (a *appender) Write(p []byte) (int, error) {
-	a.b = append(a.b, p...)
-	return len(p), nil
-}
-
 // packDebuggerItem returns the stored form of a debugger item's JSON.
 func packDebuggerItem(data []byte) []byte {
 	if len(data) < minDeflate {
 		return data
 	}
-	out := &appender{b: append(make([]byte, 0, len(data)/4+64), deflatedMarker)}
+	out := bytes.NewBuffer(append(make([]byte, 0, len(data)/4+64), deflatedMarker))
 	w := deflaters.Get().(*flate.Writer)
 	defer deflaters.Put(w)
 	w.Reset(out)
 	// Writes into memory do not fail.
 	w.Write(data)
 	w.Close()
-	return out.b
+	return out.Bytes()
 }
 
 // unpackDebuggerItem returns the JSON of a stored debugger item.
