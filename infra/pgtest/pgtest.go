@@ -66,19 +66,32 @@ func Start(t testing.TB) *Cluster {
 	}
 	c := &Cluster{dir: dir, Socket: dir}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if os.Geteuid() == 0 { // PostgreSQL refuses to run as root
+	// chown gives a path to the postgres user when the test runs as root (PostgreSQL refuses
+	// to run as root).
+	chown := func(string) {}
+	if os.Geteuid() == 0 {
 		pg, err := user.Lookup("postgres")
 		if err != nil {
 			t.Fatalf("pgtest: running as root needs a postgres user: %v", err)
 		}
 		uid, _ := strconv.Atoi(pg.Uid)
 		gid, _ := strconv.Atoi(pg.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
+		chown = func(path string) {
+			if err := os.Chown(path, uid, gid); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	chown(dir)
 	data := filepath.Join(dir, "data")
 	c.run(t, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+	// The superuser connects without a password; every other role needs its own (SCRAM), so
+	// tests can give a warehouse connection a wrong password and see it refused.
+	hba := "local all postgres trust\nlocal all all scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chown(filepath.Join(data, "pg_hba.conf"))
 	c.run(t, filepath.Join(bin, "pg_ctl"), "-D", data, "-l", filepath.Join(dir, "log"), "-w", "-t", "60",
 		"-o", fmt.Sprintf("-k %s -c listen_addresses='' -c fsync=off -c full_page_writes=off", dir), "start")
 	t.Cleanup(func() {
