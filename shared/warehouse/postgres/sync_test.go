@@ -38,6 +38,7 @@ type env struct {
 	clock    *testclock.Clock
 	svc      *warehouse.Service
 	profiles *profile.Service
+	ws       *workspace.Service
 	tn       workspacetest.Tenant
 	src      workspace.Source
 	mu       sync.Mutex
@@ -97,6 +98,7 @@ func newEnv(t *testing.T, pageSize int) *env {
 	}
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operator), Now: e.clock.Now, Secrets: sealer})
 	e.profiles = profile.New(st, profile.Options{Now: e.clock.Now})
+	e.ws = ws
 	e.tn = workspacetest.New(t, ws, operator)
 	e.src = e.tn.Source(t, "postgres")
 	e.svc = warehouse.New(st, ws, e.profiles, sealer, map[string]warehouse.Opener{"postgres": postgres.Open}, e,
@@ -223,12 +225,29 @@ func TestSyncMovesOnlyWhatChanged(t *testing.T) {
 	if mp.Running == "" {
 		t.Fatalf("an interval schedule starts its first sync at once: %+v", mp)
 	}
+	connected := func() bool {
+		src, err := e.ws.GetSource(e.ctx, e.tn.Owner, e.tn.ID(), e.src.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src.ConnectedAt != nil
+	}
+	if connected() {
+		t.Fatal("the step-2 tile is complete before a sync succeeded")
+	}
 	if err := e.drain(); err != nil {
 		t.Fatal(err)
 	}
 	first := e.sync(mp, mp.Running)
 	want := warehouse.Sync{Trigger: "first", Status: "succeeded", Extracted: warehouse.Extracted{Added: 2500}, Loaded: warehouse.Loaded{Succeeded: 2500}, Pages: 3, PagesDone: 3}
 	check(t, "first sync", first, want)
+	if !connected() {
+		t.Error("the first successful sync did not complete the step-2 tile")
+	}
+	if got, _ := e.svc.GetMapping(e.ctx, e.tn.Owner, e.tn.ID(), e.src.ID, mp.ModelID, mp.ID); got.LastSync == nil || got.LastSync.ID != first.ID ||
+		got.NextSyncAt == nil || !got.NextSyncAt.Equal(first.StartedAt.Add(time.Hour)) {
+		t.Errorf("mapping after its first sync: last %+v, next %v (want an hour after the start)", got.LastSync, got.NextSyncAt)
+	}
 	if got := e.traits("1234"); got["name"] != "Name 1234" || got["email"] != "user1234@example.com" {
 		t.Fatalf("profile 1234 traits: %v", got)
 	}
@@ -249,6 +268,41 @@ func TestSyncMovesOnlyWhatChanged(t *testing.T) {
 	}
 	third := e.syncNow(mp)
 	check(t, "sync without change", third, warehouse.Sync{Trigger: "manual", Status: "succeeded"})
+	// The schedule: an hour after the last sync started the dispatcher starts the next; a paused
+	// mapping is left alone until resumed.
+	e.clock.Add(61 * time.Minute)
+	if err := e.svc.Dispatch(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.drain(); err != nil {
+		t.Fatal(err)
+	}
+	latest := func() warehouse.Sync {
+		syncs, err := e.svc.ListSyncs(e.ctx, e.tn.Owner, e.tn.ID(), e.src.ID, mp.ModelID, mp.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return syncs[0]
+	}
+	check(t, "scheduled sync", latest(), warehouse.Sync{Trigger: "schedule", Status: "succeeded"})
+	off := false
+	if _, err := e.svc.UpdateMapping(e.ctx, e.tn.Owner, e.tn.ID(), e.src.ID, mp.ModelID, mp.ID, warehouse.NewMapping{Enabled: &off}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(3 * time.Hour)
+	if err := e.svc.Dispatch(e.ctx); err != nil || len(e.queue) != 0 {
+		t.Fatalf("a paused mapping was dispatched: %v, %d tasks", err, len(e.queue))
+	}
+	on := true
+	if _, err := e.svc.UpdateMapping(e.ctx, e.tn.Owner, e.tn.ID(), e.src.ID, mp.ModelID, mp.ID, warehouse.NewMapping{Enabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Dispatch(e.ctx); err != nil || len(e.queue) != 1 {
+		t.Fatalf("a resumed mapping past its time is dispatched: %v, %d tasks", err, len(e.queue))
+	}
+	if err := e.drain(); err != nil {
+		t.Fatal(err)
+	}
 	// Nothing per record is kept on our side: the diff tables are gone, the state is in the warehouse.
 	var work int
 	if err := e.admin.QueryRow(e.ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = '__unify_retl' AND tablename NOT LIKE 'state_%'").Scan(&work); err != nil || work != 0 {
@@ -363,9 +417,9 @@ func TestSyncResumesAfterACrash(t *testing.T) {
 	}
 	check(t, "resumed sync", e.sync(mp, sy.ID), warehouse.Sync{Trigger: "manual", Status: "succeeded",
 		Extracted: warehouse.Extracted{Added: 2000}, Loaded: warehouse.Loaded{Succeeded: 2000}, Pages: 5, PagesDone: 5})
-	for _, id := range []string{"1", "801", "1000", "1200", "2000"} {
-		if n := e.events(id); n != 1 {
-			t.Errorf("record %s: %d events, want 1", id, n)
+	for id := 1; id <= 2000; id++ {
+		if n := e.events(fmt.Sprint(id)); n != 1 {
+			t.Fatalf("record %d: %d events, want 1", id, n)
 		}
 	}
 }
