@@ -46,6 +46,8 @@ build-ProfilesFunction:       ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./
 build-CsvIngestFunction:      ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/csv-ingest
 build-FlexWebhookFunction:    ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/flex-webhook
 build-TraitsBackfillFunction: ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/traits-backfill
+build-SyncDispatcherFunction: ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/sync-dispatcher
+build-SyncWorkerFunction:     ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/sync-worker
 
 bench: tools
 	bash infra/scripts/bench.sh

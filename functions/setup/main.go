@@ -18,6 +18,9 @@ import (
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
+	"github.com/unifiedprofiles/up/shared/warehouse"
+	"github.com/unifiedprofiles/up/shared/warehouse/postgres"
+	"github.com/unifiedprofiles/up/shared/warehouse/sqsqueue"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -46,7 +49,20 @@ func main() {
 			os.Exit(1)
 		}
 		uploads := upload.New(st, svc, profiles, objs, upload.Options{Logger: log})
-		httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: uploads},
+		// Reverse ETL: connections are tested and models previewed here (Postgres and Redshift;
+		// the BigQuery and Snowflake drivers live in sync-worker only), and "sync now" and new
+		// interval mappings queue their first task on the sync queue.
+		var retl *warehouse.Service
+		switch q, err := sqsqueue.FromEnv(context.Background()); {
+		case err == nil:
+			retl = warehouse.New(st, svc, profiles, opts.Secrets, map[string]warehouse.Opener{"postgres": postgres.Open, "redshift": postgres.OpenRedshift}, q, warehouse.Options{})
+		case errors.Is(err, sqsqueue.ErrNoQueueURL):
+			log.Warn("reverse ETL disabled", "err", err)
+		default:
+			log.Error("cannot start", "err", err)
+			os.Exit(1)
+		}
+		httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: uploads, Warehouse: retl},
 			httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL"),
 				ConsoleOrigins: strings.Split(os.Getenv("UP_CONSOLE_ORIGIN"), ",")})
 	})

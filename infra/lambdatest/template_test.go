@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -89,8 +90,8 @@ func TestTemplateForAnyStackName(t *testing.T) {
 	}
 }
 
-// Work that AWS runs asynchronously never fails silently or multiplies: csv-ingest and
-// traits-backfill send events that fail every retry to a dead-letter queue with an alarm,
+// Work that AWS runs asynchronously never fails silently or multiplies: csv-ingest,
+// traits-backfill and sync-dispatcher send events that fail every retry to a dead-letter queue with an alarm,
 // and the backfill runs one invocation at a time.
 func TestTemplateAsyncFailuresAreSeen(t *testing.T) {
 	t.Parallel()
@@ -110,15 +111,72 @@ func TestTemplateAsyncFailuresAreSeen(t *testing.T) {
 		}
 		return rest
 	}
-	for _, fn := range []string{"CsvIngestFunction", "TraitsBackfillFunction"} {
+	for _, fn := range []string{"CsvIngestFunction", "TraitsBackfillFunction", "SyncDispatcherFunction"} {
 		if !strings.Contains(resource(fn), "TargetArn: !GetAtt AsyncDeadLetterQueue.Arn") {
 			t.Errorf("%s has no dead-letter queue", fn)
 		}
 	}
-	if !strings.Contains(resource("TraitsBackfillFunction"), "ReservedConcurrentExecutions: 1") {
-		t.Error("the traits backfill can run overlapping invocations")
+	for _, fn := range []string{"TraitsBackfillFunction", "SyncDispatcherFunction"} {
+		if !strings.Contains(resource(fn), "ReservedConcurrentExecutions: 1") {
+			t.Errorf("%s can run overlapping invocations", fn)
+		}
 	}
 	if a := resource("AsyncDeadLetterAlarm"); !strings.Contains(a, "AsyncDeadLetterQueue.QueueName") {
 		t.Error("no alarm watches the dead-letter queue")
+	}
+}
+
+// Sync tasks on SQS: a task still running is never handed to a second worker (visibility
+// timeout at least 6 times the worker's timeout, which stays within the sync lease of 5
+// minutes), one failed task comes back alone (partial batch responses), and a task that
+// keeps failing lands in a dead-letter queue with an alarm.
+func TestTemplateSyncQueue(t *testing.T) {
+	t.Parallel()
+	tpl, err := os.ReadFile(filepath.Join(ModuleRoot(t), "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resource := func(id string) string {
+		s := string(tpl)
+		i := strings.Index(s, "\n  "+id+":\n")
+		if i < 0 {
+			t.Fatalf("no %s in template.yaml", id)
+		}
+		rest := s[i+len(id)+4:]
+		if n := regexp.MustCompile(`(?m)^  [A-Za-z0-9]+:\n`).FindStringIndex(rest); n != nil {
+			rest = rest[:n[0]]
+		}
+		return rest
+	}
+	number := func(text, key string) int {
+		m := regexp.MustCompile(`(?m)^\s+` + key + `: (\d+)`).FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("no %s in %q", key, text)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	worker, queue := resource("SyncWorkerFunction"), resource("SyncQueue")
+	timeout, visibility := number(worker, "Timeout"), number(queue, "VisibilityTimeout")
+	if timeout > 300 {
+		t.Errorf("the worker's timeout %d s is longer than a sync's lease (300 s)", timeout)
+	}
+	if visibility < 6*timeout {
+		t.Errorf("SyncQueue's visibility timeout %d s is under 6 times the worker's timeout %d s", visibility, timeout)
+	}
+	if !strings.Contains(worker, "Queue: !GetAtt SyncQueue.Arn") || !strings.Contains(worker, "- ReportBatchItemFailures") {
+		t.Error("the worker does not consume SyncQueue with partial batch responses")
+	}
+	if !strings.Contains(queue, "deadLetterTargetArn: !GetAtt SyncDeadLetterQueue.Arn") || number(queue, "maxReceiveCount") != 5 {
+		t.Error("SyncQueue has no dead-letter queue after 5 receives")
+	}
+	if a := resource("SyncDeadLetterAlarm"); !strings.Contains(a, "SyncDeadLetterQueue.QueueName") ||
+		!strings.Contains(a, "ApproximateNumberOfMessagesVisible") || !strings.Contains(a, "ComparisonOperator: GreaterThanThreshold") {
+		t.Error("no alarm watches SyncDeadLetterQueue")
+	}
+	for _, fn := range []string{"SyncDispatcherFunction", "SyncWorkerFunction"} {
+		if !regexp.MustCompile(`(?m)^          UP_SYNC_QUEUE_URL: !Ref SyncQueue$`).MatchString(resource(fn)) {
+			t.Errorf("%s is not given SyncQueue's URL", fn)
+		}
 	}
 }

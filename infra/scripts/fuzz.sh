@@ -37,3 +37,5 @@ fuzz ./shared/flex/ FuzzNormalizePhone 40000x
 fuzz ./shared/traits/ FuzzDefinition 100000x
 fuzz ./shared/secrets/localkey/ FuzzOpen 50000x
 fuzz ./shared/store/bolt/ FuzzLogRecord 40000x
+fuzz ./shared/warehouse/sqlgen/ FuzzLiteral 40000x
+fuzz ./shared/warehouse/sqsqueue/ FuzzDecode 30000x

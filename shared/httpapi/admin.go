@@ -3,6 +3,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
+	"github.com/unifiedprofiles/up/shared/warehouse"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -33,6 +35,8 @@ type Services struct {
 	Profiles   *profile.Service
 	Tracking   *tracking.Service
 	Uploads    *upload.Service
+	// Warehouse is Reverse ETL; without it its routes answer warehouse_not_configured.
+	Warehouse *warehouse.Service
 }
 
 type admin struct {
@@ -40,6 +44,7 @@ type admin struct {
 	profiles  *profile.Service
 	tracking  *tracking.Service
 	uploads   *upload.Service
+	warehouse *warehouse.Service
 	log       *slog.Logger
 	publicURL string
 	cors      cors
@@ -50,11 +55,12 @@ type authed func(w http.ResponseWriter, r *http.Request, p workspace.Principal) 
 
 // MountAdmin adds the admin / setup API (ARCHITECTURE.md section 5) to mux.
 func MountAdmin(mux *http.ServeMux, svc Services, opts AdminOptions) {
-	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/"), cors: consoleCORS(opts.ConsoleOrigins)}
+	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, warehouse: svc.Warehouse, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/"), cors: consoleCORS(opts.ConsoleOrigins)}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
-	for _, rt := range a.routes() {
+	table := a.routes()
+	for _, rt := range table {
 		var allow []string
 		for method, h := range rt.methods {
 			mux.Handle(method+" "+rt.pattern, a.cors.handle(a.authenticate(h)))
@@ -62,8 +68,34 @@ func MountAdmin(mux *http.ServeMux, svc Services, opts AdminOptions) {
 		}
 		slices.Sort(allow)
 		mux.Handle("OPTIONS "+rt.pattern, a.cors.preflight(allow))
-		mux.Handle(rt.pattern, a.cors.handle(methodNotAllowed(allow)))
+		if !hasWildcardSibling(rt.pattern, table) {
+			mux.Handle(rt.pattern, a.cors.handle(methodNotAllowed(allow)))
+			continue
+		}
+		// A method-less pattern here (…/models/preview) and a sibling's methods (GET
+		// …/models/{model}) would be ambiguous to net/http, which panics: the other common
+		// methods are refused one by one, and a rarer one falls to the sibling's fallback.
+		for _, method := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			if _, ok := rt.methods[method]; !ok {
+				mux.Handle(method+" "+rt.pattern, a.cors.handle(methodNotAllowed(allow)))
+			}
+		}
 	}
+}
+
+// hasWildcardSibling reports whether pattern ends in a literal segment where another route
+// of table has a wildcard ({name}).
+func hasWildcardSibling(pattern string, table []route) bool {
+	dir, last := path.Split(pattern)
+	if strings.HasPrefix(last, "{") {
+		return false
+	}
+	for _, rt := range table {
+		if d, l := path.Split(rt.pattern); d == dir && strings.HasPrefix(l, "{") {
+			return true
+		}
+	}
+	return false
 }
 
 type route struct {
@@ -100,6 +132,16 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/destinations", map[string]authed{"GET": a.listDestinations, "POST": a.createDestination}},
 		{"/v1/workspaces/{ws}/destinations/{id}", map[string]authed{"GET": a.getDestination, "DELETE": a.deleteDestination}},
 		{"/v1/workspaces/{ws}/flex", map[string]authed{"GET": a.getFlex, "PUT": a.putFlex}},
+		{"/v1/workspaces/{ws}/sources/{src}/warehouse", map[string]authed{"GET": a.getWarehouse, "PUT": a.putWarehouse}},
+		{"/v1/workspaces/{ws}/sources/{src}/warehouse/test", map[string]authed{"POST": a.testWarehouse}},
+		{"/v1/workspaces/{ws}/sources/{src}/models/preview", map[string]authed{"POST": a.previewModel}},
+		{"/v1/workspaces/{ws}/sources/{src}/models", map[string]authed{"GET": a.listModels, "POST": a.createModel}},
+		{"/v1/workspaces/{ws}/sources/{src}/models/{model}", map[string]authed{"GET": a.getModel, "PATCH": a.updateModel, "DELETE": a.deleteModel}},
+		{"/v1/workspaces/{ws}/sources/{src}/models/{model}/mappings", map[string]authed{"GET": a.listMappings, "POST": a.createMapping}},
+		{"/v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}", map[string]authed{"GET": a.getMapping, "PATCH": a.updateMapping, "DELETE": a.deleteMapping}},
+		{"/v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/syncs", map[string]authed{"GET": a.listSyncs, "POST": a.syncNow}},
+		{"/v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/syncs/{sync}", map[string]authed{"GET": a.getSync}},
+		{"/v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/reset", map[string]authed{"POST": a.resetMapping}},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
+	"github.com/unifiedprofiles/up/shared/warehouse"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -40,7 +41,8 @@ func newServer(t *testing.T) *client {
 	profiles := profile.New(st, profile.Options{})
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)})
 	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tracking.New(st, ws, profiles, tracking.Options{Logger: log}),
-		Uploads: upload.New(st, ws, profiles, nil, upload.Options{Logger: log})}, AdminOptions{Logger: log})
+		Uploads:   upload.New(st, ws, profiles, nil, upload.Options{Logger: log}),
+		Warehouse: warehouse.New(st, ws, profiles, nil, nil, dropQueue{}, warehouse.Options{})}, AdminOptions{Logger: log})
 	MountProfiles(mux, ws, profiles, ProfilesOptions{Logger: log, Limits: st})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)
@@ -211,6 +213,18 @@ func validBody(pattern, method string) any {
 		return map[string]any{"name": "Hijack", "type": "http"}
 	case strings.HasSuffix(pattern, "/destinations"):
 		return map[string]any{"name": "Hijack", "category": "storage"}
+	case strings.HasSuffix(pattern, "/warehouse"):
+		return map[string]any{"host": "db.example.com", "database": "d", "user": "u", "password": "hijack"}
+	case strings.HasSuffix(pattern, "/models/preview"):
+		return map[string]any{"sql": "SELECT 1 AS id"}
+	case strings.HasSuffix(pattern, "/models"):
+		return map[string]any{"name": "Hijack", "sql": "SELECT 1 AS id", "id_column": "id"}
+	case strings.HasSuffix(pattern, "/mappings"):
+		return map[string]any{"identifiers": map[string]any{"user_id": "id"}, "schedule": map[string]any{"manual": true}}
+	case strings.HasSuffix(pattern, "/mappings/{mapping}"):
+		return map[string]any{"enabled": false}
+	case strings.HasSuffix(pattern, "/warehouse/test") || strings.HasSuffix(pattern, "/syncs") || strings.HasSuffix(pattern, "/reset"):
+		return nil
 	}
 	return map[string]any{"name": "Hijack"}
 }

@@ -30,6 +30,8 @@ import (
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
+	"github.com/unifiedprofiles/up/shared/warehouse"
+	"github.com/unifiedprofiles/up/shared/warehouse/postgres"
 	"github.com/unifiedprofiles/up/shared/workspace"
 	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )
@@ -82,7 +84,9 @@ func newFlexStackWith(t *testing.T, o flexStackOptions) *fxStack {
 	mux := NewMux()
 	tr := tracking.New(st, ws, profiles, tracking.Options{Logger: log})
 	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tr,
-		Uploads: upload.New(st, ws, profiles, nil, upload.Options{Logger: log})}, AdminOptions{Logger: log, PublicURL: o.publicURL})
+		Uploads: upload.New(st, ws, profiles, nil, upload.Options{Logger: log}),
+		Warehouse: warehouse.New(st, ws, profiles, sealer, map[string]warehouse.Opener{"postgres": postgres.Open, "redshift": postgres.OpenRedshift},
+			dropQueue{}, warehouse.Options{})}, AdminOptions{Logger: log, PublicURL: o.publicURL})
 	MountFlex(mux, ws, profiles, tr, FlexOptions{Logger: log, PublicURL: o.publicURL, Now: o.now})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)

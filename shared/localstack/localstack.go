@@ -32,6 +32,8 @@ import (
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
 	"github.com/unifiedprofiles/up/shared/upload/s3event"
+	"github.com/unifiedprofiles/up/shared/warehouse"
+	"github.com/unifiedprofiles/up/shared/warehouse/postgres"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -58,6 +60,9 @@ type Config struct {
 	Uploads upload.Options
 	// BackfillDelay: see profile.Options (profile.DefaultBackfillDelay when 0).
 	BackfillDelay time.Duration
+	// Warehouse configures Reverse ETL (page size, lease, a hook after each page for crash
+	// tests); its Now is filled in from here.
+	Warehouse warehouse.Options
 }
 
 // DefaultS3URL is the local S3 endpoint's default address (UP_S3_ADDR).
@@ -83,6 +88,8 @@ type Stack struct {
 	Workspaces *workspace.Service
 	Tracking   *tracking.Service
 	Uploads    *upload.Service
+	// Warehouse is Reverse ETL: warehouse connections, models, mappings and their syncs.
+	Warehouse *warehouse.Service
 	// S3Handler is the S3-compatible endpoint browsers upload CSV files to; serve it at
 	// Config.S3URL. A stored object under uploads/ starts its processing, as the S3
 	// notification starts csv-ingest in AWS.
@@ -96,6 +103,8 @@ type Stack struct {
 	ingest sync.WaitGroup // processing started by S3 notifications
 	// stopBackfills ends the background computed-trait backfills.
 	stopBackfills func()
+	// stopSyncs ends the Reverse ETL worker and dispatcher.
+	stopSyncs func()
 }
 
 // Open opens the store (the bbolt file in cfg.DataDir, or cfg.DynamoDB's table, created if
@@ -125,13 +134,19 @@ func Open(cfg Config) (*Stack, error) {
 	svc := workspace.New(st, workspace.Options{OperatorTokenHash: cfg.OperatorTokenHash, Now: now, Secrets: sealer})
 	profiles := profile.New(st, profile.Options{Now: now, BackfillDelay: cfg.BackfillDelay})
 	tr := tracking.New(st, svc, profiles, tracking.Options{Logger: log, Now: now})
-	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, Store: where, store: st}
+	// Warehouse credentials are sealed with the same key; the drivers are those this build
+	// has (BigQuery and Snowflake sources answer that they have none).
+	queue := newSyncQueue()
+	wopts := cfg.Warehouse
+	wopts.Now = now
+	wh := warehouse.New(st, svc, profiles, sealer, map[string]warehouse.Opener{"postgres": postgres.Open, "redshift": postgres.OpenRedshift}, queue, wopts)
+	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, Warehouse: wh, Store: where, store: st}
 	if err := stack.openS3(cfg, st, log, now); err != nil {
 		st.Close()
 		return nil, err
 	}
 	mux := httpapi.NewMux()
-	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
+	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads, Warehouse: wh}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
 	httpapi.MountProfiles(mux, svc, profiles, httpapi.ProfilesOptions{Logger: log, Now: now, Limits: st})
 	httpapi.MountFlex(mux, svc, profiles, tr, httpapi.FlexOptions{Logger: log, PublicURL: cfg.PublicURL, Now: now})
 	topts := cfg.Tracking
@@ -140,6 +155,7 @@ func Open(cfg Config) (*Stack, error) {
 	httpapi.MountHealth(mux, st, log)
 	stack.Handler = httpapi.Logged(mux, log)
 	stack.stopBackfills = runBackfills(profiles, log)
+	stack.stopSyncs = runSyncs(wh, queue, log)
 	return stack, nil
 }
 
@@ -270,10 +286,11 @@ func s3Secret(path string) (string, error) {
 	return secret, nil
 }
 
-// Close stops processing uploads, then closes the S3 endpoint and the store. Stop serving
-// Handler and S3Handler first.
+// Close stops the background work (backfills, syncs, uploads), then closes the S3 endpoint
+// and the store. Stop serving Handler and S3Handler first.
 func (s *Stack) Close() error {
 	s.stopBackfills()
+	s.stopSyncs()
 	s.cancel()
 	s.ingest.Wait()
 	return errors.Join(s.s3.Close(), s.store.Close())

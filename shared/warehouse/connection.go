@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,6 +62,7 @@ func (c *Credentials) validate() error {
 		return long(field, v, maxCredentialField)
 	}
 	var errs []error
+	errs = append(errs, c.onlyFieldsOf())
 	switch c.Type {
 	case "postgres", "redshift":
 		if c.Port == 0 {
@@ -76,7 +78,7 @@ func (c *Credentials) validate() error {
 		if c.Port < 1 || c.Port > 65535 {
 			errs = append(errs, errcode.InvalidField("port", "must be between 1 and 65535"))
 		}
-		if !oneOf(c.SSLMode, sslModes) {
+		if !slices.Contains(sslModes, c.SSLMode) {
 			errs = append(errs, errcode.InvalidField("ssl_mode", "must be one of %s", strings.Join(sslModes, ", ")))
 		}
 		// A host is a name or address; an absolute path is a Unix socket's folder (a warehouse
@@ -107,13 +109,29 @@ func (c *Credentials) validate() error {
 	return nil
 }
 
-func oneOf(v string, list []string) bool {
-	for _, x := range list {
-		if v == x {
-			return true
+// onlyFieldsOf refuses a field of another warehouse type (a "project" on a postgres
+// connection): it would be sealed and kept for nothing, and usually means the wrong form.
+func (c *Credentials) onlyFieldsOf() error {
+	fields := []struct {
+		name  string
+		set   bool
+		types string
+	}{
+		{"host", c.Host != "", "postgres redshift"}, {"port", c.Port != 0, "postgres redshift"},
+		{"ssl_mode", c.SSLMode != "", "postgres redshift"},
+		{"database", c.Database != "", "postgres redshift snowflake"}, {"user", c.User != "", "postgres redshift snowflake"},
+		{"password", c.Password != "", "postgres redshift snowflake"},
+		{"project", c.Project != "", "bigquery"}, {"dataset", c.Dataset != "", "bigquery"},
+		{"location", c.Location != "", "bigquery"}, {"credentials_json", c.CredentialsJSON != "", "bigquery"},
+		{"account", c.Account != "", "snowflake"}, {"warehouse", c.Warehouse != "", "snowflake"},
+		{"schema", c.Schema != "", "snowflake"}, {"role", c.Role != "", "snowflake"}, {"private_key", c.PrivateKey != "", "snowflake"},
+	}
+	for _, f := range fields {
+		if f.set && !slices.Contains(strings.Fields(f.types), c.Type) {
+			return errcode.InvalidField(f.name, "does not apply to a %s connection (it is for %s)", c.Type, strings.ReplaceAll(f.types, " ", ", "))
 		}
 	}
-	return false
+	return nil
 }
 
 // Connection is what may be shown of a connection: never a password or key.
@@ -303,7 +321,7 @@ func schemaDenied(err error) error {
 func (s *Service) open(ctx context.Context, c Credentials) (DB, error) {
 	open := s.openers[c.Type]
 	if open == nil {
-		return nil, &Error{Reason: ReasonUnknown, Message: "this deployment has no " + c.Type + " driver", Hint: "Run the sync function, which has every warehouse driver."}
+		return nil, &Error{Reason: ReasonUnknown, Message: "this deployment has no " + c.Type + " driver", Hint: "This deployment cannot connect to " + c.Type + " warehouses yet."}
 	}
 	return open(ctx, c)
 }

@@ -262,7 +262,7 @@ func (s *Service) CreateMapping(ctx context.Context, p workspace.Principal, wsID
 	now := s.now()
 	m.ID, m.CreatedAt, m.UpdatedAt = s.ids.New("map_"), now, now
 	ops := []store.Op{}
-	if next := m.Schedule.next(time.Time{}, now); !next.IsZero() {
+	if next := m.Schedule.next(time.Time{}, now); !next.IsZero() && m.Enabled {
 		m.NextSyncAt = &next
 		ops = append(ops, store.PutOp(item(dueKey(wsID, m.ID, next), dueRef{WorkspaceID: wsID, MappingID: m.ID}), store.Always))
 	}
@@ -270,7 +270,7 @@ func (s *Service) CreateMapping(ctx context.Context, p workspace.Principal, wsID
 	if err := s.st.Transact(ctx, ops...); err != nil {
 		return Mapping{}, err
 	}
-	if m.Schedule.Interval != "" { // the first sync at once, not at the dispatcher's next tick
+	if m.Schedule.Interval != "" && m.Enabled { // the first sync at once, not at the dispatcher's next tick
 		if _, err := s.startSync(ctx, wsID, m.ID, TriggerFirst); err != nil && !errcode.Is(err, "sync_in_progress") {
 			return Mapping{}, fmt.Errorf("start the first sync of %s: %w", m.ID, err)
 		}
@@ -311,6 +311,9 @@ func (s *Service) GetMapping(ctx context.Context, p workspace.Principal, wsID, s
 // ListMappings returns a model's mappings. Errors: forbidden, not_found, not_a_warehouse.
 func (s *Service) ListMappings(ctx context.Context, p workspace.Principal, wsID, srcID, modelID string) ([]Mapping, error) {
 	if _, err := s.warehouseSource(ctx, p, wsID, srcID); err != nil {
+		return nil, err
+	}
+	if _, _, err := load[Model](ctx, s.st, modelKey(wsID, srcID, modelID), modelNotFound(modelID)); err != nil {
 		return nil, err
 	}
 	all, err := list[Mapping](ctx, s.st, retlPK(wsID), "MAP#")

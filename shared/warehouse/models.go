@@ -2,6 +2,7 @@ package warehouse
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -95,9 +96,12 @@ type Preview struct {
 
 // sqlError is the 400 answer for SQL the warehouse refused, with its words and position.
 func sqlError(err error) error {
-	e := AsError(err)
+	var e *Error
+	if !errors.As(err, &e) {
+		return err // ours (not_configured, …) or internal: not the warehouse's answer
+	}
 	if e.Reason != ReasonSQL && e.Reason != ReasonPermission {
-		return &errcode.Error{Kind: errcode.Invalid, Code: "warehouse_" + e.Reason, Message: e.Message + ". " + e.Hint}
+		return warehouseError(e)
 	}
 	msg := "the warehouse refused the model: " + e.Message
 	if e.Position > 0 {
@@ -137,11 +141,17 @@ func (s *Service) preview(ctx context.Context, wsID, srcID, sql string) (Preview
 	for i, r := range rows.Rows {
 		m := make(map[string]any, len(r))
 		for j, v := range r {
-			m[rows.Columns[j].Name] = v
+			m[rows.Columns[j].Name] = jsonValue(v)
 		}
 		out.Rows[i] = m
 	}
 	return out, nil
+}
+
+// warehouseError is the 400 answer for a warehouse that could not run what we asked, with its
+// reason, words and what to do.
+func warehouseError(e *Error) error {
+	return &errcode.Error{Kind: errcode.Invalid, Code: "warehouse_" + e.Reason, Message: e.Message + ". " + e.Hint}
 }
 
 // modelPosition turns a position in the statement sent into one in the model's text (the

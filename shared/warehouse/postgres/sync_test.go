@@ -333,6 +333,12 @@ func TestDuplicateIDFailsTheSync(t *testing.T) {
 	if _, err := e.profiles.Lookup(e.ctx, e.tn.SpaceID(), identity.Identifier{Type: "user_id", Value: "1"}); err == nil {
 		t.Error("a record was sent by a sync that failed its id check")
 	}
+	// A NULL id fails the sync too, saying how many records have none.
+	e.sql("DELETE FROM contacts WHERE id = 17 AND name = 'Other'", "INSERT INTO contacts (id, email, name, plan) VALUES (NULL, 'x@example.com', 'X', 'free'), (NULL, 'y@example.com', 'Y', 'free')")
+	sy = e.syncNow(mp)
+	if sy.Status != "failed" || !strings.Contains(sy.Failure, "2 records have no id (NULL)") {
+		t.Fatalf("NULL ids: %+v", sy)
+	}
 }
 
 // A record that fails is tried again on the next syncs, and left after 5 tries until it changes.
@@ -497,4 +503,42 @@ func TestPreview(t *testing.T) {
 	if e := errcode.As(err); e == nil || e.Field != "id_column" || !strings.Contains(e.Message, "email") {
 		t.Fatalf("missing id column: %v", err)
 	}
+}
+
+// A step that fails every time ends the sync after 5 tries, saying why, instead of being
+// retried for ever; the dispatcher sends a stalled step once per lease, not on every run.
+func TestSyncGivesUpAfterFiveTries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1000)
+	seed(e, 1, 10)
+	e.connect()
+	mp := e.mapping(e.model("SELECT id, email, name, plan FROM contacts"), warehouse.Schedule{Manual: true})
+	broken := errors.New("the page always breaks")
+	e.crash = func(string, int) error { return broken }
+	sy, err := e.svc.SyncNow(e.ctx, e.tn.Owner, e.tn.ID(), e.src.ID, mp.ModelID, mp.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for try := 1; try <= 10; try++ {
+		if err := e.drain(); err != nil && !errors.Is(err, broken) {
+			t.Fatal(err)
+		}
+		if got := e.sync(mp, sy.ID); got.Status != "in_progress" {
+			// Five deliveries ran the step and failed; the sixth ends the sync without running it.
+			if try != 6 || got.Status != "failed" || !strings.Contains(got.Failure, "gave up after 5 tries") || !strings.Contains(got.Failure, broken.Error()) {
+				t.Fatalf("after try %d: %+v", try, got)
+			}
+			return
+		}
+		e.clock.Add(2 * time.Minute)
+		for range 2 { // two dispatcher runs within one lease send the step once
+			if err := e.svc.Dispatch(e.ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(e.queue) != 1 {
+			t.Fatalf("try %d: %d tasks queued, want 1", try, len(e.queue))
+		}
+	}
+	t.Fatal("the sync never gave up")
 }

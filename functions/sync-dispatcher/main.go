@@ -1,0 +1,56 @@
+// Command sync-dispatcher starts Reverse ETL syncs, invoked every minute by an EventBridge
+// schedule. It only wires: the logic is warehouse.Service.Dispatch, which starts every due
+// sync (its first task goes to the SQS queue that sync-worker consumes) and sends again the
+// task of every sync whose worker went quiet (its lease ran out).
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/store/dynamo"
+	"github.com/unifiedprofiles/up/shared/warehouse"
+	"github.com/unifiedprofiles/up/shared/warehouse/sqsqueue"
+	"github.com/unifiedprofiles/up/shared/workspace"
+)
+
+// margin is left of the invocation's time so that Dispatch stops cleanly (at most a tenth
+// of the time there is).
+const margin = 10 * time.Second
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "sync-dispatcher")
+	ctx := context.Background()
+	st, err := dynamo.OpenFromEnv(ctx)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
+	queue, err := sqsqueue.FromEnv(ctx)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
+	// Dispatching reads and writes the table and sends tasks; it never opens a warehouse, so
+	// this function has neither drivers nor the key that opens warehouse credentials.
+	svc := warehouse.New(st, workspace.New(st, workspace.Options{}), profile.New(st, profile.Options{}), nil, nil, queue, warehouse.Options{})
+	lambda.Start(func(ctx context.Context, _ events.EventBridgeEvent) error {
+		if deadline, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline.Add(-min(margin, time.Until(deadline)/10)))
+			defer cancel()
+		}
+		err := svc.Dispatch(ctx)
+		if err != nil && ctx.Err() != nil {
+			log.Warn("out of time: the next minute's run finds what is left", "err", err)
+			return nil
+		}
+		return err
+	})
+}

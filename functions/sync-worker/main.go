@@ -1,0 +1,106 @@
+// Command sync-worker runs Reverse ETL sync tasks from SQS. It only wires: the logic is
+// warehouse.Service.Work, which plans a sync or loads one page of it, checkpoints, and sends
+// the sync's next task to the same queue.
+//
+// It answers with partial batch responses: a task that fails comes back alone, after the
+// queue's visibility timeout, and goes to the dead-letter queue after 5 receives; a body that
+// is not a task fails the same way (and so ends in the dead-letter queue, whose alarm tells
+// someone). A sync never depends on that redelivery alone: the dispatcher sends a task again
+// once its sync's lease has run out.
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/secrets/kms"
+	"github.com/unifiedprofiles/up/shared/store/dynamo"
+	"github.com/unifiedprofiles/up/shared/warehouse"
+	"github.com/unifiedprofiles/up/shared/warehouse/postgres"
+	"github.com/unifiedprofiles/up/shared/warehouse/sqsqueue"
+	"github.com/unifiedprofiles/up/shared/workspace"
+)
+
+// margin is left of the invocation's time so that a task cut short stops before Lambda ends
+// the process (at most a tenth of the time there is). A task cut short keeps its sync's
+// lease until it runs out; then the dispatcher sends the task again.
+const margin = 10 * time.Second
+
+// openers are the warehouse drivers of this build; BigQuery and Snowflake come later, here
+// only (they are large).
+var openers = map[string]warehouse.Opener{"postgres": postgres.Open, "redshift": postgres.OpenRedshift}
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "sync-worker")
+	ctx := context.Background()
+	st, err := dynamo.OpenFromEnv(ctx)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
+	queue, err := sqsqueue.FromEnv(ctx)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
+	// Warehouse credentials are sealed with KMS (the setup API seals them). Unlike the setup
+	// API, which serves without a key, every task needs them: no key, no start.
+	sealer, err := kms.FromEnv(ctx)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
+	profiles := profile.New(st, profile.Options{})
+	svc := warehouse.New(st, workspace.New(st, workspace.Options{}), profiles, sealer, openers, queue, warehouse.Options{})
+	lambda.Start(handler(svc, log))
+}
+
+// worker is what the handler needs of warehouse.Service.
+type worker interface {
+	Work(ctx context.Context, t warehouse.Task) error
+}
+
+// handler runs each record's task in turn and reports the records that failed.
+func handler(w worker, log *slog.Logger) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		if deadline, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline.Add(-min(margin, time.Until(deadline)/10)))
+			defer cancel()
+		}
+		// An empty list, not null: every record succeeded.
+		resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+		fail := func(rec events.SQSMessage) {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+		}
+		for _, rec := range ev.Records {
+			if ctx.Err() != nil {
+				fail(rec) // out of time before this task began: it comes back
+				continue
+			}
+			t, err := sqsqueue.Decode(rec.Body)
+			if err != nil {
+				log.Error("not a sync task", "message_id", rec.MessageId, "err", err)
+				fail(rec)
+				continue
+			}
+			if err := w.Work(ctx, t); err != nil {
+				lvl := slog.LevelError
+				if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+					lvl = slog.LevelWarn // out of time: the lease runs out and the dispatcher sends the task again
+				}
+				log.Log(ctx, lvl, "task failed", "message_id", rec.MessageId, "workspace_id", t.WorkspaceID,
+					"mapping_id", t.MappingID, "sync_id", t.SyncID, "page", t.Page, "err", err)
+				fail(rec)
+			}
+		}
+		return resp, nil
+	}
+}

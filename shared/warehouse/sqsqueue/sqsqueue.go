@@ -1,0 +1,184 @@
+// Package sqsqueue carries Reverse ETL sync tasks on Amazon SQS: it implements
+// warehouse.Queue for the dispatcher and the worker (each task sent is one message whose body
+// is the task as JSON), and Decode turns a message the worker receives back into a task.
+//
+// Delivery is at least once, as warehouse.Queue promises: SQS may deliver a message twice,
+// and warehouse.Service.Work drops a task that is stale or whose sync another worker holds.
+package sqsqueue
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/unifiedprofiles/up/shared/warehouse"
+)
+
+// QueueURLEnv names the variable FromEnv reads the queue's URL from.
+const QueueURLEnv = "UP_SYNC_QUEUE_URL"
+
+// ErrNoQueueURL is returned by FromEnv when QueueURLEnv is not set.
+var ErrNoQueueURL = errors.New("sqsqueue: " + QueueURLEnv + " is not set: give the URL of the SQS queue that carries sync tasks")
+
+// API is the part of the SQS client a Queue uses.
+type API interface {
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+}
+
+// Queue sends tasks to one SQS queue.
+type Queue struct {
+	client API
+	url    string
+}
+
+var _ warehouse.Queue = (*Queue)(nil)
+
+// New returns a Queue sending to the queue at url through client.
+func New(client API, url string) *Queue { return &Queue{client: client, url: url} }
+
+// FromEnv returns a Queue on the queue at UP_SYNC_QUEUE_URL with the standard AWS
+// configuration (region, credentials, and AWS_ENDPOINT_URL_SQS for an emulator). The SDK's
+// default HTTP client is kept: it is the SDK's buildable client, the only one it applies
+// AWS_CA_BUNDLE to. Errors: ErrNoQueueURL when the variable is missing.
+func FromEnv(ctx context.Context) (*Queue, error) {
+	url := os.Getenv(QueueURLEnv)
+	if url == "" {
+		return nil, ErrNoQueueURL
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqsqueue: load AWS configuration: %w", err)
+	}
+	return New(sqs.NewFromConfig(cfg), url), nil
+}
+
+// Send sends t as one message. A task Decode would refuse is not sent.
+func (q *Queue) Send(ctx context.Context, t warehouse.Task) error {
+	body, err := Encode(t)
+	if err != nil {
+		return err
+	}
+	if _, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.url), MessageBody: aws.String(body)}); err != nil {
+		return fmt.Errorf("sqsqueue: send page %d of sync %s to %s: %w", t.Page, t.SyncID, q.url, err)
+	}
+	return nil
+}
+
+// Encode returns the message body for t: the task as JSON. Errors: as Decode's checks.
+func Encode(t warehouse.Task) (string, error) {
+	if err := check(t); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return "", fmt.Errorf("sqsqueue: encode task: %w", err)
+	}
+	return string(b), nil
+}
+
+// maxID bounds an id in a task; the ids this project makes are about 30 characters.
+const maxID = 128
+
+// Decode reads a message body as a task: one JSON object with workspace_id (ws_…), mapping_id
+// (map_…) and sync_id (sync_…), ids of letters, digits, '_' and '-', and page ≥ 0. Unknown
+// fields are ignored, so that a task sent by a newer dispatcher during a deployment still
+// decodes. The error says what is wrong with the body.
+func Decode(body string) (warehouse.Task, error) {
+	var t warehouse.Task
+	if strings.TrimSpace(body) == "" {
+		return t, errors.New("sqsqueue: the message body is empty, not a sync task")
+	}
+	dec := json.NewDecoder(strings.NewReader(body))
+	if err := dec.Decode(&t); err != nil {
+		return warehouse.Task{}, fmt.Errorf("sqsqueue: the message body is not a sync task: %s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return warehouse.Task{}, errors.New("sqsqueue: the message body is not a sync task: data follows the JSON object")
+	}
+	if bytes.Equal(bytes.TrimSpace([]byte(body)), []byte("null")) {
+		return warehouse.Task{}, errors.New("sqsqueue: the message body is not a sync task: it is JSON null, want an object")
+	}
+	if err := check(t); err != nil {
+		return warehouse.Task{}, err
+	}
+	return t, nil
+}
+
+// jsonProblem says in words what encoding/json found wrong.
+func jsonProblem(err error) string {
+	var typ *json.UnmarshalTypeError
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &typ) && typ.Field == "":
+		return fmt.Sprintf("it is a JSON %s, want an object", typ.Value)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %s is a JSON %s, want %s", typ.Field, typ.Value, jsonKind(typ.Type.Kind().String()))
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the JSON ends too early"
+	}
+	return "invalid JSON: " + err.Error()
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "int":
+		return "an integer (a number without a fraction, within range)"
+	}
+	return goKind
+}
+
+// check validates a task's fields. The ids become parts of DynamoDB keys ("#" separates the
+// parts), so only the characters this project's ids are made of pass.
+func check(t warehouse.Task) error {
+	for _, f := range []struct{ name, prefix, value string }{
+		{"workspace_id", "ws_", t.WorkspaceID},
+		{"mapping_id", "map_", t.MappingID},
+		{"sync_id", "sync_", t.SyncID},
+	} {
+		if err := checkID(f.name, f.prefix, f.value); err != nil {
+			return fmt.Errorf("sqsqueue: the message body is not a sync task: %w", err)
+		}
+	}
+	if t.Page < 0 {
+		return fmt.Errorf("sqsqueue: the message body is not a sync task: page is %d, want 0 (plan) or more (a page to load)", t.Page)
+	}
+	return nil
+}
+
+func checkID(field, prefix, v string) error {
+	switch {
+	case v == "":
+		return fmt.Errorf("%s is missing or empty, want an id starting %s", field, prefix)
+	case !strings.HasPrefix(v, prefix) || len(v) == len(prefix):
+		return fmt.Errorf("%s %q does not look like an id of its kind: want %s followed by the id", field, clip(v), prefix)
+	case len(v) > maxID:
+		return fmt.Errorf("%s is %d characters long, at most %d", field, len(v), maxID)
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return fmt.Errorf("%s %q has the character %q at byte %d: ids hold only letters, digits, '_' and '-'", field, clip(v), c, i)
+		}
+	}
+	return nil
+}
+
+// clip shortens what goes into an error message.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}

@@ -1,0 +1,110 @@
+// Package sqstest gives tests an SQS queue: on moto_server, which serves every AWS service on
+// one port, at the endpoint `make test` starts for DynamoDB.
+package sqstest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/unifiedprofiles/up/shared/store/storetest"
+)
+
+// Region is the region the clients here use (moto keeps queues per region).
+const Region = "us-east-1"
+
+// Endpoint returns the moto_server endpoint (storetest.EndpointEnv). Without it the test is
+// skipped, or fails when CI=true so that CI never silently drops the SQS tests. There is no
+// in-process stand-in as minidyn is for DynamoDB.
+func Endpoint(t testing.TB) string {
+	t.Helper()
+	ep := os.Getenv(storetest.EndpointEnv)
+	if ep == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set: run make test, which starts moto_server (it serves SQS too)", storetest.EndpointEnv)
+		}
+		t.Skipf("skipping: SQS tests need moto_server; %s is not set (make test starts it and sets it)", storetest.EndpointEnv)
+	}
+	return ep
+}
+
+// Client returns an SQS client for endpoint with dummy credentials. The HTTP client is left to
+// the SDK, which applies AWS_CA_BUNDLE to its own buildable client.
+func Client(t testing.TB, endpoint string) *sqs.Client {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithRegion(Region),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
+	)
+	if err != nil {
+		t.Fatalf("sqstest: aws config: %v", err)
+	}
+	return sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(endpoint) })
+}
+
+// CreateQueue creates a standard queue unique to this test and run (moto outlives a test) and
+// returns its URL; it is deleted when t ends.
+func CreateQueue(t testing.TB, client *sqs.Client) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(queueName(t))})
+	if err != nil {
+		t.Fatalf("sqstest: create queue: %v", err)
+	}
+	url := aws.ToString(out.QueueUrl)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(url)}); err != nil {
+			t.Errorf("sqstest: delete queue %s: %v", url, err)
+		}
+	})
+	return url
+}
+
+// Receive takes up to 10 messages from the queue, waiting up to wait for the first, and
+// deletes what it took.
+func Receive(t testing.TB, client *sqs.Client, url string, wait time.Duration) []types.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait+30*time.Second)
+	defer cancel()
+	out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10,
+		WaitTimeSeconds: int32(wait / time.Second), MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll}})
+	if err != nil {
+		t.Fatalf("sqstest: receive from %s: %v", url, err)
+	}
+	for _, m := range out.Messages {
+		if _, err := client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle}); err != nil {
+			t.Fatalf("sqstest: delete message %s: %v", aws.ToString(m.MessageId), err)
+		}
+	}
+	return out.Messages
+}
+
+// queueName is the test's name made a valid queue name (letters, digits, '-' and '_', at
+// most 80 characters) with a random suffix.
+func queueName(t testing.TB) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	return "up-" + name + "-" + hex.EncodeToString(b[:])
+}
