@@ -230,7 +230,17 @@ func (a *admin) getWorkspace(w http.ResponseWriter, r *http.Request, p workspace
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewWorkspace(v))
+	out := viewWorkspace(v)
+	if a.warehouse != nil { // GetWorkspace checked that p owns the workspace
+		maps, err := a.warehouse.WorkspaceMappings(r.Context(), v.Workspace.ID)
+		if err != nil {
+			return err
+		}
+		for _, m := range maps {
+			out.Mappings = append(out.Mappings, viewMapping(m))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -105,6 +105,9 @@ type workspaceView struct {
 	CreatedAt  time.Time                  `json:"created_at"`
 	Setup      setupView                  `json:"setup"`
 	Usage      map[string]workspace.Quota `json:"usage"`
+	// Mappings are the workspace's Reverse ETL mappings with their last sync and next run
+	// (only where this deployment serves Reverse ETL).
+	Mappings []mappingView `json:"mappings,omitempty"`
 }
 
 func viewWorkspace(v workspace.View) workspaceView {

@@ -122,6 +122,17 @@ func TestReverseETLOverHTTP(t *testing.T) {
 	if syncs := want(200, "GET", mapping+"/syncs", "")["syncs"].([]any); len(syncs) != len(tests) {
 		t.Fatalf("%d syncs listed, want %d", len(syncs), len(tests))
 	}
+	// The workspace view shows each mapping's last sync and next run; the step-2 tile of the
+	// warehouse source is complete.
+	view := want(200, "GET", "/v1/workspaces/"+e.tn.ID(), "")
+	maps, _ := view["mappings"].([]any)
+	if len(maps) != 1 {
+		t.Fatalf("workspace view mappings: %v", view["mappings"])
+	}
+	last, _ := maps[0].(map[string]any)["last_sync"].(map[string]any)
+	if last == nil || last["status"] != warehouse.StatusSucceeded || maps[0].(map[string]any)["next_sync_at"] == nil {
+		t.Fatalf("workspace view mapping: %v", maps[0])
+	}
 	p, err := e.stack.Profiles.Lookup(ctx, e.tn.SpaceID(), identity.Identifier{Type: identity.TypeUserID, Value: "2"})
 	if err != nil || p.Traits["name"].Value != "Name 2" {
 		t.Fatalf("profile of user 2: %v, %v", p.Traits, err)
