@@ -16,13 +16,18 @@ import (
 // domain (shared/warehouse) checks ownership and the source's type on every call; these
 // handlers decode, call it once, and write the contract's shapes.
 
-// retl returns the Reverse ETL service, or an error when this deployment was assembled
-// without one (a function that does not serve these routes).
-func (a *admin) retl() (*warehouse.Service, error) {
-	if a.warehouse == nil {
-		return nil, errcode.New(errcode.Internal, "warehouse_not_configured", "this deployment does not serve warehouse connections and Reverse ETL")
+// retlHandler is a Reverse ETL handler: an authed handler that also gets the service.
+type retlHandler func(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error
+
+// retl adapts h to the route table; without the service (a deployment assembled without
+// Reverse ETL) every such route answers warehouse_not_configured.
+func (a *admin) retl(h retlHandler) authed {
+	return func(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+		if a.warehouse == nil {
+			return errcode.New(errcode.Internal, "warehouse_not_configured", "this deployment does not serve warehouse connections and Reverse ETL")
+		}
+		return h(w, r, p, a.warehouse)
 	}
-	return a.warehouse, nil
 }
 
 // credentialsIn is every credential field of every warehouse type; which apply, and which
@@ -102,11 +107,7 @@ func viewTest(t warehouse.Test) testView {
 
 // putWarehouse stores a warehouse source's credentials, sealed, and tests them as it saves:
 // a failed test still saves (the answer says why it failed and what to do).
-func (a *admin) putWarehouse(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) putWarehouse(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	var in credentialsIn
 	if err := decode(w, r, &in); err != nil {
 		return err
@@ -119,11 +120,7 @@ func (a *admin) putWarehouse(w http.ResponseWriter, r *http.Request, p workspace
 	return nil
 }
 
-func (a *admin) getWarehouse(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) getWarehouse(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	c, err := wh.GetConnection(r.Context(), p, r.PathValue("ws"), r.PathValue("src"))
 	if err != nil {
 		return err
@@ -133,11 +130,7 @@ func (a *admin) getWarehouse(w http.ResponseWriter, r *http.Request, p workspace
 }
 
 // testWarehouse tests the stored credentials again. It takes no body.
-func (a *admin) testWarehouse(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) testWarehouse(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	t, err := wh.TestConnection(r.Context(), p, r.PathValue("ws"), r.PathValue("src"))
 	if err != nil {
 		return err
@@ -175,11 +168,7 @@ func jsonSafe(v any) any {
 	return v
 }
 
-func (a *admin) previewModel(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) previewModel(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	var in struct {
 		SQL string `json:"sql"`
 	}
@@ -228,11 +217,7 @@ func viewModel(m warehouse.Model) modelView {
 		Columns: viewColumns(m.Columns), CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
 }
 
-func (a *admin) listModels(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) listModels(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	ms, err := wh.ListModels(r.Context(), p, r.PathValue("ws"), r.PathValue("src"))
 	if err != nil {
 		return err
@@ -247,11 +232,7 @@ func (a *admin) listModels(w http.ResponseWriter, r *http.Request, p workspace.P
 
 // createModel saves a model after running it in the warehouse (the SQL must run and
 // id_column must be one of its columns).
-func (a *admin) createModel(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) createModel(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	var in modelIn
 	if err := decode(w, r, &in); err != nil {
 		return err
@@ -264,11 +245,7 @@ func (a *admin) createModel(w http.ResponseWriter, r *http.Request, p workspace.
 	return nil
 }
 
-func (a *admin) getModel(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) getModel(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	m, err := wh.GetModel(r.Context(), p, r.PathValue("ws"), r.PathValue("src"), r.PathValue("model"))
 	if err != nil {
 		return err
@@ -277,11 +254,7 @@ func (a *admin) getModel(w http.ResponseWriter, r *http.Request, p workspace.Pri
 	return nil
 }
 
-func (a *admin) updateModel(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) updateModel(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	var in modelIn
 	if err := decode(w, r, &in); err != nil {
 		return err
@@ -294,11 +267,7 @@ func (a *admin) updateModel(w http.ResponseWriter, r *http.Request, p workspace.
 	return nil
 }
 
-func (a *admin) deleteModel(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) deleteModel(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	if err := wh.DeleteModel(r.Context(), p, r.PathValue("ws"), r.PathValue("src"), r.PathValue("model")); err != nil {
 		return err
 	}
@@ -412,11 +381,7 @@ func viewSync(s warehouse.Sync) syncView {
 	return v
 }
 
-func (a *admin) listMappings(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) listMappings(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	ms, err := wh.ListMappings(r.Context(), p, r.PathValue("ws"), r.PathValue("src"), r.PathValue("model"))
 	if err != nil {
 		return err
@@ -431,11 +396,7 @@ func (a *admin) listMappings(w http.ResponseWriter, r *http.Request, p workspace
 
 // createMapping maps a model's columns into a space; an interval schedule starts its first
 // sync at once (see last_sync and running_sync_id in the answer).
-func (a *admin) createMapping(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) createMapping(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	var in mappingIn
 	if err := decode(w, r, &in); err != nil {
 		return err
@@ -448,11 +409,7 @@ func (a *admin) createMapping(w http.ResponseWriter, r *http.Request, p workspac
 	return nil
 }
 
-func (a *admin) getMapping(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) getMapping(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	m, err := wh.GetMapping(r.Context(), p, r.PathValue("ws"), r.PathValue("src"), r.PathValue("model"), r.PathValue("mapping"))
 	if err != nil {
 		return err
@@ -461,11 +418,7 @@ func (a *admin) getMapping(w http.ResponseWriter, r *http.Request, p workspace.P
 	return nil
 }
 
-func (a *admin) updateMapping(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) updateMapping(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	var in mappingPatch
 	if err := decode(w, r, &in); err != nil {
 		return err
@@ -480,11 +433,7 @@ func (a *admin) updateMapping(w http.ResponseWriter, r *http.Request, p workspac
 	return nil
 }
 
-func (a *admin) deleteMapping(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) deleteMapping(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	if err := wh.DeleteMapping(r.Context(), p, r.PathValue("ws"), r.PathValue("src"), r.PathValue("model"), r.PathValue("mapping")); err != nil {
 		return err
 	}
@@ -494,11 +443,7 @@ func (a *admin) deleteMapping(w http.ResponseWriter, r *http.Request, p workspac
 
 // syncNow starts a sync of the mapping; it runs in the background (202), its progress at
 // GET …/syncs/{id}. It takes no body.
-func (a *admin) syncNow(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) syncNow(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	s, err := wh.SyncNow(r.Context(), p, r.PathValue("ws"), r.PathValue("src"), r.PathValue("model"), r.PathValue("mapping"))
 	if err != nil {
 		return err
@@ -508,11 +453,7 @@ func (a *admin) syncNow(w http.ResponseWriter, r *http.Request, p workspace.Prin
 }
 
 // listSyncs shows a mapping's latest syncs, newest first.
-func (a *admin) listSyncs(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) listSyncs(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	ss, err := wh.ListSyncs(r.Context(), p, r.PathValue("ws"), r.PathValue("src"), r.PathValue("model"), r.PathValue("mapping"))
 	if err != nil {
 		return err
@@ -525,11 +466,7 @@ func (a *admin) listSyncs(w http.ResponseWriter, r *http.Request, p workspace.Pr
 	return nil
 }
 
-func (a *admin) getSync(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) getSync(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	s, err := wh.GetSync(r.Context(), p, r.PathValue("ws"), r.PathValue("src"), r.PathValue("model"), r.PathValue("mapping"), r.PathValue("sync"))
 	if err != nil {
 		return err
@@ -540,11 +477,7 @@ func (a *admin) getSync(w http.ResponseWriter, r *http.Request, p workspace.Prin
 
 // resetMapping forgets what the mapping synced: its next sync adds every record. It takes
 // no body.
-func (a *admin) resetMapping(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
-	wh, err := a.retl()
-	if err != nil {
-		return err
-	}
+func (a *admin) resetMapping(w http.ResponseWriter, r *http.Request, p workspace.Principal, wh *warehouse.Service) error {
 	if err := wh.ResetMapping(r.Context(), p, r.PathValue("ws"), r.PathValue("src"), r.PathValue("model"), r.PathValue("mapping")); err != nil {
 		return err
 	}
