@@ -217,6 +217,9 @@ func (d Dialect) Diff(diff, sql, idColumn, state string, columns []string) strin
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s AS\n%s, %s AS (SELECT CAST(m.%s AS %s) AS %s, %s AS %s",
 		d.createWork, d.Table(diff), strings.TrimSuffix(model(sql), "\n"), colSource, d.quote(idColumn), d.text, ColID, d.checksum(columns), ColChecksum)
+	// How many model rows share the id: a duplicate goes into the diff even where one of its
+	// rows is the record as synced, so FirstBadID sees it.
+	fmt.Fprintf(&b, ", COUNT(*) OVER (PARTITION BY CAST(m.%s AS %s)) AS %s", d.quote(idColumn), d.text, colCount)
 	for _, c := range columns {
 		b.WriteString(", m." + d.quote(c))
 	}
@@ -235,18 +238,22 @@ func (d Dialect) Diff(diff, sql, idColumn, state string, columns []string) strin
 	fmt.Fprintf(&b, "\nFROM %s s FULL OUTER JOIN %s st ON st.record_id = s.%s\n", colSource, d.Table(state), ColID)
 	// Deleted: only a record that was synced (or tried) is deleted. Changed: the checksum differs
 	// from the one synced, unless that checksum already failed MaxAttempts times.
-	fmt.Fprintf(&b, "WHERE (s.%s IS NULL AND st.checksum IS NOT NULL)\n   OR (s.%s IS NOT NULL AND (st.checksum IS NULL OR st.checksum <> s.%s)\n       AND NOT (st.failed_checksum IS NOT NULL AND st.failed_checksum = s.%s AND st.attempts >= %d))",
-		ColChecksum, ColChecksum, ColChecksum, ColChecksum, MaxAttempts)
+	fmt.Fprintf(&b, "WHERE (s.%s IS NULL AND st.checksum IS NOT NULL)\n   OR (s.%s IS NOT NULL AND (st.checksum IS NULL OR st.checksum <> s.%s)\n       AND NOT (st.failed_checksum IS NOT NULL AND st.failed_checksum = s.%s AND st.attempts >= %d))\n   OR s.%s > 1",
+		ColChecksum, ColChecksum, ColChecksum, ColChecksum, MaxAttempts, colCount)
 	return b.String()
 }
 
-// colSource names the CTE of the model's rows with their ids and checksums.
-const colSource = "__unify_source"
+// colSource names the CTE of the model's rows with their ids and checksums; colCount its
+// column of how many rows share each id.
+const (
+	colSource = "__unify_source"
+	colCount  = "__unify_count"
+)
 
 // FirstBadID returns, of a diff, a record id that is NULL or appears more than once among the
-// records to add or update (at most one row: the id, and how many times it appears). The
-// state holds each id once, so a duplicate in the model shows here unless its rows are all
-// the same as the record already synced (then there is nothing to send either way).
+// records to add or update (at most one row: the id, and how many times it appears). Every
+// row of an id the model has more than once is in the diff (as added or updated), even one
+// the same as the record already synced, so a duplicate always shows here.
 func (d Dialect) FirstBadID(diff string) string {
 	return fmt.Sprintf("SELECT %s, COUNT(*) FROM %s WHERE %s <> '%s' GROUP BY %s HAVING COUNT(*) > 1 OR %s IS NULL LIMIT 1",
 		ColID, d.Table(diff), ColOp, OpDelete, ColID, ColID)
