@@ -210,8 +210,15 @@ func classify(err error, c warehouse.Credentials) error {
 // lastPart drops pgx's "failed to connect to `user=… database=…`:" preamble, which repeats
 // settings the user typed, keeping the cause.
 func lastPart(s string) string {
-	if i := strings.LastIndex(s, "): "); i >= 0 && strings.HasPrefix(s, "failed to connect") {
-		return s[i+3:]
+	if !strings.HasPrefix(s, "failed to connect to `") {
+		return s
+	}
+	if i := strings.Index(s, "`: "); i >= 0 {
+		s = s[i+3:]
+	}
+	// pgx names the attempt's address in parentheses before the cause ("…(/tmp/.s.PGSQL.5432)): …").
+	if i := strings.LastIndex(s, "): "); i >= 0 {
+		s = s[i+3:]
 	}
 	return s
 }

@@ -542,3 +542,17 @@ func TestSyncGivesUpAfterFiveTries(t *testing.T) {
 	}
 	t.Fatal("the sync never gave up")
 }
+
+// The cause of a failed connection is kept without pgx's preamble, which repeats the settings.
+func TestLastPart(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"failed to connect to `user=unify database=shop`: hostname resolving error: lookup db.invalid: no such host", "hostname resolving error: lookup db.invalid: no such host"},
+		{"failed to connect to `user=u database=d`: /tmp/.s.PGSQL.5432 (/tmp): server error: FATAL: password authentication failed (SQLSTATE 28P01)", "server error: FATAL: password authentication failed (SQLSTATE 28P01)"},
+		{"some other error", "some other error"},
+	} {
+		if got := postgres.LastPart(tc.in); got != tc.want {
+			t.Errorf("LastPart(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,4 @@
+package postgres
+
+// LastPart is lastPart, for the tests.
+var LastPart = lastPart
