@@ -3,6 +3,7 @@ package localstack
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/profile"
@@ -14,11 +15,17 @@ const backfillEvery = time.Second
 
 // runBackfills works on due backfills in the background until stop is called.
 func runBackfills(profiles *profile.Service, log *slog.Logger) (stop func()) {
+	return every(backfillEvery, profiles.RunBackfills, log, "computed-trait backfill")
+}
+
+// every runs fn every interval in the background, as an EventBridge schedule invokes a
+// function in AWS, until stop is called; a failure is logged and fn runs again on the next
+// tick.
+func every(interval time.Duration, fn func(context.Context) error, log *slog.Logger, what string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(backfillEvery)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
 			select {
@@ -26,10 +33,10 @@ func runBackfills(profiles *profile.Service, log *slog.Logger) (stop func()) {
 				return
 			case <-tick.C:
 			}
-			if err := profiles.RunBackfills(ctx); err != nil && ctx.Err() == nil {
-				log.Error("computed-trait backfill failed; retrying on the next tick", "err", err)
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				log.Error(what+" failed; retrying on the next tick", "err", err)
 			}
 		}
-	}()
-	return func() { cancel(); <-done }
+	})
+	return func() { cancel(); wg.Wait() }
 }

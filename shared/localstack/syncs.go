@@ -41,9 +41,7 @@ func (q syncQueue) Send(ctx context.Context, t warehouse.Task) error {
 func runSyncs(svc *warehouse.Service, q syncQueue, log *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { // the worker: one task at a time, as one Lambda invocation takes one message
-		defer wg.Done()
+	wg.Go(func() { // the worker: one task at a time, as one Lambda invocation takes one message
 		for {
 			select {
 			case <-ctx.Done():
@@ -57,21 +55,7 @@ func runSyncs(svc *warehouse.Service, q syncQueue, log *slog.Logger) (stop func(
 				}
 			}
 		}
-	}()
-	go func() { // the dispatcher
-		defer wg.Done()
-		tick := time.NewTicker(syncDispatchEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			if err := svc.Dispatch(ctx); err != nil && ctx.Err() == nil {
-				log.Error("reverse ETL dispatch failed; retrying on the next tick", "err", err)
-			}
-		}
-	}()
-	return func() { cancel(); wg.Wait() }
+	})
+	stopDispatch := every(syncDispatchEvery, svc.Dispatch, log, "reverse ETL dispatch")
+	return func() { stopDispatch(); cancel(); wg.Wait() }
 }
