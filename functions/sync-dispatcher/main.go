@@ -8,21 +8,17 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/unifiedprofiles/up/shared/lambdactx"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/dynamo"
 	"github.com/unifiedprofiles/up/shared/warehouse"
 	"github.com/unifiedprofiles/up/shared/warehouse/sqsqueue"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
-
-// margin is left of the invocation's time so that Dispatch stops cleanly (at most a tenth
-// of the time there is).
-const margin = 10 * time.Second
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "sync-dispatcher")
@@ -41,11 +37,8 @@ func main() {
 	// this function has neither drivers nor the key that opens warehouse credentials.
 	svc := warehouse.New(st, workspace.New(st, workspace.Options{}), profile.New(st, profile.Options{}), nil, nil, queue, warehouse.Options{})
 	lambda.Start(func(ctx context.Context, _ events.EventBridgeEvent) error {
-		if deadline, ok := ctx.Deadline(); ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, deadline.Add(-min(margin, time.Until(deadline)/10)))
-			defer cancel()
-		}
+		ctx, cancel := lambdactx.BeforeDeadline(ctx)
+		defer cancel()
 		err := svc.Dispatch(ctx)
 		if err != nil && ctx.Err() != nil {
 			log.Warn("out of time: the next minute's run finds what is left", "err", err)

@@ -14,11 +14,11 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/unifiedprofiles/up/shared/lambdactx"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/secrets/kms"
 	"github.com/unifiedprofiles/up/shared/store/dynamo"
@@ -27,11 +27,6 @@ import (
 	"github.com/unifiedprofiles/up/shared/warehouse/sqsqueue"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
-
-// margin is left of the invocation's time so that a task cut short stops before Lambda ends
-// the process (at most a tenth of the time there is). A task cut short keeps its sync's
-// lease until it runs out; then the dispatcher sends the task again.
-const margin = 10 * time.Second
 
 // openers are the warehouse drivers of this build; BigQuery and Snowflake come later, here
 // only (they are large).
@@ -70,11 +65,8 @@ type worker interface {
 // handler runs each record's task in turn and reports the records that failed.
 func handler(w worker, log *slog.Logger) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-		if deadline, ok := ctx.Deadline(); ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, deadline.Add(-min(margin, time.Until(deadline)/10)))
-			defer cancel()
-		}
+		ctx, cancel := lambdactx.BeforeDeadline(ctx)
+		defer cancel()
 		// An empty list, not null: every record succeeded.
 		resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
 		fail := func(rec events.SQSMessage) {

@@ -8,18 +8,14 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/unifiedprofiles/up/shared/lambdactx"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/dynamo"
 )
-
-// margin is left of the invocation's time to save the last checkpoint (at most a tenth of
-// the time there is).
-const margin = 10 * time.Second
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "traits-backfill")
@@ -30,11 +26,8 @@ func main() {
 	}
 	profiles := profile.New(st, profile.Options{})
 	lambda.Start(func(ctx context.Context, _ events.EventBridgeEvent) error {
-		if deadline, ok := ctx.Deadline(); ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, deadline.Add(-min(margin, time.Until(deadline)/10)))
-			defer cancel()
-		}
+		ctx, cancel := lambdactx.BeforeDeadline(ctx)
+		defer cancel()
 		err := profiles.RunBackfills(ctx)
 		if err != nil && ctx.Err() != nil {
 			return nil // out of time: the next scheduled run continues from the checkpoints
