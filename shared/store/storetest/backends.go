@@ -170,13 +170,7 @@ func openStore(t *testing.T, api dynamo.API, table string, opts []dynamo.Option)
 // would compare against 0 and log a warning on every response.
 func Client(t testing.TB, endpoint string, noCRC bool) *dynamodb.Client {
 	t.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(),
-		config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
-	)
-	if err != nil {
-		t.Fatalf("aws config: %v", err)
-	}
+	cfg := MotoConfig(t)
 	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
 		o.DisableValidateResponseChecksum = noCRC
@@ -199,4 +193,38 @@ func TableName(t testing.TB) string {
 		name = name[:200]
 	}
 	return "up-" + name + "-" + hex.EncodeToString(b[:])
+}
+
+// MotoRegion is the region of every client on moto_server (moto keeps resources per region).
+const MotoRegion = "us-east-1"
+
+// MotoConfig is the AWS configuration of a test client on moto_server: its region and dummy
+// credentials. The HTTP client is left to the SDK, which applies AWS_CA_BUNDLE to its own
+// buildable client.
+func MotoConfig(t testing.TB) aws.Config {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithRegion(MotoRegion),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
+	)
+	if err != nil {
+		t.Fatalf("aws config: %v", err)
+	}
+	return cfg
+}
+
+// MotoEndpoint returns moto_server's endpoint (EndpointEnv: moto serves every AWS service on
+// one port) for the tests of service. Without it the test is skipped, or fails when CI=true
+// so that CI never silently drops them. There is no in-process stand-in as minidyn is for
+// DynamoDB.
+func MotoEndpoint(t testing.TB, service string) string {
+	t.Helper()
+	ep := os.Getenv(EndpointEnv)
+	if ep == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set: run make test, which starts moto_server (it serves %s too)", EndpointEnv, service)
+		}
+		t.Skipf("skipping: %s tests need moto_server; %s is not set (make test starts it and sets it)", service, EndpointEnv)
+	}
+	return ep
 }

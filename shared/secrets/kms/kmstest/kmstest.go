@@ -4,47 +4,31 @@ package kmstest
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/unifiedprofiles/up/shared/store/storetest"
 )
 
-// Region is the region the clients here use (moto keeps keys per region).
-const Region = "us-east-1"
+// Region is the region the clients here use (moto keeps resources per region).
+const Region = storetest.MotoRegion
 
 // Endpoint returns the moto_server endpoint (storetest.EndpointEnv). Without it the test is
 // skipped, or fails when CI=true so that CI never silently drops the KMS tests. There is no
 // in-process stand-in as minidyn is for DynamoDB.
 func Endpoint(t testing.TB) string {
 	t.Helper()
-	ep := os.Getenv(storetest.EndpointEnv)
-	if ep == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set: run make test, which starts moto_server (it serves KMS too)", storetest.EndpointEnv)
-		}
-		t.Skipf("skipping: KMS tests need moto_server; %s is not set (make test starts it and sets it)", storetest.EndpointEnv)
-	}
-	return ep
+	return storetest.MotoEndpoint(t, "KMS")
 }
 
 // Client returns a KMS client for endpoint with dummy credentials. The HTTP client is left to
 // the SDK, which applies AWS_CA_BUNDLE to its own buildable client.
 func Client(t testing.TB, endpoint string) *awskms.Client {
 	t.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(),
-		config.WithRegion(Region),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
-	)
-	if err != nil {
-		t.Fatalf("kmstest: aws config: %v", err)
-	}
+	cfg := storetest.MotoConfig(t)
 	return awskms.NewFromConfig(cfg, func(o *awskms.Options) { o.BaseEndpoint = aws.String(endpoint) })
 }
 
