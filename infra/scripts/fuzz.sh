@@ -38,4 +38,8 @@ fuzz ./shared/traits/ FuzzDefinition 100000x
 fuzz ./shared/secrets/localkey/ FuzzOpen 50000x
 fuzz ./shared/store/bolt/ FuzzLogRecord 40000x
 fuzz ./shared/warehouse/sqlgen/ FuzzLiteral 40000x
+fuzz ./shared/warehouse/bigquery/ FuzzPosition 15000x
+fuzz ./shared/warehouse/bigquery/ FuzzErrorLocation 15000x
 fuzz ./shared/warehouse/sqsqueue/ FuzzDecode 30000x
+fuzz ./shared/warehouse/snowflake/ FuzzPosition 20000x
+fuzz ./shared/warehouse/snowflake/ FuzzNumber 30000x

@@ -312,8 +312,8 @@ func (s *Service) test(ctx context.Context, c Credentials) Test {
 // schemaDenied explains a failure to write our schema.
 func schemaDenied(err error) error {
 	e := AsError(err)
-	if e.Reason == ReasonPermission {
-		e.Hint = "Reverse ETL keeps what it synced in the schema " + sqlgen.Schema + " of this database: let the user create it, or create it and grant the user CREATE and USAGE on it (GRANT CREATE, USAGE ON SCHEMA " + sqlgen.Schema + " TO …)."
+	if e.Reason == ReasonPermission { // the driver's hint says how, in its warehouse's terms
+		e.Hint = "Reverse ETL keeps what it synced in the schema (BigQuery: dataset) " + sqlgen.Schema + ": the connection must be able to create it, or use it once created, and create tables in it. " + e.Hint
 	}
 	return e
 }
