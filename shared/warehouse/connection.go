@@ -231,7 +231,7 @@ func notConfigured(srcID string) error {
 }
 
 func (s *Service) connRecord(ctx context.Context, wsID, srcID string) (connRecord, int64, error) {
-	return load[connRecord](ctx, s.st, connKey(wsID, srcID), notConfigured(srcID))
+	return store.LoadJSON[connRecord](ctx, s.st, connKey(wsID, srcID), notConfigured(srcID))
 }
 
 // TestConnection connects with the stored credentials and checks what a sync needs: the

@@ -238,7 +238,7 @@ func (s *Service) CreateMapping(ctx context.Context, p workspace.Principal, wsID
 	if err != nil {
 		return Mapping{}, err
 	}
-	model, _, err := load[Model](ctx, s.st, modelKey(wsID, srcID, modelID), modelNotFound(modelID))
+	model, _, err := store.LoadJSON[Model](ctx, s.st, modelKey(wsID, srcID, modelID), modelNotFound(modelID))
 	if err != nil {
 		return Mapping{}, err
 	}
@@ -286,7 +286,7 @@ type dueRef struct {
 }
 
 func (s *Service) loadMapping(ctx context.Context, wsID, id string) (Mapping, int64, error) {
-	return load[Mapping](ctx, s.st, mappingKey(wsID, id), mappingNotFound(id))
+	return store.LoadJSON[Mapping](ctx, s.st, mappingKey(wsID, id), mappingNotFound(id))
 }
 
 // mappingOf returns a mapping of the source, if p owns it.
@@ -313,10 +313,10 @@ func (s *Service) ListMappings(ctx context.Context, p workspace.Principal, wsID,
 	if _, err := s.warehouseSource(ctx, p, wsID, srcID); err != nil {
 		return nil, err
 	}
-	if _, _, err := load[Model](ctx, s.st, modelKey(wsID, srcID, modelID), modelNotFound(modelID)); err != nil {
+	if _, _, err := store.LoadJSON[Model](ctx, s.st, modelKey(wsID, srcID, modelID), modelNotFound(modelID)); err != nil {
 		return nil, err
 	}
-	all, err := list[Mapping](ctx, s.st, retlPK(wsID), "MAP#")
+	all, err := store.ListJSON[Mapping](ctx, s.st, retlPK(wsID), "MAP#")
 	if err != nil {
 		return nil, err
 	}
@@ -325,7 +325,7 @@ func (s *Service) ListMappings(ctx context.Context, p workspace.Principal, wsID,
 
 // WorkspaceMappings returns every mapping of a workspace (the workspace view, step 4).
 func (s *Service) WorkspaceMappings(ctx context.Context, wsID string) ([]Mapping, error) {
-	return list[Mapping](ctx, s.st, retlPK(wsID), "MAP#")
+	return store.ListJSON[Mapping](ctx, s.st, retlPK(wsID), "MAP#")
 }
 
 // UpdateMapping changes a mapping; {"enabled":false} pauses it (no scheduled syncs) and true
@@ -335,7 +335,7 @@ func (s *Service) UpdateMapping(ctx context.Context, p workspace.Principal, wsID
 	if err != nil {
 		return Mapping{}, err
 	}
-	model, _, err := load[Model](ctx, s.st, modelKey(wsID, srcID, modelID), modelNotFound(modelID))
+	model, _, err := store.LoadJSON[Model](ctx, s.st, modelKey(wsID, srcID, modelID), modelNotFound(modelID))
 	if err != nil {
 		return Mapping{}, err
 	}

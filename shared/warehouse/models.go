@@ -264,7 +264,7 @@ func (s *Service) GetModel(ctx context.Context, p workspace.Principal, wsID, src
 	if _, err := s.warehouseSource(ctx, p, wsID, srcID); err != nil {
 		return Model{}, err
 	}
-	m, _, err := load[Model](ctx, s.st, modelKey(wsID, srcID, id), modelNotFound(id))
+	m, _, err := store.LoadJSON[Model](ctx, s.st, modelKey(wsID, srcID, id), modelNotFound(id))
 	return m, err
 }
 
@@ -274,7 +274,7 @@ func (s *Service) ListModels(ctx context.Context, p workspace.Principal, wsID, s
 	if _, err := s.warehouseSource(ctx, p, wsID, srcID); err != nil {
 		return nil, err
 	}
-	return list[Model](ctx, s.st, retlPK(wsID), modelPrefix(srcID))
+	return store.ListJSON[Model](ctx, s.st, retlPK(wsID), modelPrefix(srcID))
 }
 
 // UpdateModel changes a model's name, SQL or id column (a changed SQL or id column runs
@@ -283,7 +283,7 @@ func (s *Service) UpdateModel(ctx context.Context, p workspace.Principal, wsID, 
 	if _, err := s.warehouseSource(ctx, p, wsID, srcID); err != nil {
 		return Model{}, err
 	}
-	m, version, err := load[Model](ctx, s.st, modelKey(wsID, srcID, id), modelNotFound(id))
+	m, version, err := store.LoadJSON[Model](ctx, s.st, modelKey(wsID, srcID, id), modelNotFound(id))
 	if err != nil {
 		return Model{}, err
 	}
@@ -311,10 +311,10 @@ func (s *Service) DeleteModel(ctx context.Context, p workspace.Principal, wsID, 
 	if _, err := s.warehouseSource(ctx, p, wsID, srcID); err != nil {
 		return err
 	}
-	if _, _, err := load[Model](ctx, s.st, modelKey(wsID, srcID, id), modelNotFound(id)); err != nil {
+	if _, _, err := store.LoadJSON[Model](ctx, s.st, modelKey(wsID, srcID, id), modelNotFound(id)); err != nil {
 		return err
 	}
-	maps, err := list[Mapping](ctx, s.st, retlPK(wsID), "MAP#")
+	maps, err := store.ListJSON[Mapping](ctx, s.st, retlPK(wsID), "MAP#")
 	if err != nil {
 		return err
 	}

@@ -154,7 +154,7 @@ func (s *Service) GetSync(ctx context.Context, p workspace.Principal, wsID, srcI
 	if _, _, err := s.mappingOf(ctx, p, wsID, srcID, modelID, mappingID); err != nil {
 		return Sync{}, err
 	}
-	sy, _, err := load[Sync](ctx, s.st, syncKey(mappingID, id), syncNotFound(id))
+	sy, _, err := store.LoadJSON[Sync](ctx, s.st, syncKey(mappingID, id), syncNotFound(id))
 	return sy, err
 }
 
@@ -259,7 +259,7 @@ func (s *Service) Dispatch(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("decode running item %s: %w", it.SK, err))
 			continue
 		}
-		sy, version, err := load[Sync](ctx, s.st, syncKey(t.MappingID, t.SyncID), syncNotFound(t.SyncID))
+		sy, version, err := store.LoadJSON[Sync](ctx, s.st, syncKey(t.MappingID, t.SyncID), syncNotFound(t.SyncID))
 		if errcode.Is(err, "not_found") || err == nil && sy.Status != StatusInProgress {
 			errs = append(errs, s.st.Transact(ctx, store.DeleteOp(it.Key, store.Always)))
 			continue
@@ -297,7 +297,7 @@ func (s *Service) Dispatch(ctx context.Context) error {
 // dropped: the holder goes on, or the dispatcher sends the task again when its lease ends.
 // An error leaves the sync held until its lease ends, as a crash does.
 func (s *Service) Work(ctx context.Context, t Task) error {
-	sy, version, err := load[Sync](ctx, s.st, syncKey(t.MappingID, t.SyncID), syncNotFound(t.SyncID))
+	sy, version, err := store.LoadJSON[Sync](ctx, s.st, syncKey(t.MappingID, t.SyncID), syncNotFound(t.SyncID))
 	if errcode.Is(err, "not_found") {
 		return nil
 	}
@@ -334,7 +334,7 @@ func (s *Service) Work(ctx context.Context, t Task) error {
 	if err := s.step(ctx, t, sy, version); err != nil {
 		// Say why, for the next try and for people; a crash says nothing, and a lost lease
 		// means another worker has the step.
-		if cur, v, lerr := load[Sync](ctx, s.st, syncKey(t.MappingID, t.SyncID), syncNotFound(t.SyncID)); lerr == nil && cur.Held && cur.Status == StatusInProgress {
+		if cur, v, lerr := store.LoadJSON[Sync](ctx, s.st, syncKey(t.MappingID, t.SyncID), syncNotFound(t.SyncID)); lerr == nil && cur.Held && cur.Status == StatusInProgress {
 			cur.LastError = err.Error()
 			s.saveSync(ctx, cur, v)
 		}
@@ -353,7 +353,7 @@ func (s *Service) step(ctx context.Context, t Task, sy Sync, version int64) erro
 	if err != nil {
 		return err
 	}
-	model, _, err := load[Model](ctx, s.st, modelKey(t.WorkspaceID, m.SourceID, m.ModelID), modelNotFound(m.ModelID))
+	model, _, err := store.LoadJSON[Model](ctx, s.st, modelKey(t.WorkspaceID, m.SourceID, m.ModelID), modelNotFound(m.ModelID))
 	if err != nil {
 		return err
 	}

@@ -13,9 +13,7 @@ package warehouse
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -176,22 +174,6 @@ func syncKey(mapping, id string) store.Key { return store.Key{PK: syncPK(mapping
 func item(k store.Key, v any) store.Item   { return store.JSONItem(k, v) }
 func modelPrefix(src string) string        { return "MODEL#" + src + "#" }
 
-// load reads and decodes the item at k; an absent item gives notFound.
-func load[T any](ctx context.Context, st store.Store, k store.Key, notFound error) (T, int64, error) {
-	var v T
-	it, err := st.Get(ctx, k)
-	if errors.Is(err, store.ErrNotFound) {
-		return v, 0, notFound
-	}
-	if err != nil {
-		return v, 0, err
-	}
-	if err := json.Unmarshal(it.Data, &v); err != nil {
-		return v, 0, fmt.Errorf("decode %s/%s: %w", k.PK, k.SK, err)
-	}
-	return v, it.Version, nil
-}
-
 // warehouseSource returns the source if p owns it and it is a warehouse.
 // Errors: forbidden, not_found, not_a_warehouse (400).
 func (s *Service) warehouseSource(ctx context.Context, p workspace.Principal, wsID, srcID string) (workspace.Source, error) {
@@ -207,21 +189,4 @@ func (s *Service) warehouseSource(ctx context.Context, p workspace.Principal, ws
 	return src, errcode.New(errcode.Invalid, "not_a_warehouse",
 		"source %s is of type %s; warehouse connections, models and mappings belong to sources of type %s",
 		srcID, src.Type, strings.Join(SourceTypes, ", "))
-}
-
-// list decodes the items of partition pk under prefix.
-func list[T any](ctx context.Context, st store.Store, pk, prefix string) ([]T, error) {
-	items, err := st.Query(ctx, pk, store.Page{Prefix: prefix})
-	if err != nil {
-		return nil, fmt.Errorf("list %s%s: %w", pk, prefix, err)
-	}
-	out := make([]T, 0, len(items))
-	for _, it := range items {
-		var v T
-		if err := json.Unmarshal(it.Data, &v); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", it.Key, err)
-		}
-		out = append(out, v)
-	}
-	return out, nil
 }

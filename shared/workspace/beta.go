@@ -30,7 +30,7 @@ func (s *Service) AcceptBeta(ctx context.Context, p Principal, accountSID string
 	}
 	var out Acceptance
 	err := retryOnRace(ctx, func() error {
-		acct, version, err := load[BetaAccount](ctx, s.st, accountKey(accountSID), errNoAccount)
+		acct, version, err := store.LoadJSON[BetaAccount](ctx, s.st, accountKey(accountSID), errNoAccount)
 		if err != nil && !errors.Is(err, errNoAccount) {
 			return err
 		}

@@ -165,7 +165,7 @@ func (s *Service) GetDestination(ctx context.Context, p Principal, wsID, id stri
 	if err := p.Owns(wsID); err != nil {
 		return Destination{}, err
 	}
-	rec, _, err := load[destinationRecord](ctx, s.st, destinationKey(wsID, id), destinationNotFound(wsID, id))
+	rec, _, err := store.LoadJSON[destinationRecord](ctx, s.st, destinationKey(wsID, id), destinationNotFound(wsID, id))
 	return rec.shown(), err
 }
 
@@ -175,7 +175,7 @@ func (s *Service) GetDestination(ctx context.Context, p Principal, wsID, id stri
 // Errors: not_found, secrets_not_configured (500); secrets.ErrOpen (wrapped) when the sealed
 // settings do not open for this workspace.
 func (s *Service) DestinationSettings(ctx context.Context, wsID, id string) (map[string]any, error) {
-	rec, _, err := load[destinationRecord](ctx, s.st, destinationKey(wsID, id), destinationNotFound(wsID, id))
+	rec, _, err := store.LoadJSON[destinationRecord](ctx, s.st, destinationKey(wsID, id), destinationNotFound(wsID, id))
 	if err != nil {
 		return nil, err
 	}

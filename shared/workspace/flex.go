@@ -144,7 +144,7 @@ func (s *Service) FlexSettings(ctx context.Context, p Principal, wsID string) (F
 func (s *Service) loadFlex(ctx context.Context, wsID string) (flexRecord, error) {
 	notConfigured := errcode.New(errcode.NotFound, "flex_not_configured",
 		"workspace %s has no Twilio auth token; set it in the workspace's Flex settings first", wsID)
-	rec, _, err := load[flexRecord](ctx, s.st, flexKey(wsID), notConfigured)
+	rec, _, err := store.LoadJSON[flexRecord](ctx, s.st, flexKey(wsID), notConfigured)
 	return rec, err
 }
 

@@ -2,9 +2,7 @@ package workspace
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/store"
@@ -60,37 +58,9 @@ type writeKeyRecord struct {
 
 func item(k store.Key, v any) store.Item { return store.JSONItem(k, v) }
 
-// load reads and decodes the item at k; absent items give notFound.
-func load[T any](ctx context.Context, st store.Store, k store.Key, notFound error) (T, int64, error) {
-	var v T
-	it, err := st.Get(ctx, k)
-	if errors.Is(err, store.ErrNotFound) {
-		return v, 0, notFound
-	}
-	if err != nil {
-		return v, 0, fmt.Errorf("read %s: %w", k, err)
-	}
-	if err := json.Unmarshal(it.Data, &v); err != nil {
-		return v, 0, fmt.Errorf("decode %s: %w", k, err)
-	}
-	return v, it.Version, nil
-}
-
 // list reads and decodes every item of a workspace partition with the given prefix.
 func list[T any](ctx context.Context, st store.Store, ws, prefix string) ([]T, error) {
-	items, err := st.Query(ctx, wsPK(ws), store.Page{Prefix: prefix})
-	if err != nil {
-		return nil, fmt.Errorf("list %s%s: %w", wsPK(ws), prefix, err)
-	}
-	out := make([]T, 0, len(items))
-	for _, it := range items {
-		var v T
-		if err := json.Unmarshal(it.Data, &v); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", it.Key, err)
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	return store.ListJSON[T](ctx, st, wsPK(ws), prefix)
 }
 
 // maxAttempts bounds optimistic retries when a version check loses a race.

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/token"
 )
 
@@ -41,7 +42,7 @@ func (s *Service) Authenticate(ctx context.Context, bearer string) (Principal, e
 	if !strings.HasPrefix(bearer, "up") {
 		return Principal{}, unknown
 	}
-	rec, _, err := load[tokenRecord](ctx, s.st, tokenKey(h), unknown)
+	rec, _, err := store.LoadJSON[tokenRecord](ctx, s.st, tokenKey(h), unknown)
 	if err != nil {
 		return Principal{}, err
 	}

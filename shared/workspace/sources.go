@@ -72,7 +72,7 @@ func (s *Service) CreateSource(ctx context.Context, p Principal, wsID string, in
 			ops = append(ops, store.CheckVersionOp(workspaceKey(wsID), version))
 		} else {
 			// touchSpaceOp: a source is never added to a space being deleted.
-			sp, spVersion, err := load[Space](ctx, s.st, spaceKey(wsID, spaceID),
+			sp, spVersion, err := store.LoadJSON[Space](ctx, s.st, spaceKey(wsID, spaceID),
 				errcode.InvalidField("space_id", "space %s does not exist in this workspace", errcode.Clip(spaceID)))
 			if err != nil {
 				return err
@@ -128,7 +128,7 @@ func (s *Service) GetSource(ctx context.Context, p Principal, wsID, srcID string
 }
 
 func (s *Service) loadSource(ctx context.Context, wsID, srcID string) (Source, int64, error) {
-	return load[Source](ctx, s.st, sourceKey(wsID, srcID), errcode.NotFoundf("source %s was not found in workspace %s", srcID, wsID))
+	return store.LoadJSON[Source](ctx, s.st, sourceKey(wsID, srcID), errcode.NotFoundf("source %s was not found in workspace %s", srcID, wsID))
 }
 
 // SourceChange is a partial update; nil fields are left as they are.

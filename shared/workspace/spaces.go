@@ -56,7 +56,7 @@ func (s *Service) CreateAccessToken(ctx context.Context, p Principal, wsID, spac
 	info := AccessTokenInfo{ID: s.ids.New(accessTokenIDPrefix), SpaceID: spaceID, CreatedAt: s.now()}
 	err := retryOnRace(ctx, func() error {
 		// The space's version moves with each token (see DeleteSpace).
-		sp, spVersion, err := load[Space](ctx, s.st, spaceKey(wsID, spaceID), notFound)
+		sp, spVersion, err := store.LoadJSON[Space](ctx, s.st, spaceKey(wsID, spaceID), notFound)
 		if err != nil {
 			return err
 		}
@@ -86,7 +86,7 @@ func (s *Service) GetSpace(ctx context.Context, p Principal, wsID, spaceID strin
 	if len(spaceID) > maxPathID {
 		return Space{}, notFound
 	}
-	sp, _, err := load[Space](ctx, s.st, spaceKey(wsID, spaceID), notFound)
+	sp, _, err := store.LoadJSON[Space](ctx, s.st, spaceKey(wsID, spaceID), notFound)
 	return sp, err
 }
 
@@ -112,7 +112,7 @@ func (s *Service) DeleteSpace(ctx context.Context, p Principal, wsID, spaceID st
 			return errcode.New(errcode.Conflict, "space_in_use",
 				"space %s is the workspace's first space, where sources go by default; it cannot be deleted", spaceID)
 		}
-		_, spVersion, err := load[Space](ctx, s.st, spaceKey(wsID, spaceID), notFound)
+		_, spVersion, err := store.LoadJSON[Space](ctx, s.st, spaceKey(wsID, spaceID), notFound)
 		if err != nil {
 			return err
 		}

@@ -104,7 +104,7 @@ func (s *Service) RevokeAccessToken(ctx context.Context, p Principal, wsID, spac
 	}
 	// The entry is never changed once written, so the hash read here is still its hash when
 	// the transaction deletes the entry under MustExist.
-	rec, _, err := load[accessTokenRecord](ctx, s.st, accessTokenKey(wsID, spaceID, id), notFound)
+	rec, _, err := store.LoadJSON[accessTokenRecord](ctx, s.st, accessTokenKey(wsID, spaceID, id), notFound)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func (s *Service) CreateWorkspace(ctx context.Context, p Principal, name, accoun
 	var out Created
 	err := retryOnRace(ctx, func() error {
 		notInBeta := errcode.New(errcode.Forbidden, "not_in_beta", "account %s has not been accepted into the Unified Profiles beta program; request access from the CustomerAI page of the Flex Console", accountSID)
-		acct, version, err := load[BetaAccount](ctx, s.st, accountKey(accountSID), notInBeta)
+		acct, version, err := store.LoadJSON[BetaAccount](ctx, s.st, accountKey(accountSID), notInBeta)
 		if err != nil {
 			return err
 		}
@@ -123,7 +123,7 @@ func (s *Service) view(ctx context.Context, ws Workspace) (View, error) {
 }
 
 func (s *Service) loadWorkspace(ctx context.Context, wsID string) (Workspace, int64, error) {
-	return load[Workspace](ctx, s.st, workspaceKey(wsID), errcode.NotFoundf("workspace %s was not found", wsID))
+	return store.LoadJSON[Workspace](ctx, s.st, workspaceKey(wsID), errcode.NotFoundf("workspace %s was not found", wsID))
 }
 
 // usage reads every entitlement counter of a workspace in one query.
