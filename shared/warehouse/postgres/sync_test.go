@@ -556,3 +556,29 @@ func TestLastPart(t *testing.T) {
 		}
 	}
 }
+
+// A record the profile entry point refuses (its only identifier is a blocked value) fails
+// alone: the others load, and the refusal is listed with the record's id.
+func TestRefusedRecordFailsAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1000)
+	seed(e, 1, 3)
+	e.sql("UPDATE contacts SET email = 'null' WHERE id = 2")
+	e.connect()
+	sql, name, idc := "SELECT id, email, name FROM contacts", "Emails", "id"
+	m, err := e.svc.CreateModel(e.ctx, e.tn.Owner, e.tn.ID(), e.src.ID, warehouse.NewModel{Name: &name, SQL: &sql, IDColumn: &idc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := warehouse.Schedule{Manual: true}
+	mp, err := e.svc.CreateMapping(e.ctx, e.tn.Owner, e.tn.ID(), e.src.ID, m.ID, warehouse.NewMapping{
+		Identifiers: map[string]string{"email": "email"}, Traits: map[string]string{"name": "name"}, Schedule: &sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sy := e.syncNow(mp)
+	if sy.Status != "partial" || sy.Loaded != (warehouse.Loaded{Succeeded: 2, Failed: 1}) || len(sy.Errors) != 1 ||
+		sy.Errors[0].RecordID != "2" || !strings.Contains(sy.Errors[0].Message, "no usable identifier") {
+		t.Fatalf("sync: %+v", sy)
+	}
+}
