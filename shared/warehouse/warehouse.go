@@ -42,7 +42,8 @@ type Rows struct {
 
 // DB is an open warehouse connection: the port every driver implements.
 type DB interface {
-	// Exec runs statements in order, in one transaction where the warehouse has them.
+	// Exec runs statements in order, in one transaction where the warehouse has them (one
+	// statement alone runs outside any: it is atomic by itself).
 	Exec(ctx context.Context, stmts ...string) error
 	// Query runs one SELECT and returns all its rows (callers bound them with LIMIT).
 	Query(ctx context.Context, sql string) (Rows, error)

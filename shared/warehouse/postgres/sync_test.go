@@ -582,3 +582,32 @@ func TestRefusedRecordFailsAlone(t *testing.T) {
 		t.Fatalf("sync: %+v", sy)
 	}
 }
+
+// A server older than PostgreSQL 14 is refused as it connects, with the reason database and
+// what is needed (the generated SQL uses hash_record_extended).
+func TestSupported(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		version string
+		ok      bool
+	}{
+		{"15.4", true},
+		{"14.10 (Debian 14.10-1.pgdg120+1)", true},
+		{"17beta1", true},
+		{"17.0", true},
+		{"13.12", false},
+		{"9.6.24", false},
+		{"", false},
+	} {
+		err := postgres.Supported(tc.version)
+		if tc.ok != (err == nil) {
+			t.Errorf("supported(%q) = %v, want ok %v", tc.version, err, tc.ok)
+		}
+		if err == nil {
+			continue
+		}
+		if e := warehouse.AsError(err); e.Reason != warehouse.ReasonDatabase || !strings.Contains(e.Hint, "PostgreSQL 14 or later") || !strings.Contains(e.Message, tc.version) {
+			t.Errorf("supported(%q) = %+v", tc.version, e)
+		}
+	}
+}
