@@ -96,8 +96,8 @@ func run() error {
 	}
 
 	abs, _ := filepath.Abs(dataDir)
-	fmt.Printf("Unified Profiles local stack\n  base URL:       %s\n  health:         %s/health\n  S3 endpoint:    %s (CSV uploads, bucket %s)\n  store:          %s\n  data folder:    %s\n  operator token: %s\n",
-		base, base, s3base, localstack.UploadsBucket, stack.Store, abs, opToken)
+	fmt.Printf("Unified Profiles local stack\n  base URL:       %s\n  web console:    %s/ (open it in a browser)\n  health:         %s/health\n  S3 endpoint:    %s (CSV uploads, bucket %s)\n  store:          %s\n  data folder:    %s\n  operator token: %s\n",
+		base, base, base, s3base, localstack.UploadsBucket, stack.Store, abs, opToken)
 	fmt.Printf("Try: curl -s -X POST %s/v1/beta/accounts -H 'Authorization: Bearer %s' -d '{\"account_sid\":\"AC0123456789abcdef0123456789abcdef\"}'\n", base, opToken)
 
 	s3srv := &http.Server{Handler: stack.S3Handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: srv.BaseContext}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/unifiedprofiles/up/shared/console"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -153,6 +154,7 @@ func Open(cfg Config) (*Stack, error) {
 	topts.Logger, topts.Now, topts.PublicURL, topts.Limits = log, now, cfg.PublicURL, st
 	httpapi.MountTracking(mux, tr, topts)
 	httpapi.MountHealth(mux, st, log)
+	console.Mount(mux)
 	stack.Handler = httpapi.Logged(mux, log)
 	stack.stopBackfills = runBackfills(profiles, log)
 	stack.stopSyncs = runSyncs(wh, queue, log)

@@ -1,0 +1,147 @@
+// Step 2 for a data warehouse (Reverse ETL): the connection and its test, a SQL model with its
+// preview, the mapping of columns onto identifiers and traits, the schedule and sync history.
+import { api, ws, workspace } from "./api.js";
+import { h, page, field, guard, statusBadge, table, errorBox } from "./ui.js";
+
+const types = { postgres: "PostgreSQL", redshift: "Amazon Redshift", bigquery: "Google BigQuery", snowflake: "Snowflake" };
+const forms = {
+  postgres: [["host", "Host"], ["port", "Port", "number", "5432"], ["database", "Database"], ["user", "User"], ["password", "Password", "password"], ["ssl_mode", "SSL mode", "text", "require"]],
+  redshift: [["host", "Host"], ["port", "Port", "number", "5439"], ["database", "Database"], ["user", "User"], ["password", "Password", "password"], ["ssl_mode", "SSL mode", "text", "require"]],
+  bigquery: [["project", "Project"], ["dataset", "Dataset"], ["location", "Location", "text", "US"], ["credentials_json", "Service account key (JSON)", "textarea"]],
+  snowflake: [["account", "Account"], ["warehouse", "Warehouse"], ["database", "Database"], ["schema", "Schema"], ["role", "Role"], ["user", "User"], ["password", "Password", "password"]],
+};
+const intervals = ["15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"];
+
+export async function warehousePage() {
+  const w = await workspace();
+  const sources = ((await api("GET", ws("/sources"))).sources || []).filter((s) => types[s.type]);
+  const salesforce = w.setup.data_source === "salesforce_warehouse"
+    ? h("section", { class: "notice" }, h("h2", null, "Salesforce"), h("p", null, "Connecting Salesforce is not available in this deployment yet; model your Salesforce records from the warehouse meanwhile."))
+    : null;
+  if (!sources.length) {
+    const name = h("input", { type: "text", id: "warehouse-name", required: true });
+    const type = h("select", { id: "warehouse-type" }, Object.entries(types).map(([k, v]) => h("option", { value: k }, v)));
+    const go = h("button", { type: "submit", id: "create-warehouse" }, "Next");
+    const form = h("form", null, field("Warehouse", type), field("Name", name), go);
+    form.addEventListener("submit", guard(go, form, async () => {
+      await api("POST", ws("/sources"), { name: name.value.trim(), type: type.value });
+      await warehousePage();
+    }));
+    page("Connect your data warehouse", salesforce, form);
+    return;
+  }
+  const src = sources[0];
+  const base = ws("/sources/" + src.id);
+  const conn = await api("GET", base + "/warehouse").catch(() => ({ configured: false }));
+  page("Connect your data warehouse", salesforce,
+    h("p", null, "Source ", h("strong", null, src.name), " (", types[src.type], ")."),
+    connection(src, base, conn), await models(src, base));
+}
+
+function connection(src, base, conn) {
+  const inputs = {};
+  const fields = forms[src.type].map(([key, label, kind, placeholder]) => {
+    const id = "wh-" + key;
+    const input = kind === "textarea" ? h("textarea", { id }) : h("input", { id, type: kind || "text", placeholder: placeholder || "", autocomplete: "off" });
+    if (conn && conn[key] !== undefined && kind !== "password") input.value = conn[key];
+    inputs[key] = input;
+    return field(label, input);
+  });
+  const save = h("button", { type: "submit", id: "save-warehouse" }, "Save and test");
+  const test = h("button", { type: "button", id: "test-warehouse", class: "secondary" }, "Test again");
+  const result = h("div", { id: "warehouse-test", "aria-live": "polite" });
+  const show = (t) => result.replaceChildren(h("div", { class: t.ok ? "notice" : "error" },
+    t.ok ? "The connection works." : (t.reason || "failed") + ": " + (t.message || "") + " " + (t.hint || "")));
+  const form = h("form", null, h("h2", null, "Connection"),
+    h("p", { class: "muted" }, conn.configured ? "Saved (credentials are never shown again: enter them to change them)." : "The user needs read access to the model's tables and write access to its own schema __unify_retl."),
+    fields, save, test, result);
+  form.addEventListener("submit", guard(save, form, async () => {
+    const body = {};
+    for (const [k, input] of Object.entries(inputs)) if (input.value !== "") body[k] = input.type === "number" ? Number(input.value) : input.value;
+    const r = await api("PUT", base + "/warehouse", body);
+    show(r.test || {});
+  }));
+  test.addEventListener("click", guard(test, form, async () => show(await api("POST", base + "/warehouse/test"))));
+  if (conn.last_test) show(conn.last_test);
+  return form;
+}
+
+async function models(src, base) {
+  const box = h("section", { id: "models" });
+  const list = (await api("GET", base + "/models")).models || [];
+  const sql = h("textarea", { id: "model-sql", placeholder: "SELECT id, email, phone, first_name FROM customers" });
+  const name = h("input", { type: "text", id: "model-name" });
+  const idcol = h("select", { id: "model-id-column" });
+  const preview = h("button", { type: "button", id: "preview-model", class: "secondary" }, "Preview");
+  const create = h("button", { type: "submit", id: "create-model" }, "Create model");
+  const out = h("div", { id: "model-preview" });
+  preview.addEventListener("click", guard(preview, out, async () => {
+    const r = await api("POST", base + "/models/preview", { sql: sql.value });
+    idcol.replaceChildren(...r.columns.map((c) => h("option", { value: c.name }, c.name)));
+    out.replaceChildren(table(r.columns.map((c) => c.name + " (" + c.type + ")"), r.rows.map((row) => row.map((v) => v === null ? "NULL" : typeof v === "object" ? JSON.stringify(v) : String(v))), { "aria-label": "Preview" }));
+  }));
+  const form = h("form", null, h("h2", null, "Define a model"), field("Name", name), field("SQL (one SELECT)", sql), preview, out, field("Unique id column", idcol), create);
+  form.addEventListener("submit", guard(create, form, async () => {
+    await api("POST", base + "/models", { name: name.value.trim(), sql: sql.value, id_column: idcol.value });
+    box.replaceWith(await models(src, base));
+  }));
+  const parts = [];
+  for (const m of list) parts.push(await modelView(base, m));
+  box.replaceChildren(...parts, form);
+  return box;
+}
+
+async function modelView(base, m) {
+  const mbase = base + "/models/" + m.id;
+  const maps = (await api("GET", mbase + "/mappings")).mappings || [];
+  const section = h("section", { class: "tile", "data-model": m.id }, h("h2", null, "Model ", m.name), h("pre", null, m.sql),
+    h("p", null, "Id column: ", h("code", null, m.id_column)));
+  for (const mp of maps) section.append(await mappingView(mbase, mp));
+  if (!maps.length) section.append(mappingForm(mbase, m, section));
+  return section;
+}
+
+function mappingForm(mbase, m, where) {
+  const cols = (m.columns || []).map((c) => c.name);
+  const colSelect = (id) => h("select", { id }, h("option", { value: "" }, "(none)"), cols.map((c) => h("option", { value: c }, c)));
+  const ids = { user_id: colSelect("map-user_id"), email: colSelect("map-email"), phone: colSelect("map-phone") };
+  const traitChecks = cols.map((c) => h("label", null, h("input", { type: "checkbox", value: c, "data-trait": c }), " ", c));
+  const records = h("select", { id: "map-records" }, ["added_or_updated", "added", "updated", "deleted", "all"].map((r) => h("option", { value: r }, r.replaceAll("_", " "))));
+  const sched = h("select", { id: "map-schedule" }, intervals.map((i) => h("option", { value: i, selected: i === "1h" }, "every " + i)), h("option", { value: "manual" }, "manual"));
+  const nulls = h("input", { type: "checkbox", id: "map-sync-nulls", checked: true });
+  const go = h("button", { type: "submit", id: "create-mapping" }, "Create mapping");
+  const form = h("form", null, h("h3", null, "Create mapping"),
+    h("fieldset", null, h("legend", null, "Identifiers"), Object.entries(ids).map(([k, s]) => field(k, s))),
+    h("fieldset", null, h("legend", null, "Traits (each column under its own name)"), traitChecks),
+    field("Records to send", records), field("Schedule", sched), h("label", { for: "map-sync-nulls" }, nulls, " Send NULL values (clears the trait)"), go);
+  form.addEventListener("submit", guard(go, form, async () => {
+    const identifiers = {};
+    for (const [k, s] of Object.entries(ids)) if (s.value) identifiers[k] = s.value;
+    const traits = {};
+    for (const c of form.querySelectorAll("input[data-trait]:checked")) traits[c.value] = c.value;
+    const schedule = sched.value === "manual" ? { manual: true } : { interval: sched.value };
+    const mp = await api("POST", mbase + "/mappings", { records: records.value, identifiers, traits, sync_nulls: nulls.checked, schedule });
+    form.replaceWith(await mappingView(mbase, mp));
+  }));
+  return form;
+}
+
+async function mappingView(mbase, mp) {
+  const mpath = mbase + "/mappings/" + mp.id;
+  const syncs = (await api("GET", mpath + "/syncs")).syncs || [];
+  const now = h("button", { type: "button", class: "secondary", id: "sync-now" }, "Sync now");
+  const box = h("div", { "data-mapping": mp.id });
+  now.addEventListener("click", guard(now, box, async () => {
+    await api("POST", mpath + "/syncs");
+    box.replaceWith(await mappingView(mbase, await api("GET", mpath)));
+  }));
+  box.append(h("h3", null, "Mapping"),
+    h("p", null, "Records: ", mp.records, " · next sync: ", mp.next_sync_at ? new Date(mp.next_sync_at).toLocaleString() : "manual", mp.enabled === false ? " · paused" : ""),
+    now,
+    syncs.length ? table(["Started", "Trigger", "Status", "Added / updated / deleted", "Loaded / failed", "Errors"], syncs.map((s) => [
+      new Date(s.started_at).toLocaleString(), s.trigger, statusBadge(s.status),
+      s.extracted.added + " / " + s.extracted.updated + " / " + s.extracted.deleted, s.loaded.succeeded + " / " + s.loaded.failed,
+      s.failure || (s.errors || []).slice(0, 3).map((e) => e.record_id + ": " + e.message).join("; ")]), { "aria-label": "Sync history" })
+      : h("p", { class: "muted" }, "No syncs yet."));
+  return box;
+}
