@@ -71,6 +71,11 @@ func TestSetupUnderRIE(t *testing.T) {
 		t.Fatalf("usage: %v", view["usage"])
 	}
 
+	// The console's sign-in: the workspace token alone names its workspace.
+	me := call(get.Clone().SetRoute("GET /v1/me").SetPath("/v1/me"), 200)
+	if me["workspace_id"] != id || me["name"] != ws["name"] {
+		t.Fatalf("GET /v1/me: %v", me)
+	}
 	// Errors come back in the envelope through API Gateway too.
 	if e := call(get.Clone().SetHeader("Authorization", "Bearer upw_wrong"), 401)["error"].(map[string]any); e["code"] != "unauthorized" {
 		t.Fatalf("wrong token: %v", e)

@@ -111,6 +111,8 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}", map[string]authed{"GET": a.getWorkspace}},
 		{"/v1/workspaces/{ws}/setup/data-source", map[string]authed{"PUT": a.chooseDataSource}},
 		{"/v1/workspaces/{ws}/setup/identifiers-and-traits", map[string]authed{"GET": a.identifiersAndTraits}},
+		{"/v1/workspaces/{ws}/setup/check", map[string]authed{"POST": a.checkSetup}},
+		{"/v1/me", map[string]authed{"GET": a.me}},
 		{"/v1/workspaces/{ws}/spaces", map[string]authed{"GET": a.listSpaces, "POST": a.createSpace}},
 		{"/v1/workspaces/{ws}/spaces/{sp}", map[string]authed{"GET": a.getSpace, "DELETE": a.deleteSpace}},
 		{"/v1/workspaces/{ws}/token/rotate", map[string]authed{"POST": a.rotateToken}},

@@ -162,6 +162,20 @@ func TestIsolationWalksEveryRoute(t *testing.T) {
 	walked := 0
 	for _, rt := range (&admin{}).routes() {
 		if !strings.Contains(rt.pattern, "{ws}") {
+			// A route that names no workspace (/v1/me, creating one, the beta): A's token
+			// gets A's answer or a refusal, never anything of B's.
+			for method := range rt.methods {
+				r := c.do(method, rt.pattern, a.token, validBody(rt.pattern, method))
+				for _, s := range b.secrets {
+					if bytes.Contains(r.body, []byte(s)) {
+						t.Errorf("%s %s with A's token leaked %q", method, rt.pattern, s)
+					}
+				}
+				if rt.pattern == "/v1/me" && (r.status != http.StatusOK || r.json(t)["workspace_id"] != a.ws) {
+					t.Errorf("GET /v1/me with A's token: %d %s", r.status, r.body)
+				}
+				walked++
+			}
 			continue
 		}
 		for method := range rt.methods {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/setupcheck"
 
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
@@ -185,4 +186,34 @@ func viewProfile(p profile.Profile, events []profile.Event) profileView {
 		v.Events[i] = eventView{MessageID: e.MessageID, Type: e.Type, Event: e.Event, Name: e.Name, Timestamp: e.Timestamp, SourceID: e.SourceID, Properties: e.Properties}
 	}
 	return v
+}
+
+// meView is GET /v1/me.
+type meView struct {
+	WorkspaceID string `json:"workspace_id"`
+	Name        string `json:"name"`
+}
+
+// checkView is step 4's answer: reason and hint are always present (empty when there is
+// nothing to say), so the console reads one shape.
+type checkView struct {
+	OK    bool            `json:"ok"`
+	Items []checkItemView `json:"items"`
+}
+
+type checkItemView struct {
+	Kind   string `json:"kind"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Reason string `json:"reason"`
+	Hint   string `json:"hint"`
+}
+
+func viewCheck(res setupcheck.Result) checkView {
+	out := checkView{OK: res.OK, Items: make([]checkItemView, len(res.Items))}
+	for i, it := range res.Items {
+		out.Items[i] = checkItemView{Kind: it.Kind, ID: it.ID, Name: it.Name, Status: it.Status, Reason: it.Reason, Hint: it.Hint}
+	}
+	return out
 }
