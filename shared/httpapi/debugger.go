@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -49,6 +50,9 @@ func (a *admin) debugger(w http.ResponseWriter, r *http.Request, p workspace.Pri
 		entries, err := a.tracking.Debugger(r.Context(), p, ws, src, search, limit)
 		if err != nil {
 			return err
+		}
+		if entries == nil {
+			entries = []tracking.Entry{}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"entries": entries})
 		return nil

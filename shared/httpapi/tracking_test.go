@@ -287,6 +287,19 @@ func TestTrackingDedupeWindow(t *testing.T) {
 	}
 }
 
+// A source with nothing in its debugger answers an empty list, not null: clients iterate it.
+func TestDebuggerEmptyIsAList(t *testing.T) {
+	t.Parallel()
+	e := newTrackingStack(t, httpapi.TrackingOptions{})
+	src := e.source("http")
+	for _, q := range []string{"", "?search=nothing"} {
+		r := e.admin("GET", "/v1/workspaces/"+e.ws+"/sources/"+src.ID+"/debugger"+q)
+		if r.status != 200 || strings.TrimSpace(string(r.raw)) != `{"entries":[]}` {
+			t.Errorf("debugger%s: %d %s", q, r.status, r.raw)
+		}
+	}
+}
+
 // The debugger keeps the latest 500 entries, newest first, searchable; a live tail sends
 // what arrives after it opened.
 func TestDebuggerLatest500AndTail(t *testing.T) {
