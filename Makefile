@@ -10,7 +10,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 # Deployment builds arm64 (template.yaml); `make build GOARCH=amd64` for the host.
 GOARCH ?= arm64
 
-.PHONY: run test fuzz build bench lint tools clean vendor-browser-sdk
+.PHONY: run test fuzz build bench lint tools clean vendor-browser-sdk screenshots
 
 run:
 	$(GO) run ./infra/local
@@ -62,6 +62,14 @@ vendor-browser-sdk:
 	cp $(AJS)/dist/umd/standalone.js $(AJS)/dist/umd/standalone.js.gz \
 		$(AJS)/dist/umd/*.bundle.*.js $(AJS)/dist/umd/*.bundle.*.js.gz shared/browsersdk/dist/
 	@echo "vendored @segment/analytics-next $$(node -p 'require("./$(AJS)/package.json").version'): set browsersdk.Version to it"
+
+# The web console's screenshots in the README: infra/consoletest walks the guided setup in
+# Chromium (the CSV and the website paths) and saves a full-page PNG of each step.
+SCREENSHOTS := infra/consoletest/screenshots
+screenshots:
+	rm -f $(SCREENSHOTS)/*.png
+	UP_SCREENSHOTS=$(CURDIR)/$(SCREENSHOTS) $(GO) test -count=1 -run 'TestCSVPath|TestWebsitePath' ./infra/consoletest/
+	@ls $(SCREENSHOTS)/*.png
 
 lint:
 	@test -z "$$(gofmt -l functions shared infra)" || { gofmt -l functions shared infra; echo "gofmt: the files above need formatting"; exit 1; }

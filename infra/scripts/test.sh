@@ -47,7 +47,7 @@ echo "== go test: the local stack's black-box suites again, on DynamoDB (moto_se
 # Every stack these suites start keeps its data in a DynamoDB table of its own instead of
 # bbolt, as make run does with UP_DYNAMODB_ENDPOINT (see shared/localstack/localstacktest).
 if start_moto_local; then
-	go test -race -count=1 -timeout 30m ./infra/local/ ./infra/sdktest/ ./shared/localstack/...
+	go test -race -count=1 -timeout 30m ./infra/local/ ./infra/sdktest/ ./infra/consoletest/ ./shared/localstack/...
 else
 	echo "SKIP: the local stack's suites on DynamoDB (moto_server is not installed)"
 fi

@@ -18,11 +18,14 @@ const signedIn = {
   "#/explorer": explorerPage,
 };
 const open = { "#/signin": signIn, "#/operator": operator, "#/create": createWorkspace };
+// nextFlash is said by the next route(), which otherwise clears the flash of the page before.
+let nextFlash = "";
 
 async function route() {
   const hash = location.hash || "#/setup";
   const [path] = hash.split("?");
-  flash("");
+  flash(nextFlash);
+  nextFlash = "";
   const s = session();
   document.getElementById("nav").hidden = !s;
   document.getElementById("workspace-name").textContent = s ? s.name : "";
@@ -40,8 +43,8 @@ async function route() {
   } catch (e) {
     if (e.status === 401) { // the token was rotated or is wrong: sign in again
       setSession(null);
-      location.hash = "#/signin";
-      flash("Your session ended: sign in again with the workspace token.");
+      nextFlash = "Your session ended: sign in again with the workspace token.";
+      location.hash = "#/signin"; // route() runs again, on hashchange, and says it
       return;
     }
     page("Something went wrong", errorBox(e));
@@ -116,4 +119,5 @@ document.getElementById("sign-out").addEventListener("click", () => {
   location.hash = "#/signin";
 });
 window.addEventListener("hashchange", route);
+document.addEventListener("up:usage", () => { if (session()) showUsage().catch(() => {}); });
 route();

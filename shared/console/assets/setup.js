@@ -2,7 +2,7 @@
 // website, mobile; the warehouse in warehouse.js), identifiers and computed traits, and the
 // configuration check.
 import { api, ws, workspace, download, firstSpace } from "./api.js";
-import { h, page, field, guard, flash, errorBox, statusBadge, table, sleep, copyText } from "./ui.js";
+import { h, page, field, guard, flash, errorBox, statusBadge, table, sleep, copyText, usageChanged } from "./ui.js";
 
 export const kinds = {
   csv: { label: "CSV", text: "Upload profiles and custom traits from CSV files (fewer than 10,000 rows each).", page: "#/setup/csv", action: "Upload CSV" },
@@ -171,7 +171,11 @@ export async function trackingPage(kind) {
     const form = h("form", null, field(kind === "website" ? "Website name" : "Source name", name), extra, go);
     form.addEventListener("submit", guard(go, form, async () => {
       const type = kind === "website" ? "javascript" : form.querySelector("input[name=os]:checked").value;
-      await api("POST", ws("/sources"), { name: name.value.trim(), type });
+      const body = { name: name.value.trim(), type };
+      const url = form.querySelector("#source-url");
+      if (url && url.value.trim()) body.url = url.value.trim();
+      await api("POST", ws("/sources"), body);
+      usageChanged();
       await trackingPage(kind);
     }));
     page(title, form);
@@ -229,22 +233,30 @@ export async function identifiersPage() {
   const type = h("input", { type: "text", id: "new-identifier", list: "default-identifiers", placeholder: "e.g. salesforce_id" });
   const limit = h("input", { type: "number", id: "new-limit", value: 5, min: 1, max: 1000 });
   const win = h("select", { id: "new-window" }, windows.map((x) => h("option", { value: x, selected: x === "weekly" }, x)));
+  const keys = h("input", { type: "text", id: "new-keys", placeholder: "e.g. salesforce_id, sfid", "aria-describedby": "new-keys-help" });
   const add = h("button", { type: "button", id: "add-identifier", class: "secondary" }, "Add identifier");
   const addBox = h("fieldset", null, h("legend", null, "Add identifier (select a default or create one)"),
     h("datalist", { id: "default-identifiers" }, missing.map((t) => h("option", { value: t }))),
-    h("div", { class: "row" }, field("Identifier type", type), field("Limit", limit), field("Window", win)), add);
+    h("div", { class: "row" }, field("Identifier type", type), field("Limit", limit), field("Window", win)),
+    field("Trait or property keys (custom identifiers)", keys),
+    h("div", { class: "muted", id: "new-keys-help" }, "A custom identifier is read from these keys of a message's traits or properties, comma-separated; empty: the type itself."),
+    add);
   add.addEventListener("click", guard(add, addBox, async () => {
     const t = type.value.trim();
     if (!t) throw new Error("Name the identifier type.");
     if (list.some((i) => i.type === t)) throw new Error("The identifier " + t + " is already in the list.");
-    list.push({ type: t, limit: Number(limit.value), window: win.value, priority: list.length + 1, blocked: [] });
+    const custom = !defaults.has(t);
+    const ks = keys.value.split(",").map((k) => k.trim()).filter(Boolean);
+    if (!custom && ks.length) throw new Error(t + " is a default identifier, read from fixed places in a message: leave the keys empty.");
+    list.push({ type: t, custom, keys: custom ? (ks.length ? ks : [t]) : undefined, limit: Number(limit.value), window: win.value, priority: list.length + 1, blocked: [] });
     type.value = "";
+    keys.value = "";
     draw();
   }));
   const save = h("button", { type: "button", id: "save-identifiers" }, "Save identifiers");
   const saveBox = h("div", { id: "identifiers-saved", role: "status" });
   save.addEventListener("click", guard(save, saveBox, async () => {
-    const identifiers = list.map((it, i) => ({ type: it.type, limit: it.limit, window: it.window, priority: i + 1, blocked: it.blocked || [] }));
+    const identifiers = list.map((it, i) => ({ type: it.type, custom: !!it.custom, keys: it.custom ? it.keys : undefined, limit: it.limit, window: it.window, priority: i + 1, blocked: it.blocked || [] }));
     const saved = await api("PUT", ws("/spaces/" + sp + "/identity"), { identifiers });
     list = saved.identifiers.map((i) => ({ ...i }));
     draw();
@@ -259,27 +271,29 @@ export async function identifiersPage() {
       const b = h("button", { type: "button", class: "secondary", id: "preset-" + key, disabled: have.has(key) }, have.has(key) ? label + " added" : "Add " + label);
       b.addEventListener("click", guard(b, traits, async () => {
         await api("POST", ws("/spaces/" + sp + "/computed-traits"), { preset: key });
+        usageChanged();
         await drawTraits();
       }));
       return b;
     });
     traits.replaceChildren(
       h("p", null, "Select up to two traits. Recommended: ", h("strong", null, "Total inbounds"), " and ", h("strong", null, "Frequent inbound channel"), "."),
-      buttons,
+      h("div", { class: "row" }, buttons), // replaceChildren does not flatten an array: h does
       all.length ? table(["Trait", "Kind", "Backfill", ""], all.map((t) => {
-        const del = h("button", { type: "button", class: "secondary", "aria-label": "Delete " + t.definition.name }, "Delete");
-        del.addEventListener("click", guard(del, traits, async () => { await api("DELETE", ws("/spaces/" + sp + "/computed-traits/" + t.id)); await drawTraits(); }));
-        return [h("code", null, t.definition.name), t.preset ? "preset" : "custom", t.backfill ? t.backfill.status : "", del];
+        const del = h("button", { type: "button", class: "secondary", "aria-label": "Delete " + t.key }, "Delete");
+        del.addEventListener("click", guard(del, traits, async () => { await api("DELETE", ws("/spaces/" + sp + "/computed-traits/" + t.id)); usageChanged(); await drawTraits(); }));
+        return [h("code", null, t.key), t.preset ? "preset" : "custom", t.backfill ? t.backfill.status : "", del];
       }), { id: "trait-list", "aria-label": "Computed traits" }) : h("p", { class: "muted" }, "No computed traits yet."));
   };
   await drawTraits();
-  const custom = h("textarea", { id: "custom-trait", placeholder: '{"name":"orders_30d","kind":"event_counter",…}' });
+  const custom = h("textarea", { id: "custom-trait", placeholder: '{"key":"orders_30d","type":"event_counter","event":"Order Completed","window_days":30}' });
   const create = h("button", { type: "button", id: "create-trait", class: "secondary" }, "Create computed trait");
   const customBox = h("fieldset", null, h("legend", null, "Custom computed trait (definition as JSON)"), field("Definition", custom), create);
   create.addEventListener("click", guard(create, customBox, async () => {
     let def;
     try { def = JSON.parse(custom.value); } catch (e) { throw new Error("The definition is not JSON: " + e.message); }
     await api("POST", ws("/spaces/" + sp + "/computed-traits"), def);
+    usageChanged();
     custom.value = "";
     await drawTraits();
   }));
@@ -320,5 +334,23 @@ export async function checkPage() {
   }));
   page("Check configuration",
     h("p", null, "Checks every enabled source and connection: tracking sources have received events, warehouses answer their connection test, CSV uploads completed, mappings synced, Flex is configured."),
-    run, out, h("p", null, h("a", { class: "button secondary", href: "#/setup" }, "Back to the guided setup")));
+    await flexSettings(), run, out, h("p", null, h("a", { class: "button secondary", href: "#/setup" }, "Back to the guided setup")));
+}
+
+// flexSettings connects Twilio Flex: the auth token (sealed, never shown again) with which
+// Flex's webhooks are verified, and the webhook URL to give Flex.
+async function flexSettings() {
+  const f = await api("GET", ws("/flex"));
+  const status = h("p", { id: "flex-status", role: "status" }, f.configured ? "Flex is connected." : "Flex is not connected yet.");
+  const token = h("input", { type: "password", id: "flex-token", autocomplete: "off" });
+  const save = h("button", { type: "submit", id: "save-flex", class: "secondary" }, f.configured ? "Replace the auth token" : "Connect Flex");
+  const form = h("form", null, h("fieldset", null, h("legend", null, "Twilio Flex"), status,
+    h("p", null, "Webhook URL for Flex (TaskRouter events): ", h("code", { id: "flex-webhook" }, f.webhook_url)),
+    field("Twilio auth token", token, "Your Flex account's auth token (32 characters), to verify the webhooks. Stored encrypted, never shown again."), save));
+  form.addEventListener("submit", guard(save, form, async () => {
+    await api("PUT", ws("/flex"), { auth_token: token.value.trim() });
+    token.value = "";
+    status.textContent = "Flex is connected.";
+  }));
+  return form;
 }

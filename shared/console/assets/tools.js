@@ -7,7 +7,9 @@ let tail = 0; // the running tail's generation: a new page stops the old loop
 
 export async function debuggerPage() {
   const sources = ((await api("GET", ws("/sources"))).sources || []);
-  const sel = h("select", { id: "debugger-source" }, sources.map((s) => h("option", { value: s.id }, s.name + " (" + s.type + ")")));
+  // The workspace's own sources first: the two auto-created ones rarely hold what one looks for.
+  const ordered = sources.filter((s) => !s.auto_created).concat(sources.filter((s) => s.auto_created));
+  const sel = h("select", { id: "debugger-source" }, ordered.map((s) => h("option", { value: s.id }, s.name + " (" + s.type + ")")));
   const search = h("input", { type: "text", id: "debugger-search", placeholder: "user id, email, event name…" });
   const pause = h("button", { type: "button", id: "debugger-pause", class: "secondary", "aria-pressed": "false" }, "Pause");
   const out = h("div", { id: "debugger-events" });
@@ -32,7 +34,7 @@ export async function debuggerPage() {
           const n = e.normalised || {};
           const who = n.user_id || n.anonymous_id || "";
           const what = n.event ? n.type + " · " + n.event : n.type || "";
-          const outcome = e.error ? e.error.message || JSON.stringify(e.error) : e.outcome ? (e.outcome.created ? "profile created " : "profile ") + (e.outcome.profile_id || "") : "";
+          const outcome = e.rejection ? e.rejection.message || e.rejection.code : e.outcome ? (e.outcome.created ? "profile created " : "profile ") + (e.outcome.profile_id || "") : "";
           return [new Date(e.received_at).toLocaleTimeString(), what, statusBadge(e.status || ""), who, outcome];
         }), { "aria-label": "Latest events" }) : h("p", { class: "muted" }, "No events yet. Send some and they appear here."));
         state.textContent = "Live: updated " + new Date().toLocaleTimeString();

@@ -8,7 +8,7 @@ export function h(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "class" || k === "for" || k === "role" || k.startsWith("aria-") || k.startsWith("data-") || k === "hidden" || k === "for")
+    else if (["class", "for", "role", "hidden", "list", "form", "scope"].includes(k) || k.startsWith("aria-") || k.startsWith("data-"))
       el.setAttribute(k, v === true ? "" : v);
     else el[k] = v;
   }
@@ -59,13 +59,16 @@ export function guard(button, where, fn) {
     if (ev) ev.preventDefault();
     const prev = where.querySelector(":scope > .error");
     if (prev) prev.remove();
-    button.disabled = true;
+    const focused = document.activeElement === button;
+    button.disabled = true; // a disabled button loses the focus, to the page's body
     try {
       await fn();
     } catch (e) {
       where.prepend(errorBox(e));
     } finally {
       button.disabled = false;
+      // Give the focus back, unless the action moved it (a new page's heading, a next button).
+      if (focused && button.isConnected && (!document.activeElement || document.activeElement === document.body)) button.focus();
     }
   };
 }
@@ -85,6 +88,12 @@ export function table(headers, rows, attrs) {
   return h("table", attrs || null,
     h("thead", null, h("tr", null, headers.map((x) => h("th", { scope: "col" }, x)))),
     h("tbody", null, rows.map((r) => h("tr", null, r.map((c) => h("td", null, c))))));
+}
+
+// usageChanged asks the shell to redraw the entitlement usage bar, after a page took or
+// freed a slot (a source, a computed trait) without changing route.
+export function usageChanged() {
+  document.dispatchEvent(new Event("up:usage"));
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -32,7 +32,11 @@ export async function warehousePage() {
   }
   const src = sources[0];
   const base = ws("/sources/" + src.id);
-  const conn = await api("GET", base + "/warehouse").catch(() => ({ configured: false }));
+  // No connection saved yet answers 404 not_configured; any other error is the page's.
+  const conn = await api("GET", base + "/warehouse").catch((e) => {
+    if (e.code === "not_configured") return { configured: false };
+    throw e;
+  });
   page("Connect your data warehouse", salesforce,
     h("p", null, "Source ", h("strong", null, src.name), " (", types[src.type], ")."),
     connection(src, base, conn), await models(src, base));
@@ -62,7 +66,7 @@ function connection(src, base, conn) {
     show(r.test || {});
   }));
   test.addEventListener("click", guard(test, form, async () => show(await api("POST", base + "/warehouse/test"))));
-  if (conn.last_test) show(conn.last_test);
+  if (conn.test) show(conn.test);
   return form;
 }
 
@@ -78,7 +82,8 @@ async function models(src, base) {
   preview.addEventListener("click", guard(preview, out, async () => {
     const r = await api("POST", base + "/models/preview", { sql: sql.value });
     idcol.replaceChildren(...r.columns.map((c) => h("option", { value: c.name }, c.name)));
-    out.replaceChildren(table(r.columns.map((c) => c.name + " (" + c.type + ")"), r.rows.map((row) => row.map((v) => v === null ? "NULL" : typeof v === "object" ? JSON.stringify(v) : String(v))), { "aria-label": "Preview" }));
+    // Each row is an object keyed by column name, in the columns' order.
+    out.replaceChildren(table(r.columns.map((c) => c.name + " (" + c.type + ")"), r.rows.map((row) => r.columns.map((c) => row[c.name]).map((v) => v === null || v === undefined ? "NULL" : typeof v === "object" ? JSON.stringify(v) : String(v))), { "aria-label": "Preview" }));
   }));
   const form = h("form", null, h("h2", null, "Define a model"), field("Name", name), field("SQL (one SELECT)", sql), preview, out, field("Unique id column", idcol), create);
   form.addEventListener("submit", guard(create, form, async () => {
