@@ -13,7 +13,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/unifiedprofiles/up/infra/lambdatest"
 	"github.com/unifiedprofiles/up/infra/pgtest"
@@ -131,20 +130,11 @@ func TestSyncWorkerRunsASyncUnderRIE(t *testing.T) {
 	pg := pgtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(context.Background()) })
-	for _, s := range []string{
+	pg.Exec(t,
 		"CREATE ROLE retl LOGIN PASSWORD 'retl-password'", "GRANT CREATE ON DATABASE postgres TO retl",
 		"CREATE TABLE contacts (id integer, email text, plan text)", "GRANT SELECT ON contacts TO retl",
 		"INSERT INTO contacts VALUES (1, 'ada@example.com', 'pro'), (2, 'grace@example.com', 'free')",
-	} {
-		if _, err := admin.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
+	)
 
 	_, table, st := storetest.DynamoStore(t)
 	kmsClient := kmstest.Client(t, endpoint)

@@ -9,6 +9,7 @@
 package pgtest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,9 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // BinEnv names the folder of initdb and pg_ctl when they are not found by themselves.
@@ -117,5 +121,23 @@ func (c *Cluster) run(t testing.TB, name string, args ...string) {
 	if out, err := c.command(name, args...).CombinedOutput(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
 		t.Fatalf("pgtest: %s: %v\n%s\nserver log:\n%s", filepath.Base(name), err, out, log)
+	}
+}
+
+// Exec runs statements as the superuser, one after the other, and fails t on the first error:
+// a test warehouse's roles, tables, grants and rows.
+func (c *Cluster) Exec(t testing.TB, stmts ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.DSN)
+	if err != nil {
+		t.Fatalf("pgtest: connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("pgtest: %s: %v", s, err)
+		}
 	}
 }

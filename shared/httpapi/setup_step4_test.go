@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/unifiedprofiles/up/infra/pgtest"
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/warehouse"
@@ -284,21 +282,11 @@ func TestSetupCheckAuth(t *testing.T) {
 func TestSetupCheckWarehouseOverHTTP(t *testing.T) {
 	t.Parallel()
 	pg := pgtest.Start(t)
-	ctx := t.Context()
-	admin, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(context.Background()) })
-	for _, s := range []string{
+	pg.Exec(t,
 		"CREATE ROLE retl LOGIN PASSWORD 'right-password'", "GRANT CREATE ON DATABASE postgres TO retl",
 		"CREATE TABLE contacts (id integer, email text)", "GRANT SELECT ON contacts TO retl",
 		"INSERT INTO contacts SELECT i, 'user' || i || '@example.com' FROM generate_series(1, 3) i",
-	} {
-		if _, err := admin.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
+	)
 	e := newTrackingStack(t, httpapi.TrackingOptions{})
 	want := func(status int, method, path, body string) map[string]any {
 		t.Helper()
@@ -354,9 +342,7 @@ func TestSetupCheckWarehouseOverHTTP(t *testing.T) {
 	wantItem(t, items, mapID, "mapping", "pass", "")
 
 	// A duplicate id fails the next sync, naming it.
-	if _, err := admin.Exec(ctx, "INSERT INTO contacts VALUES (2, 'again@example.com')"); err != nil {
-		t.Fatal(err)
-	}
+	pg.Exec(t, "INSERT INTO contacts VALUES (2, 'again@example.com')")
 	if sy := syncNow(); sy["status"] != warehouse.StatusFailed {
 		t.Fatalf("sync with a duplicate id %v", sy)
 	}

@@ -1,12 +1,9 @@
 package localstack
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/unifiedprofiles/up/infra/pgtest"
 	"github.com/unifiedprofiles/up/shared/identity"
@@ -41,20 +38,11 @@ func TestReverseETLOverHTTP(t *testing.T) {
 	t.Parallel()
 	pg := pgtest.Start(t)
 	ctx := t.Context()
-	admin, err := pgx.Connect(ctx, pg.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(context.Background()) })
-	for _, s := range []string{
+	pg.Exec(t,
 		"CREATE ROLE retl LOGIN PASSWORD 'right-password'", "GRANT CREATE ON DATABASE postgres TO retl",
 		"CREATE TABLE contacts (id integer, email text, name text)", "GRANT SELECT ON contacts TO retl",
 		"INSERT INTO contacts SELECT i, 'user' || i || '@example.com', 'Name ' || i FROM generate_series(1, 3) i",
-	} {
-		if _, err := admin.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
+	)
 	e := newStackEnv(t)
 	src := "/v1/workspaces/" + e.tn.ID() + "/sources/" + e.tn.Source(t, "postgres").ID
 	want := func(status int, method, path, body string) map[string]any {
