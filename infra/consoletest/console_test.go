@@ -135,6 +135,7 @@ func TestCSVPath(t *testing.T) {
 		"identifiers_and_traits": "not started", "check_configuration": "not started"})
 
 	c.identifiers("crm_id", "crm_id")
+	editAndDelete(c)
 	c.wantSteps(map[string]string{"identifiers_and_traits": "complete"})
 
 	summary, items := c.check()
@@ -402,4 +403,36 @@ func TestWebsitePath(t *testing.T) {
 		}
 	}
 	t.Logf("the website path took %s in the browser", time.Since(start).Round(time.Millisecond))
+}
+
+// editAndDelete edits a default identifier (email: limit 7, monthly) in its dialog, adds and
+// then deletes a custom one, saves, and finds exactly that after a reload.
+func editAndDelete(c *console) {
+	c.t.Helper()
+	c.goTo("#/setup/identifiers", "Add identifiers and traits")
+	c.set("#new-identifier", "temp_id")
+	c.click("#add-identifier")
+	c.waitText("#identifiers", "temp_id")
+	c.click(`#identifiers button[aria-label="Edit email"]`)
+	c.waitFor("document.querySelector('dialog[open] #edit-limit')")
+	c.set("#edit-limit", "7")
+	c.set("#edit-window", "monthly")
+	c.click("#edit-apply")
+	c.click(`#identifiers button[aria-label="Delete temp_id"]`)
+	c.click("#save-identifiers")
+	c.waitText("#identifiers-saved", "Identifiers saved.")
+	c.open("#/setup/identifiers")
+	c.waitText("#identifiers", "crm_id")
+	var rows [][]string
+	decode(c.t, c.eval(`[...document.querySelectorAll('#identifiers tbody tr')].map(tr => [...tr.cells].slice(1, 5).map(td => td.innerText))`), &rows)
+	byType := map[string][]string{}
+	for _, r := range rows {
+		byType[r[0]] = r[1:]
+	}
+	if got := byType["email"]; len(got) < 3 || got[0] != "7" || got[1] != "monthly" || got[2] != "default" {
+		c.t.Errorf("email after the edit: %q, want limit 7, monthly, default", got)
+	}
+	if _, ok := byType["temp_id"]; ok || len(byType) != 12 {
+		c.t.Errorf("after deleting temp_id: %d identifiers %q, want the 11 defaults and crm_id", len(byType), rows)
+	}
 }

@@ -309,7 +309,7 @@ export async function identifiersPage() {
 function editIdentifier(it, redraw) {
   const limit = h("input", { type: "number", id: "edit-limit", value: it.limit, min: 1, max: 1000 });
   const win = h("select", { id: "edit-window" }, windows.map((x) => h("option", { value: x, selected: x === it.window }, x)));
-  const ok = h("button", { type: "submit" }, "Apply");
+  const ok = h("button", { type: "submit", id: "edit-apply" }, "Apply");
   const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
   const dlg = h("dialog", { "aria-label": "Edit " + it.type }, h("form", { method: "dialog" },
     h("h3", null, "Edit ", it.type), field("Limit", limit), field("Window", win), ok, cancel));
