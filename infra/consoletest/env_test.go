@@ -1,7 +1,8 @@
 // Package consoletest drives the web console (shared/console) in a real headless Chromium
 // through the whole guided setup of a workspace, against a local stack started in the test:
 // the operator's beta page, workspace creation, sign-in with the workspace token, the four
-// steps on the CSV path and on the website path, the event debugger and the profile explorer.
+// steps on the CSV path and on the website path, step 2 on the warehouse path (a real
+// PostgreSQL) and on the mobile path, the event debugger and the profile explorer.
 //
 // With UP_SCREENSHOTS=<dir> (make screenshots) the tests also write a PNG of each step there.
 package consoletest

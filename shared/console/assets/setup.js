@@ -156,6 +156,7 @@ async function showUploads(where) {
 // ---- Step 2: website and mobile -----------------------------------------------------------
 
 const trackingTypes = { website: ["javascript"], mobile: ["swift", "kotlin"] };
+const typeLabels = { javascript: "JavaScript", swift: "iOS (Swift)", kotlin: "Android (Kotlin)" };
 
 export async function trackingPage(kind) {
   const sources = ((await api("GET", ws("/sources"))).sources || []).filter((s) => trackingTypes[kind].includes(s.type) && !s.auto_created);
@@ -197,7 +198,7 @@ export async function trackingPage(kind) {
       r.ok ? "Connection works: events arrived." : "Not yet: " + (r.reason || "no events have arrived.")), h("ul", null, seen));
   }));
   page(title,
-    h("p", null, "Source ", h("strong", null, src.name), " (", src.type, "), write key ", h("code", { id: "write-key" }, src.write_key), "."),
+    h("p", null, "Source ", h("strong", null, src.name), " (", typeLabels[src.type] || src.type, "), write key ", h("code", { id: "write-key" }, src.write_key), "."),
     h("h2", null, kind === "website" ? "Paste the snippet into the header of your website" : "Add Analytics to your app"),
     h("pre", { id: "snippet" }, sn.snippet), copy, copied,
     h("h2", null, "Test the connection"),

@@ -1,7 +1,7 @@
 // Step 2 for a data warehouse (Reverse ETL): the connection and its test, a SQL model with its
 // preview, the mapping of columns onto identifiers and traits, the schedule and sync history.
 import { api, ws, workspace } from "./api.js";
-import { h, page, field, guard, statusBadge, table, errorBox } from "./ui.js";
+import { h, page, field, guard, flash, statusBadge, table, errorBox, sleep, usageChanged } from "./ui.js";
 
 const types = { postgres: "PostgreSQL", redshift: "Amazon Redshift", bigquery: "Google BigQuery", snowflake: "Snowflake" };
 const forms = {
@@ -25,6 +25,7 @@ export async function warehousePage() {
     const form = h("form", null, field("Warehouse", type), field("Name", name), go);
     form.addEventListener("submit", guard(go, form, async () => {
       await api("POST", ws("/sources"), { name: name.value.trim(), type: type.value });
+      usageChanged();
       await warehousePage();
     }));
     page("Connect your data warehouse", salesforce, form);
@@ -56,13 +57,14 @@ function connection(src, base, conn) {
   const result = h("div", { id: "warehouse-test", "aria-live": "polite" });
   const show = (t) => result.replaceChildren(h("div", { class: t.ok ? "notice" : "error" },
     t.ok ? "The connection works." : (t.reason || "failed") + ": " + (t.message || "") + " " + (t.hint || "")));
-  const form = h("form", null, h("h2", null, "Connection"),
-    h("p", { class: "muted" }, conn.configured ? "Saved (credentials are never shown again: enter them to change them)." : "The user needs read access to the model's tables and write access to its own schema __unify_retl."),
-    fields, save, test, result);
+  const saved = "Saved (credentials are never shown again: enter them to change them).";
+  const note = h("p", { class: "muted", id: "warehouse-saved" }, conn.configured ? saved : "The user needs read access to the model's tables and write access to its own schema __unify_retl.");
+  const form = h("form", null, h("h2", null, "Connection"), note, fields, save, test, result);
   form.addEventListener("submit", guard(save, form, async () => {
     const body = {};
     for (const [k, input] of Object.entries(inputs)) if (input.value !== "") body[k] = input.type === "number" ? Number(input.value) : input.value;
     const r = await api("PUT", base + "/warehouse", body);
+    note.textContent = saved;
     show(r.test || {});
   }));
   test.addEventListener("click", guard(test, form, async () => show(await api("POST", base + "/warehouse/test"))));
@@ -80,6 +82,7 @@ async function models(src, base) {
   const create = h("button", { type: "submit", id: "create-model" }, "Create model");
   const out = h("div", { id: "model-preview" });
   preview.addEventListener("click", guard(preview, out, async () => {
+    out.replaceChildren(); // a refused SQL must not leave the preview of the one before
     const r = await api("POST", base + "/models/preview", { sql: sql.value });
     idcol.replaceChildren(...r.columns.map((c) => h("option", { value: c.name }, c.name)));
     // Each row is an object keyed by column name, in the columns' order.
@@ -91,34 +94,35 @@ async function models(src, base) {
     box.replaceWith(await models(src, base));
   }));
   const parts = [];
-  for (const m of list) parts.push(await modelView(base, m));
+  // The first model's controls have plain ids; the others' end in their model's id (unique).
+  for (const m of list) parts.push(await modelView(base, m, parts.length ? "-" + m.id : ""));
   box.replaceChildren(...parts, form);
   return box;
 }
 
-async function modelView(base, m) {
+async function modelView(base, m, suffix) {
   const mbase = base + "/models/" + m.id;
   const maps = (await api("GET", mbase + "/mappings")).mappings || [];
   const section = h("section", { class: "tile", "data-model": m.id }, h("h2", null, "Model ", m.name), h("pre", null, m.sql),
     h("p", null, "Id column: ", h("code", null, m.id_column)));
-  for (const mp of maps) section.append(await mappingView(mbase, mp));
-  if (!maps.length) section.append(mappingForm(mbase, m, section));
+  for (const mp of maps) section.append(await mappingView(mbase, mp, suffix));
+  if (!maps.length) section.append(mappingForm(mbase, m, suffix));
   return section;
 }
 
-function mappingForm(mbase, m, where) {
+function mappingForm(mbase, m, suffix) {
   const cols = (m.columns || []).map((c) => c.name);
-  const colSelect = (id) => h("select", { id }, h("option", { value: "" }, "(none)"), cols.map((c) => h("option", { value: c }, c)));
+  const colSelect = (id) => h("select", { id: id + suffix }, h("option", { value: "" }, "(none)"), cols.map((c) => h("option", { value: c }, c)));
   const ids = { user_id: colSelect("map-user_id"), email: colSelect("map-email"), phone: colSelect("map-phone") };
   const traitChecks = cols.map((c) => h("label", null, h("input", { type: "checkbox", value: c, "data-trait": c }), " ", c));
-  const records = h("select", { id: "map-records" }, ["added_or_updated", "added", "updated", "deleted", "all"].map((r) => h("option", { value: r }, r.replaceAll("_", " "))));
-  const sched = h("select", { id: "map-schedule" }, intervals.map((i) => h("option", { value: i, selected: i === "1h" }, "every " + i)), h("option", { value: "manual" }, "manual"));
-  const nulls = h("input", { type: "checkbox", id: "map-sync-nulls", checked: true });
-  const go = h("button", { type: "submit", id: "create-mapping" }, "Create mapping");
+  const records = h("select", { id: "map-records" + suffix }, ["added_or_updated", "added", "updated", "deleted", "all"].map((r) => h("option", { value: r }, r.replaceAll("_", " "))));
+  const sched = h("select", { id: "map-schedule" + suffix }, intervals.map((i) => h("option", { value: i, selected: i === "1h" }, "every " + i)), h("option", { value: "manual" }, "manual"));
+  const nulls = h("input", { type: "checkbox", id: "map-sync-nulls" + suffix, checked: true });
+  const go = h("button", { type: "submit", id: "create-mapping" + suffix }, "Create mapping");
   const form = h("form", null, h("h3", null, "Create mapping"),
     h("fieldset", null, h("legend", null, "Identifiers"), Object.entries(ids).map(([k, s]) => field(k, s))),
     h("fieldset", null, h("legend", null, "Traits (each column under its own name)"), traitChecks),
-    field("Records to send", records), field("Schedule", sched), h("label", { for: "map-sync-nulls" }, nulls, " Send NULL values (clears the trait)"), go);
+    field("Records to send", records), field("Schedule", sched), h("label", { for: nulls.id }, nulls, " Send NULL values (clears the trait)"), go);
   form.addEventListener("submit", guard(go, form, async () => {
     const identifiers = {};
     for (const [k, s] of Object.entries(ids)) if (s.value) identifiers[k] = s.value;
@@ -126,20 +130,42 @@ function mappingForm(mbase, m, where) {
     for (const c of form.querySelectorAll("input[data-trait]:checked")) traits[c.value] = c.value;
     const schedule = sched.value === "manual" ? { manual: true } : { interval: sched.value };
     const mp = await api("POST", mbase + "/mappings", { records: records.value, identifiers, traits, sync_nulls: nulls.checked, schedule });
-    form.replaceWith(await mappingView(mbase, mp));
+    form.replaceWith(await mappingView(mbase, mp, suffix));
   }));
   return form;
 }
 
-async function mappingView(mbase, mp) {
+// pollEvery is how often a mapping's view reads its syncs again while one runs.
+const pollEvery = 1000;
+
+async function mappingView(mbase, mp, suffix) {
   const mpath = mbase + "/mappings/" + mp.id;
   const syncs = (await api("GET", mpath + "/syncs")).syncs || [];
-  const now = h("button", { type: "button", class: "secondary", id: "sync-now" }, "Sync now");
+  const running = !!mp.running_sync_id || syncs.some((s) => s.status === "in_progress");
+  const now = h("button", { type: "button", class: "secondary", id: "sync-now" + suffix, disabled: running }, running ? "Syncing…" : "Sync now");
   const box = h("div", { "data-mapping": mp.id });
+  // redraw replaces this view with a fresh one (the mapping and its syncs read again); when
+  // a running sync ended, it says how, and gives the focus back to Sync now if nothing has it.
+  const redraw = async () => {
+    const fresh = await api("GET", mpath);
+    const next = await mappingView(mbase, fresh, suffix);
+    if (!box.isConnected) return;
+    box.replaceWith(next);
+    const button = next.querySelector("button[id^=sync-now]");
+    if (running && !button.disabled) {
+      const last = fresh.last_sync;
+      if (last) flash("Sync " + last.status.replaceAll("_", " ") + ": " + last.loaded.succeeded + " loaded, " + last.loaded.failed + " failed.");
+      if (!document.activeElement || document.activeElement === document.body) button.focus();
+    }
+  };
   now.addEventListener("click", guard(now, box, async () => {
     await api("POST", mpath + "/syncs");
-    box.replaceWith(await mappingView(mbase, await api("GET", mpath)));
+    await redraw();
   }));
+  if (running) {
+    // A sync runs in the background: follow it to its end while the page shows this view.
+    sleep(pollEvery).then(() => box.isConnected && redraw()).catch((e) => box.isConnected && box.prepend(errorBox(e)));
+  }
   box.append(h("h3", null, "Mapping"),
     h("p", null, "Records: ", mp.records, " · next sync: ", mp.next_sync_at ? new Date(mp.next_sync_at).toLocaleString() : "manual", mp.enabled === false ? " · paused" : ""),
     now,
