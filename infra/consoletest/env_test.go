@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -498,5 +499,19 @@ func decode(t *testing.T, v string, out any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(v), out); err != nil {
 		t.Fatalf("decode %s: %v", v, err)
+	}
+}
+
+// send does req and fails t unless it is answered 200 OK.
+func send(t *testing.T, req *http.Request) {
+	t.Helper()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s answered %s: %s", req.Method, req.URL.Path, res.Status, out)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -253,13 +252,5 @@ func postKotlinScreen(t *testing.T, base, writeKey string) {
 	req.Header.Set("Content-Encoding", "gzip")
 	req.Header.Set("User-Agent", "analytics-kotlin/1.24.1")
 	req.SetBasicAuth(writeKey, "")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("POST /v1/b answered %s: %s", res.Status, out)
-	}
+	send(t, req)
 }
