@@ -43,3 +43,10 @@ fuzz ./shared/warehouse/bigquery/ FuzzErrorLocation 15000x
 fuzz ./shared/warehouse/sqsqueue/ FuzzDecode 30000x
 fuzz ./shared/warehouse/snowflake/ FuzzPosition 20000x
 fuzz ./shared/warehouse/snowflake/ FuzzNumber 30000x
+fuzz ./shared/salesforce/ FuzzParseDatetime 40000x
+fuzz ./shared/salesforce/ FuzzIncrementalQuery 30000x
+fuzz ./shared/salesforce/rest/ FuzzDecodeAPIError 30000x
+fuzz ./shared/salesforce/rest/ FuzzDecodePage 20000x
+fuzz ./shared/salesforce/sfake/ FuzzParseSOQL 30000x
+# Each input is upserted into a real PostgreSQL: a smaller budget.
+fuzz ./shared/warehouse/sqlgen/ FuzzSalesforceLiteral 2000x
