@@ -14,6 +14,8 @@ import (
 	"github.com/unifiedprofiles/up/shared/lambdahttp"
 	"github.com/unifiedprofiles/up/shared/objects/s3"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/salesforce"
+	sfrest "github.com/unifiedprofiles/up/shared/salesforce/rest"
 	"github.com/unifiedprofiles/up/shared/secrets/kms"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/tracking"
@@ -62,7 +64,19 @@ func main() {
 			log.Error("cannot start", "err", err)
 			os.Exit(1)
 		}
-		httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: uploads, Warehouse: retl},
+		// Salesforce sources connect through the connected app of the template parameters
+		// SalesforceClientId / SalesforceClientSecret; without them the Salesforce routes answer
+		// salesforce_not_configured. Refresh tokens are sealed with the KMS key.
+		var oauth salesforce.OAuth
+		sfopts := salesforce.ConnectorOptions{}
+		if app, err := sfrest.FromEnv(); err == nil {
+			oauth = app
+		} else {
+			log.Warn("salesforce sources disabled", "err", err)
+			sfopts.NotConfigured = err
+		}
+		sf := salesforce.NewConnector(st, svc, opts.Secrets, oauth, sfopts)
+		httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: uploads, Warehouse: retl, Salesforce: sf},
 			httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL"),
 				ConsoleOrigins: strings.Split(os.Getenv("UP_CONSOLE_ORIGIN"), ",")})
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/salesforce"
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
 	"github.com/unifiedprofiles/up/shared/warehouse"
@@ -37,17 +38,21 @@ type Services struct {
 	Uploads    *upload.Service
 	// Warehouse is Reverse ETL; without it its routes answer warehouse_not_configured.
 	Warehouse *warehouse.Service
+	// Salesforce connects Salesforce sources; without it its routes answer
+	// salesforce_not_configured.
+	Salesforce *salesforce.Connector
 }
 
 type admin struct {
-	ws        *workspace.Service
-	profiles  *profile.Service
-	tracking  *tracking.Service
-	uploads   *upload.Service
-	warehouse *warehouse.Service
-	log       *slog.Logger
-	publicURL string
-	cors      cors
+	ws         *workspace.Service
+	profiles   *profile.Service
+	tracking   *tracking.Service
+	uploads    *upload.Service
+	warehouse  *warehouse.Service
+	salesforce *salesforce.Connector
+	log        *slog.Logger
+	publicURL  string
+	cors       cors
 }
 
 // authed is a handler that runs for an authenticated principal.
@@ -55,10 +60,12 @@ type authed func(w http.ResponseWriter, r *http.Request, p workspace.Principal) 
 
 // MountAdmin adds the admin / setup API (ARCHITECTURE.md section 5) to mux.
 func MountAdmin(mux *http.ServeMux, svc Services, opts AdminOptions) {
-	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, warehouse: svc.Warehouse, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/"), cors: consoleCORS(opts.ConsoleOrigins)}
+	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, warehouse: svc.Warehouse, salesforce: svc.Salesforce, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/"), cors: consoleCORS(opts.ConsoleOrigins)}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
+	// The OAuth callback has no token (the state is the proof): outside the table.
+	mux.Handle("GET "+CallbackPath, http.HandlerFunc(a.salesforceCallback))
 	table := a.routes()
 	for _, rt := range table {
 		var allow []string
@@ -144,6 +151,7 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/syncs", map[string]authed{"GET": a.retl(a.listSyncs), "POST": a.retl(a.syncNow)}},
 		{"/v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/syncs/{sync}", map[string]authed{"GET": a.retl(a.getSync)}},
 		{"/v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/reset", map[string]authed{"POST": a.retl(a.resetMapping)}},
+		{"/v1/workspaces/{ws}/sources/{src}/salesforce", map[string]authed{"GET": a.sf(a.getSalesforce), "PUT": a.sf(a.putSalesforce)}},
 	}
 }
 

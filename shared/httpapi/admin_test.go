@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/salesforce"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/tracking"
@@ -41,8 +42,9 @@ func newServer(t *testing.T) *client {
 	profiles := profile.New(st, profile.Options{})
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)})
 	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tracking.New(st, ws, profiles, tracking.Options{Logger: log}),
-		Uploads:   upload.New(st, ws, profiles, nil, upload.Options{Logger: log}),
-		Warehouse: warehouse.New(st, ws, profiles, nil, nil, dropQueue{}, warehouse.Options{})}, AdminOptions{Logger: log})
+		Uploads:    upload.New(st, ws, profiles, nil, upload.Options{Logger: log}),
+		Warehouse:  warehouse.New(st, ws, profiles, nil, nil, dropQueue{}, warehouse.Options{}),
+		Salesforce: salesforce.NewConnector(st, ws, nil, nil, salesforce.ConnectorOptions{})}, AdminOptions{Logger: log})
 	MountProfiles(mux, ws, profiles, ProfilesOptions{Logger: log, Limits: st})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)
@@ -227,6 +229,8 @@ func validBody(pattern, method string) any {
 		return map[string]any{"name": "Hijack", "type": "http"}
 	case strings.HasSuffix(pattern, "/destinations"):
 		return map[string]any{"name": "Hijack", "category": "storage"}
+	case strings.HasSuffix(pattern, "/salesforce"):
+		return map[string]any{"environment": "production", "objects": []string{"Contact"}}
 	case strings.HasSuffix(pattern, "/warehouse"):
 		return map[string]any{"host": "db.example.com", "database": "d", "user": "u", "password": "hijack"}
 	case strings.HasSuffix(pattern, "/models/preview"):

@@ -26,6 +26,8 @@ import (
 	"github.com/unifiedprofiles/up/shared/locals3"
 	objs3 "github.com/unifiedprofiles/up/shared/objects/s3"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/salesforce"
+	sfrest "github.com/unifiedprofiles/up/shared/salesforce/rest"
 	"github.com/unifiedprofiles/up/shared/secrets/localkey"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
@@ -64,6 +66,10 @@ type Config struct {
 	// Warehouse configures Reverse ETL (page size, lease, a hook after each page for crash
 	// tests); its Now is filled in from here.
 	Warehouse warehouse.Options
+	// Salesforce is the connected app Salesforce sources connect through; nil: from
+	// UP_SALESFORCE_LOGIN_URL, UP_SALESFORCE_CLIENT_ID and UP_SALESFORCE_CLIENT_SECRET, and
+	// without those the Salesforce routes answer salesforce_not_configured.
+	Salesforce *sfrest.OAuthApp
 }
 
 // DefaultS3URL is the local S3 endpoint's default address (UP_S3_ADDR).
@@ -91,6 +97,9 @@ type Stack struct {
 	Uploads    *upload.Service
 	// Warehouse is Reverse ETL: warehouse connections, models, mappings and their syncs.
 	Warehouse *warehouse.Service
+	// Salesforce connects Salesforce sources and keeps their connections (the sync reads
+	// Credentials and Due there).
+	Salesforce *salesforce.Connector
 	// S3Handler is the S3-compatible endpoint browsers upload CSV files to; serve it at
 	// Config.S3URL. A stored object under uploads/ starts its processing, as the S3
 	// notification starts csv-ingest in AWS.
@@ -141,13 +150,24 @@ func Open(cfg Config) (*Stack, error) {
 	wopts := cfg.Warehouse
 	wopts.Now = now
 	wh := warehouse.New(st, svc, profiles, sealer, map[string]warehouse.Opener{"postgres": postgres.Open, "redshift": postgres.OpenRedshift}, queue, wopts)
-	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, Warehouse: wh, Store: where, store: st}
+	// Salesforce connections: their refresh tokens are sealed with the same key.
+	var oauth salesforce.OAuth
+	sfopts := salesforce.ConnectorOptions{Now: now}
+	if app := cfg.Salesforce; app != nil {
+		oauth = app
+	} else if app, err := sfrest.FromEnv(); err == nil {
+		oauth = app
+	} else {
+		sfopts.NotConfigured = err
+	}
+	sf := salesforce.NewConnector(st, svc, sealer, oauth, sfopts)
+	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, Warehouse: wh, Salesforce: sf, Store: where, store: st}
 	if err := stack.openS3(cfg, st, log, now); err != nil {
 		st.Close()
 		return nil, err
 	}
 	mux := httpapi.NewMux()
-	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads, Warehouse: wh}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
+	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads, Warehouse: wh, Salesforce: sf}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
 	httpapi.MountProfiles(mux, svc, profiles, httpapi.ProfilesOptions{Logger: log, Now: now, Limits: st})
 	httpapi.MountFlex(mux, svc, profiles, tr, httpapi.FlexOptions{Logger: log, PublicURL: cfg.PublicURL, Now: now})
 	topts := cfg.Tracking

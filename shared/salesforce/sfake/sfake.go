@@ -222,6 +222,15 @@ func (f *Fake) DenyQueries(object string) {
 	f.denied[strings.ToLower(object)] = true
 }
 
+// ExpireQueryLocators forgets every query cursor, as Salesforce does with a locator left
+// unused for a while (about 15 minutes) or beyond the open-cursor limit: a nextRecordsUrl
+// served before answers 400 INVALID_QUERY_LOCATOR, and the client must run its query again.
+func (f *Fake) ExpireQueryLocators() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cursors = map[string]*cursor{}
+}
+
 // ---- test controls: data ----
 
 // AddObject adds (or replaces) an object with keyPrefix (3 characters, e.g. "a01") and fields;
