@@ -1,19 +1,24 @@
 // Command sync-dispatcher starts Reverse ETL syncs, invoked every minute by an EventBridge
 // schedule. It only wires: the logic is warehouse.Service.Dispatch, which starts every due
 // sync (its first task goes to the SQS queue that sync-worker consumes) and sends again the
-// task of every sync whose worker went quiet (its lease ran out).
+// task of every sync whose worker went quiet (its lease ran out). It also sends one task of
+// kind salesforce per Salesforce source whose sync is due (salesforce.Runner.Queue); the
+// sync worker runs it.
 package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/unifiedprofiles/up/shared/lambdactx"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/salesforce"
 	"github.com/unifiedprofiles/up/shared/store/dynamo"
 	"github.com/unifiedprofiles/up/shared/warehouse"
 	"github.com/unifiedprofiles/up/shared/warehouse/sqsqueue"
@@ -35,11 +40,16 @@ func main() {
 	}
 	// Dispatching reads and writes the table and sends tasks; it never opens a warehouse, so
 	// this function has neither drivers nor the key that opens warehouse credentials.
-	svc := warehouse.New(st, workspace.New(st, workspace.Options{}), profile.New(st, profile.Options{}), nil, nil, queue, warehouse.Options{})
+	ws := workspace.New(st, workspace.Options{})
+	svc := warehouse.New(st, ws, profile.New(st, profile.Options{}), nil, nil, queue, warehouse.Options{})
+	// Salesforce: only the due list and the runs' leases are read here, never a credential.
+	sf := salesforce.NewRunner(salesforce.NewConnector(st, ws, nil, nil, salesforce.ConnectorOptions{}), nil, nil, salesforce.RunnerOptions{})
 	lambda.Start(func(ctx context.Context, _ events.EventBridgeEvent) error {
 		ctx, cancel := lambdactx.BeforeDeadline(ctx)
 		defer cancel()
-		err := svc.Dispatch(ctx)
+		err := errors.Join(svc.Dispatch(ctx), sf.Queue(ctx, time.Now(), func(ctx context.Context, d salesforce.DueSource) error {
+			return queue.Send(ctx, warehouse.Task{Kind: warehouse.TaskSalesforce, WorkspaceID: d.WorkspaceID, SourceID: d.SourceID})
+		}))
 		if err != nil && ctx.Err() != nil {
 			log.Warn("out of time: the next minute's run finds what is left", "err", err)
 			return nil

@@ -1,6 +1,7 @@
 // Command sync-worker runs Reverse ETL sync tasks from SQS. It only wires: the logic is
 // warehouse.Service.Work, which plans a sync or loads one page of it, checkpoints, and sends
-// the sync's next task to the same queue.
+// the sync's next task to the same queue. A task of kind salesforce runs a Salesforce
+// source's sync (salesforce.Runner.Run) into its warehouse source.
 //
 // It answers with partial batch responses: a task that fails comes back alone, after the
 // queue's visibility timeout, and goes to the dead-letter queue after 5 receives; a body that
@@ -20,6 +21,8 @@ import (
 
 	"github.com/unifiedprofiles/up/shared/lambdactx"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/salesforce"
+	sfrest "github.com/unifiedprofiles/up/shared/salesforce/rest"
 	"github.com/unifiedprofiles/up/shared/secrets/kms"
 	"github.com/unifiedprofiles/up/shared/store/dynamo"
 	"github.com/unifiedprofiles/up/shared/warehouse"
@@ -58,8 +61,36 @@ func main() {
 		os.Exit(1)
 	}
 	profiles := profile.New(st, profile.Options{})
-	svc := warehouse.New(st, workspace.New(st, workspace.Options{}), profiles, sealer, openers, queue, warehouse.Options{})
-	lambda.Start(handler(svc, log))
+	ws := workspace.New(st, workspace.Options{})
+	svc := warehouse.New(st, ws, profiles, sealer, openers, queue, warehouse.Options{})
+	// Salesforce syncs need the connected app; without it their tasks fail (and say why),
+	// Reverse ETL's still run.
+	var client salesforce.ClientFunc
+	app, appErr := sfrest.FromEnv()
+	if appErr == nil {
+		client = app.SyncClient
+	} else {
+		client = func(context.Context, salesforce.Connection) (salesforce.Client, error) { return nil, appErr }
+	}
+	sf := salesforce.NewRunner(salesforce.NewConnector(st, ws, sealer, nil, salesforce.ConnectorOptions{}), svc, client, salesforce.RunnerOptions{})
+	lambda.Start(handler(router{retl: svc, sf: sf}, log))
+}
+
+// router runs a task by its kind: Reverse ETL's on warehouse.Service, Salesforce's on the
+// Runner (a run held by another worker does nothing; its failures end in the run's history).
+type router struct {
+	retl worker
+	sf   interface {
+		Run(ctx context.Context, ws, src string) (salesforce.SyncRun, bool, error)
+	}
+}
+
+func (r router) Work(ctx context.Context, t warehouse.Task) error {
+	if t.Kind == warehouse.TaskSalesforce {
+		_, _, err := r.sf.Run(ctx, t.WorkspaceID, t.SourceID)
+		return err
+	}
+	return r.retl.Work(ctx, t)
 }
 
 // worker is what the handler needs of warehouse.Service.
@@ -93,8 +124,8 @@ func handler(w worker, log *slog.Logger) func(context.Context, events.SQSEvent) 
 				if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 					lvl = slog.LevelWarn // out of time: the lease runs out and the dispatcher sends the task again
 				}
-				log.Log(ctx, lvl, "task failed", "message_id", rec.MessageId, "workspace_id", t.WorkspaceID,
-					"mapping_id", t.MappingID, "sync_id", t.SyncID, "page", t.Page, "err", err)
+				log.Log(ctx, lvl, "task failed", "message_id", rec.MessageId, "kind", t.Kind, "workspace_id", t.WorkspaceID,
+					"mapping_id", t.MappingID, "sync_id", t.SyncID, "source_id", t.SourceID, "page", t.Page, "err", err)
 				fail(rec)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/unifiedprofiles/up/infra/pgtest"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/profile"
+	"github.com/unifiedprofiles/up/shared/salesforce"
 	"github.com/unifiedprofiles/up/shared/secrets/kms"
 	"github.com/unifiedprofiles/up/shared/secrets/kms/kmstest"
 	"github.com/unifiedprofiles/up/shared/store/storetest"
@@ -276,4 +277,33 @@ func (w *fakeWorker) Work(ctx context.Context, t warehouse.Task) error {
 		return errors.New("the warehouse is unreachable")
 	}
 	return nil
+}
+
+// A task of kind salesforce goes to the Salesforce runner, the others to Reverse ETL.
+func TestRouterByKind(t *testing.T) {
+	t.Parallel()
+	retl, sf := &fakeWorker{fail: map[int]bool{}, slow: -1}, &fakeRunner{}
+	r := router{retl: retl, sf: sf}
+	for _, body := range []string{
+		`{"kind":"salesforce","workspace_id":"ws_1","source_id":"src_1","page":0}`,
+		`{"workspace_id":"ws_1","mapping_id":"map_1","sync_id":"sync_1","page":4}`,
+	} {
+		task, err := sqsqueue.Decode(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Work(context.Background(), task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(sf.runs, []string{"ws_1/src_1"}) || !reflect.DeepEqual(retl.pages, []int{4}) {
+		t.Fatalf("salesforce runs %v, reverse ETL pages %v", sf.runs, retl.pages)
+	}
+}
+
+type fakeRunner struct{ runs []string }
+
+func (f *fakeRunner) Run(_ context.Context, ws, src string) (salesforce.SyncRun, bool, error) {
+	f.runs = append(f.runs, ws+"/"+src)
+	return salesforce.SyncRun{}, true, nil
 }

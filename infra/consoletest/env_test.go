@@ -53,6 +53,12 @@ type stack struct {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
+	return newStackWith(t, nil)
+}
+
+// newStackWith is newStack with the stack's configuration changed by config first (nil: none).
+func newStackWith(t *testing.T, config func(*localstack.Config)) *stack {
+	t.Helper()
 	logs := &testlog.Buffer{}
 	t.Cleanup(func() { // registered first, so it runs last
 		if t.Failed() {
@@ -71,12 +77,16 @@ func newStack(t *testing.T) *stack {
 	s := &stack{URL: "http://" + apiLn.Addr().String(), S3: "http://" + s3Ln.Addr().String(), operator: token.New(token.OperatorPrefix)}
 	var ddb localstack.DynamoDB // bbolt unless the suite runs on DynamoDB
 	ddb.Endpoint, ddb.Table = localstacktest.DynamoDB(t)
-	st, err := localstack.Open(localstack.Config{
+	cfg := localstack.Config{
 		DataDir: t.TempDir(), DynamoDB: ddb, OperatorTokenHash: token.Hash(s.operator),
 		// As make run does: the console the stack serves is same-origin, and it may upload.
 		ConsoleOrigins: []string{s.URL}, S3URL: s.S3,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	if config != nil {
+		config(&cfg)
+	}
+	st, err := localstack.Open(cfg)
 	if err != nil {
 		apiLn.Close()
 		s3Ln.Close()
@@ -439,6 +449,8 @@ var publicAPI = []string{
 	"GET /v1/workspaces/{ws}/flex", "PUT /v1/workspaces/{ws}/flex",
 	"GET /v1/workspaces/{ws}/sources/{src}/warehouse", "PUT /v1/workspaces/{ws}/sources/{src}/warehouse", "POST /v1/workspaces/{ws}/sources/{src}/warehouse/test",
 	"POST /v1/workspaces/{ws}/sources/{src}/models/preview", "GET /v1/workspaces/{ws}/sources/{src}/models", "POST /v1/workspaces/{ws}/sources/{src}/models",
+	"GET /v1/workspaces/{ws}/sources/{src}/models/templates",
+	"GET /v1/salesforce/callback", "GET /v1/workspaces/{ws}/sources/{src}/salesforce", "PUT /v1/workspaces/{ws}/sources/{src}/salesforce",
 	"GET /v1/workspaces/{ws}/sources/{src}/models/{model}/mappings", "POST /v1/workspaces/{ws}/sources/{src}/models/{model}/mappings",
 	"GET /v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}",
 	"GET /v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/syncs", "POST /v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/syncs",

@@ -41,6 +41,9 @@ type Services struct {
 	// Salesforce connects Salesforce sources; without it its routes answer
 	// salesforce_not_configured.
 	Salesforce *salesforce.Connector
+	// SalesforceSyncs runs Salesforce sources' syncs; without it the sync routes answer
+	// salesforce_not_configured.
+	SalesforceSyncs *salesforce.Runner
 }
 
 type admin struct {
@@ -50,6 +53,7 @@ type admin struct {
 	uploads    *upload.Service
 	warehouse  *warehouse.Service
 	salesforce *salesforce.Connector
+	sfRunner   *salesforce.Runner
 	log        *slog.Logger
 	publicURL  string
 	cors       cors
@@ -60,7 +64,7 @@ type authed func(w http.ResponseWriter, r *http.Request, p workspace.Principal) 
 
 // MountAdmin adds the admin / setup API (ARCHITECTURE.md section 5) to mux.
 func MountAdmin(mux *http.ServeMux, svc Services, opts AdminOptions) {
-	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, warehouse: svc.Warehouse, salesforce: svc.Salesforce, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/"), cors: consoleCORS(opts.ConsoleOrigins)}
+	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, warehouse: svc.Warehouse, salesforce: svc.Salesforce, sfRunner: svc.SalesforceSyncs, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/"), cors: consoleCORS(opts.ConsoleOrigins)}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -144,6 +148,7 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/sources/{src}/warehouse", map[string]authed{"GET": a.retl(a.getWarehouse), "PUT": a.retl(a.putWarehouse)}},
 		{"/v1/workspaces/{ws}/sources/{src}/warehouse/test", map[string]authed{"POST": a.retl(a.testWarehouse)}},
 		{"/v1/workspaces/{ws}/sources/{src}/models/preview", map[string]authed{"POST": a.retl(a.previewModel)}},
+		{"/v1/workspaces/{ws}/sources/{src}/models/templates", map[string]authed{"GET": a.retl(a.listModelTemplates)}},
 		{"/v1/workspaces/{ws}/sources/{src}/models", map[string]authed{"GET": a.retl(a.listModels), "POST": a.retl(a.createModel)}},
 		{"/v1/workspaces/{ws}/sources/{src}/models/{model}", map[string]authed{"GET": a.retl(a.getModel), "PATCH": a.retl(a.updateModel), "DELETE": a.retl(a.deleteModel)}},
 		{"/v1/workspaces/{ws}/sources/{src}/models/{model}/mappings", map[string]authed{"GET": a.retl(a.listMappings), "POST": a.retl(a.createMapping)}},
@@ -152,6 +157,7 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/syncs/{sync}", map[string]authed{"GET": a.retl(a.getSync)}},
 		{"/v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/reset", map[string]authed{"POST": a.retl(a.resetMapping)}},
 		{"/v1/workspaces/{ws}/sources/{src}/salesforce", map[string]authed{"GET": a.sf(a.getSalesforce), "PUT": a.sf(a.putSalesforce)}},
+		{"/v1/workspaces/{ws}/sources/{src}/salesforce/syncs", map[string]authed{"GET": a.sfSyncs(a.listSalesforceSyncs), "POST": a.sfSyncs(a.salesforceSyncNow)}},
 	}
 }
 

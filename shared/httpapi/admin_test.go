@@ -41,10 +41,12 @@ func newServer(t *testing.T) *client {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	profiles := profile.New(st, profile.Options{})
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)})
+	sfc := salesforce.NewConnector(st, ws, nil, nil, salesforce.ConnectorOptions{})
+	wh := warehouse.New(st, ws, profiles, nil, nil, dropQueue{}, warehouse.Options{})
 	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tracking.New(st, ws, profiles, tracking.Options{Logger: log}),
 		Uploads:    upload.New(st, ws, profiles, nil, upload.Options{Logger: log}),
-		Warehouse:  warehouse.New(st, ws, profiles, nil, nil, dropQueue{}, warehouse.Options{}),
-		Salesforce: salesforce.NewConnector(st, ws, nil, nil, salesforce.ConnectorOptions{})}, AdminOptions{Logger: log})
+		Warehouse:  wh,
+		Salesforce: sfc, SalesforceSyncs: salesforce.NewRunner(sfc, wh, nil, salesforce.RunnerOptions{})}, AdminOptions{Logger: log})
 	MountProfiles(mux, ws, profiles, ProfilesOptions{Logger: log, Limits: st})
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)

@@ -19,7 +19,8 @@ func (a *admin) me(w http.ResponseWriter, r *http.Request, p workspace.Principal
 	return nil
 }
 
-// checkSetup is step 4, "Check configuration": every source, the CSV uploads, every
+// checkSetup is step 4, "Check configuration": every source (a Salesforce one by its
+// connection and last sync), the CSV uploads, every
 // mapping's last sync and Flex, each pass, fail or skipped; with no failed item the step
 // completes. It takes no body.
 func (a *admin) checkSetup(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
@@ -28,7 +29,11 @@ func (a *admin) checkSetup(w http.ResponseWriter, r *http.Request, p workspace.P
 	if a.warehouse != nil {
 		wh = a.warehouse
 	}
-	res, err := setupcheck.New(a.ws, a.tracking, a.uploads, wh).Check(r.Context(), p, r.PathValue("ws"))
+	c := setupcheck.New(a.ws, a.tracking, a.uploads, wh)
+	if a.salesforce != nil { // likewise: a deployment without it skips Salesforce sources
+		c.WithSalesforce(a.salesforce)
+	}
+	res, err := c.Check(r.Context(), p, r.PathValue("ws"))
 	if err != nil {
 		return err
 	}

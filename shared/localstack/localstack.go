@@ -100,6 +100,9 @@ type Stack struct {
 	// Salesforce connects Salesforce sources and keeps their connections (the sync reads
 	// Credentials and Due there).
 	Salesforce *salesforce.Connector
+	// SalesforceSyncs runs Salesforce sources' syncs (nil without a connected app); the
+	// stack dispatches due ones on a ticker.
+	SalesforceSyncs *salesforce.Runner
 	// S3Handler is the S3-compatible endpoint browsers upload CSV files to; serve it at
 	// Config.S3URL. A stored object under uploads/ starts its processing, as the S3
 	// notification starts csv-ingest in AWS.
@@ -152,22 +155,29 @@ func Open(cfg Config) (*Stack, error) {
 	wh := warehouse.New(st, svc, profiles, sealer, map[string]warehouse.Opener{"postgres": postgres.Open, "redshift": postgres.OpenRedshift}, queue, wopts)
 	// Salesforce connections: their refresh tokens are sealed with the same key.
 	var oauth salesforce.OAuth
+	var sfapp *sfrest.OAuthApp
 	sfopts := salesforce.ConnectorOptions{Now: now}
 	if app := cfg.Salesforce; app != nil {
-		oauth = app
+		oauth, sfapp = app, app
 	} else if app, err := sfrest.FromEnv(); err == nil {
-		oauth = app
+		oauth, sfapp = app, app
 	} else {
 		sfopts.NotConfigured = err
 	}
 	sf := salesforce.NewConnector(st, svc, sealer, oauth, sfopts)
-	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, Warehouse: wh, Salesforce: sf, Store: where, store: st}
+	// Salesforce syncs write into the warehouse source through Reverse ETL's connections;
+	// without a connected app no source can be connected, so none is ever due.
+	var sfRunner *salesforce.Runner
+	if sfapp != nil {
+		sfRunner = salesforce.NewRunner(sf, wh, sfapp.SyncClient, salesforce.RunnerOptions{Now: now})
+	}
+	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, Warehouse: wh, Salesforce: sf, SalesforceSyncs: sfRunner, Store: where, store: st}
 	if err := stack.openS3(cfg, st, log, now); err != nil {
 		st.Close()
 		return nil, err
 	}
 	mux := httpapi.NewMux()
-	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads, Warehouse: wh, Salesforce: sf}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
+	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads, Warehouse: wh, Salesforce: sf, SalesforceSyncs: sfRunner}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
 	httpapi.MountProfiles(mux, svc, profiles, httpapi.ProfilesOptions{Logger: log, Now: now, Limits: st})
 	httpapi.MountFlex(mux, svc, profiles, tr, httpapi.FlexOptions{Logger: log, PublicURL: cfg.PublicURL, Now: now})
 	topts := cfg.Tracking
@@ -178,6 +188,10 @@ func Open(cfg Config) (*Stack, error) {
 	stack.Handler = httpapi.Logged(mux, log)
 	stack.stopBackfills = runBackfills(profiles, log)
 	stack.stopSyncs = runSyncs(wh, queue, log)
+	if sfRunner != nil {
+		stopRETL, stopSF := stack.stopSyncs, runSalesforceSyncs(sfRunner, now, log)
+		stack.stopSyncs = func() { stopSF(); stopRETL() }
+	}
 	return stack, nil
 }
 

@@ -94,9 +94,10 @@ func TestSalesforceConnectOnLocalStack(t *testing.T) {
 		out["environment"] != "sandbox" || out["next_sync_at"] == nil {
 		t.Fatalf("GET: %d %v", status, out)
 	}
-	// The first sync is due now, for the dispatcher.
+	// The first sync is due now, for the dispatcher (unless the stack's ticker already ran
+	// it: it fails here, the warehouse source having no connection).
 	due, err := st.Salesforce.Due(context.Background(), clock.Now(), 0)
-	if err != nil || len(due) != 1 || due[0].SourceID != sfSrc {
+	if runs, _ := st.SalesforceSyncs.ListSyncs(context.Background(), tn.Owner, tn.ID(), sfSrc); err != nil || (len(due) != 1 || due[0].SourceID != sfSrc) && len(runs) == 0 {
 		t.Fatalf("due: %v %v", due, err)
 	}
 	// The callback again: the state was used.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/unifiedprofiles/up/shared/salesforce"
 	"github.com/unifiedprofiles/up/shared/warehouse"
 )
 
@@ -58,4 +59,11 @@ func runSyncs(svc *warehouse.Service, q syncQueue, log *slog.Logger) (stop func(
 	})
 	stopDispatch := every(syncDispatchEvery, svc.Dispatch, log, "reverse ETL dispatch")
 	return func() { stopDispatch(); cancel(); wg.Wait() }
+}
+
+// runSalesforceSyncs runs due Salesforce syncs in the background until stop is called: the
+// ticker stands for the EventBridge schedule, and each due source runs in-process, one at a
+// time (in AWS the sync-dispatcher would queue one task per source for the sync worker).
+func runSalesforceSyncs(r *salesforce.Runner, now func() time.Time, log *slog.Logger) (stop func()) {
+	return every(syncDispatchEvery, func(ctx context.Context) error { return r.Dispatch(ctx, now()) }, log, "Salesforce sync dispatch")
 }

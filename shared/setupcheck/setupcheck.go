@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/salesforce"
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
 	"github.com/unifiedprofiles/up/shared/warehouse"
@@ -28,7 +29,8 @@ const (
 	KindTrackingSource = "tracking_source"
 	// KindWarehouseSource: postgres, redshift, bigquery, snowflake.
 	KindWarehouseSource = "warehouse_source"
-	// KindSalesforceSource: salesforce (always skipped: not built yet).
+	// KindSalesforceSource: salesforce (skipped where the deployment serves no Salesforce
+	// connections: see WithSalesforce).
 	KindSalesforceSource = "salesforce_source"
 	// KindPersonasSource: the auto-created Personas source (always skipped: nothing to install).
 	KindPersonasSource = "personas_source"
@@ -100,12 +102,27 @@ type Warehouse interface {
 	GetModel(ctx context.Context, p workspace.Principal, wsID, srcID, id string) (warehouse.Model, error)
 }
 
+// Salesforce is what the check needs of the Salesforce connections (salesforce.Connector).
+type Salesforce interface {
+	// Get: a source's connection, Connected false when it never connected. Errors:
+	// forbidden, not_found, not_salesforce.
+	Get(ctx context.Context, p workspace.Principal, wsID, srcID string) (salesforce.Connection, error)
+}
+
 // Checker runs the check.
 type Checker struct {
-	ws        Workspaces
-	tracking  Tracking
-	uploads   Uploads
-	warehouse Warehouse
+	ws         Workspaces
+	tracking   Tracking
+	uploads    Uploads
+	warehouse  Warehouse
+	salesforce Salesforce
+}
+
+// WithSalesforce has the check judge Salesforce sources by their connection and last sync
+// (without it, they are skipped and bring no data). It returns c.
+func (c *Checker) WithSalesforce(sf Salesforce) *Checker {
+	c.salesforce = sf
+	return c
 }
 
 // New returns a Checker. wh may be nil: a deployment without Reverse ETL skips warehouse
@@ -140,8 +157,8 @@ func (c *Checker) Check(ctx context.Context, p workspace.Principal, wsID string)
 		}
 		items = append(items, it)
 		sources[src.ID] = src
-		// A Salesforce source cannot connect in this version: it brings no data yet.
-		if !src.AutoCreated && it.Kind != KindSalesforceSource {
+		// A Salesforce source brings data only where the deployment connects it.
+		if !src.AutoCreated && (it.Kind != KindSalesforceSource || c.salesforce != nil) {
 			if src.Enabled {
 				dataSources++
 			} else {
@@ -190,7 +207,7 @@ func (c *Checker) Check(ctx context.Context, p workspace.Principal, wsID string)
 }
 
 // noDataSource is the failing item of a workspace with no enabled source of its own (a
-// Salesforce source does not count: it cannot connect yet) and no CSV item: step 2 is not
+// Salesforce source counts only where the deployment connects it) and no CSV item: step 2 is not
 // done, whatever else passes.
 func noDataSource(choice string, disabled int) Item {
 	it := Item{Kind: KindDataSource, ID: IDDataSource, Name: "Data source", Status: StatusFail,
@@ -239,9 +256,7 @@ func (c *Checker) source(ctx context.Context, p workspace.Principal, wsID string
 		it.Reason = "The Personas source is created and fed by Unified Profiles itself: there is nothing to install or test."
 		return it, nil
 	case KindSalesforceSource:
-		it.Status = StatusSkipped
-		it.Reason = "Salesforce connections are not available yet in this version of Unified Profiles, so this source cannot be connected or checked."
-		return it, nil
+		return c.salesforceSource(ctx, p, wsID, src, it)
 	case KindWarehouseSource:
 		return c.warehouseSource(ctx, p, wsID, src, it)
 	}
@@ -323,6 +338,62 @@ func (c *Checker) warehouseSource(ctx context.Context, p workspace.Principal, ws
 	it.Hint = t.Hint
 	if it.Hint == "" {
 		it.Hint = "Check the connection settings and that the warehouse is up, then test again."
+	}
+	return it, nil
+}
+
+// Last sync statuses of a Salesforce source (salesforce.LastSync.Status).
+const (
+	sfSucceeded  = "succeeded"
+	sfInProgress = "in_progress"
+	sfRunning    = "running"
+)
+
+// salesforceSource passes a source connected whose last sync succeeded; it fails one whose
+// grant Salesforce refused (reauthorize), one never connected, one connected whose first sync
+// has not ended (nothing to judge yet: check again when it ends) and one whose last sync did
+// not succeed. The connection keeps only its latest sync, so a sync running now fails the item
+// too ("check again when it ends").
+func (c *Checker) salesforceSource(ctx context.Context, p workspace.Principal, wsID string, src workspace.Source, it Item) (Item, error) {
+	if c.salesforce == nil {
+		it.Status = StatusSkipped
+		it.Reason = "This deployment does not serve Salesforce connections, so this source cannot be connected or checked."
+		return it, nil
+	}
+	conn, err := c.salesforce.Get(ctx, p, wsID, src.ID)
+	if err != nil {
+		return Item{}, err
+	}
+	it.Status = StatusFail
+	switch conn.Status() {
+	case salesforce.StatusNotConnected:
+		it.Reason = "The source is not connected to Salesforce yet, so no record can be synced."
+		it.Hint = "Connect it: choose the objects and the warehouse source records land in, then Connect Salesforce (PUT …/sources/{src}/salesforce and follow the authorize_url) and allow access."
+		return it, nil
+	case salesforce.StatusReauthorize:
+		it.Reason = "Salesforce no longer accepts this connection's authorization, so syncs stopped."
+		if conn.ReauthorizeReason != "" {
+			it.Reason = "Salesforce no longer accepts this connection's authorization, so syncs stopped: " + sentence(conn.ReauthorizeReason)
+		}
+		it.Hint = salesforce.ReauthorizeHint
+		return it, nil
+	}
+	last := conn.LastSync
+	switch {
+	case last == nil:
+		it.Reason = "The source is connected to Salesforce, but its first sync has not run yet."
+		it.Hint = "Check again when the first sync ends; GET …/sources/{src}/salesforce shows its progress."
+	case last.Status == sfInProgress || last.Status == sfRunning:
+		it.Reason = "A sync of the source is running."
+		it.Hint = "Check again when it ends; GET …/sources/{src}/salesforce shows its progress."
+	case last.Status == sfSucceeded:
+		it.Status = StatusPass
+	case last.Error != "":
+		it.Reason = fmt.Sprintf("The last sync did not succeed (%s): %s", last.Status, sentence(last.Error))
+		it.Hint = "Fix the cause (the warehouse connection, the Salesforce user's permissions), then check again after the next sync."
+	default:
+		it.Reason = fmt.Sprintf("The last sync did not succeed (%s).", last.Status)
+		it.Hint = "Check again after the next sync; GET …/sources/{src}/salesforce shows how it went."
 	}
 	return it, nil
 }

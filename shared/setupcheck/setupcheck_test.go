@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/salesforce"
 	"github.com/unifiedprofiles/up/shared/setupcheck"
 	"github.com/unifiedprofiles/up/shared/tracking"
 	"github.com/unifiedprofiles/up/shared/upload"
@@ -131,6 +132,18 @@ func (f *fakeWarehouse) GetModel(_ context.Context, _ workspace.Principal, _, _,
 	return m, nil
 }
 
+// fakeSalesforce answers each source's connection (a source not listed never connected).
+type fakeSalesforce struct {
+	conns map[string]salesforce.Connection
+}
+
+func (f *fakeSalesforce) Get(_ context.Context, _ workspace.Principal, ws, src string) (salesforce.Connection, error) {
+	if c, ok := f.conns[src]; ok {
+		return c, nil
+	}
+	return salesforce.Connection{WorkspaceID: ws, SourceID: src}, nil
+}
+
 // fixture is a workspace that passes every check: the auto-created Flex source has sent an
 // event, the Personas source (skipped), one http source of the user's that has sent one,
 // Flex configured. A case changes it to put one item to the test.
@@ -139,7 +152,9 @@ type fixture struct {
 	tr   *fakeTracking
 	up   *fakeUploads
 	wh   *fakeWarehouse
+	sf   *fakeSalesforce
 	noWh bool // a deployment without Reverse ETL
+	noSf bool // a deployment without Salesforce connections
 }
 
 func newFixture() *fixture {
@@ -147,6 +162,7 @@ func newFixture() *fixture {
 		ws: &fakeWorkspaces{view: workspace.View{Workspace: workspace.Workspace{ID: wsID, Name: "Acme"}}, flex: workspace.FlexConfig{Configured: true}},
 		tr: &fakeTracking{conns: map[string]tracking.Connection{}},
 		up: &fakeUploads{},
+		sf: &fakeSalesforce{conns: map[string]salesforce.Connection{}},
 		wh: &fakeWarehouse{drivers: map[string]bool{"postgres": true, "redshift": true}, types: map[string]string{}, saved: map[string]bool{},
 			tests: map[string]warehouse.Test{}, testErr: map[string]error{}, models: map[string]warehouse.Model{}},
 	}
@@ -199,10 +215,22 @@ func (f *fixture) mapping(id string, mod func(*warehouse.Mapping)) {
 }
 
 func (f *fixture) checker() *setupcheck.Checker {
+	c := setupcheck.New(f.ws, f.tr, f.up, f.wh)
 	if f.noWh {
-		return setupcheck.New(f.ws, f.tr, f.up, nil)
+		c = setupcheck.New(f.ws, f.tr, f.up, nil)
 	}
-	return setupcheck.New(f.ws, f.tr, f.up, f.wh)
+	if !f.noSf {
+		c.WithSalesforce(f.sf)
+	}
+	return c
+}
+
+// salesforce adds an enabled Salesforce source with conn (Connected unless reauthorize or
+// never is set) and last as its last sync.
+func (f *fixture) salesforce(conn salesforce.Connection, last *salesforce.LastSync) {
+	f.source("src_sfdc", "salesforce", true)
+	conn.WorkspaceID, conn.SourceID, conn.LastSync = wsID, "src_sfdc", last
+	f.sf.conns["src_sfdc"] = conn
 }
 
 func sync(status string, mod func(*warehouse.Sync)) *warehouse.Sync {
@@ -303,8 +331,27 @@ func TestCheckItems(t *testing.T) {
 		}, want{"src_pg", setupcheck.KindWarehouseSource, "Source src_pg", "skipped", "disabled", "Enable it"}, true},
 
 		// salesforce_source
-		{"salesforce", func(f *fixture) { f.source("src_sfdc", "salesforce", true) },
-			want{"src_sfdc", setupcheck.KindSalesforceSource, "Source src_sfdc", "skipped", "Salesforce connections are not available yet", ""}, true},
+		{"salesforce on a deployment without it", func(f *fixture) { f.noSf = true; f.source("src_sfdc", "salesforce", true) },
+			want{"src_sfdc", setupcheck.KindSalesforceSource, "Source src_sfdc", "skipped", "does not serve Salesforce connections", ""}, true},
+		{"salesforce connected, last sync succeeded", func(f *fixture) {
+			f.salesforce(salesforce.Connection{Connected: true, Username: "a@acme.com"}, &salesforce.LastSync{Status: "succeeded"})
+		}, want{"src_sfdc", setupcheck.KindSalesforceSource, "Source src_sfdc", "pass", "", ""}, true},
+		{"salesforce never connected", func(f *fixture) { f.source("src_sfdc", "salesforce", true) },
+			want{"src_sfdc", setupcheck.KindSalesforceSource, "Source src_sfdc", "fail", "not connected to Salesforce yet", "Connect Salesforce"}, false},
+		{"salesforce reauthorize", func(f *fixture) {
+			f.salesforce(salesforce.Connection{Connected: true, Reauthorize: true, ReauthorizeReason: "expired access/refresh token"}, &salesforce.LastSync{Status: "succeeded"})
+		}, want{"src_sfdc", setupcheck.KindSalesforceSource, "Source src_sfdc", "fail", "no longer accepts this connection's authorization, so syncs stopped: Expired access/refresh token.", "connect the source again"}, false},
+		{"salesforce connected, first sync pending", func(f *fixture) { f.salesforce(salesforce.Connection{Connected: true}, nil) },
+			want{"src_sfdc", setupcheck.KindSalesforceSource, "Source src_sfdc", "fail", "first sync has not run yet", "Check again when the first sync ends"}, false},
+		{"salesforce connected, sync running", func(f *fixture) {
+			f.salesforce(salesforce.Connection{Connected: true}, &salesforce.LastSync{Status: "in_progress"})
+		}, want{"src_sfdc", setupcheck.KindSalesforceSource, "Source src_sfdc", "fail", "A sync of the source is running.", "Check again when it ends"}, false},
+		{"salesforce last sync failed", func(f *fixture) {
+			f.salesforce(salesforce.Connection{Connected: true}, &salesforce.LastSync{Status: "failed", Error: "warehouse: connection refused"})
+		}, want{"src_sfdc", setupcheck.KindSalesforceSource, "Source src_sfdc", "fail", "The last sync did not succeed (failed): Warehouse: connection refused.", "Fix the cause"}, false},
+		{"salesforce last sync partial", func(f *fixture) {
+			f.salesforce(salesforce.Connection{Connected: true}, &salesforce.LastSync{Status: "partial"})
+		}, want{"src_sfdc", setupcheck.KindSalesforceSource, "Source src_sfdc", "fail", "The last sync did not succeed (partial).", "after the next sync"}, false},
 		{"disabled salesforce", func(f *fixture) { f.source("src_sfdc", "salesforce", false) },
 			want{"src_sfdc", setupcheck.KindSalesforceSource, "Source src_sfdc", "skipped", "disabled", "Enable it"}, true},
 
@@ -436,11 +483,17 @@ func TestCheckItems(t *testing.T) {
 			f.onlyAutoCreated()
 			f.choose(workspace.DataSourceSalesforceWarehouse)
 		}, want{"data_source", setupcheck.KindDataSource, "Data source", "fail", "No data source", "Salesforce records land in"}, false},
-		{"only a salesforce source: no data can arrive yet", func(f *fixture) {
+		{"only a salesforce source, on a deployment without it: no data can arrive", func(f *fixture) {
+			f.noSf = true
 			f.onlyAutoCreated()
 			f.choose(workspace.DataSourceSalesforceWarehouse)
 			f.source("src_sfdc", "salesforce", true)
 		}, want{"data_source", setupcheck.KindDataSource, "Data source", "fail", "No data source has been added yet", "Add the warehouse source"}, false},
+		{"only a connected salesforce source: a data source", func(f *fixture) {
+			f.onlyAutoCreated()
+			f.choose(workspace.DataSourceSalesforceWarehouse)
+			f.salesforce(salesforce.Connection{Connected: true}, &salesforce.LastSync{Status: "succeeded"})
+		}, want{"src_sfdc", setupcheck.KindSalesforceSource, "Source src_sfdc", "pass", "", ""}, true},
 		{"every data source disabled", func(f *fixture) {
 			f.onlyAutoCreated()
 			f.source("src_js", "javascript", false)

@@ -340,3 +340,10 @@ func (s *Service) openSource(ctx context.Context, wsID, srcID string) (DB, sqlge
 	db, err := s.open(ctx, c)
 	return db, d, err
 }
+
+// OpenSource opens the stored connection of a warehouse source and returns its dialect, for
+// another sync writing into it (the Salesforce sync). Close the DB. Errors: not_configured,
+// *Error (the warehouse refused).
+func (s *Service) OpenSource(ctx context.Context, wsID, srcID string) (DB, sqlgen.Dialect, error) {
+	return s.openSource(ctx, wsID, srcID)
+}

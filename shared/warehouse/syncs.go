@@ -93,11 +93,23 @@ type Sync struct {
 // crashes its worker) instead of retrying it for ever.
 const maxTries = 5
 
-// Task is one step of a sync on the queue: Page 0 plans it, page k loads the k-th page.
+// Task kinds: what a task on the sync queue runs.
+const (
+	// TaskReverseETL is a step of a Reverse ETL sync (Kind "", as before kinds existed).
+	TaskReverseETL = ""
+	// TaskSalesforce is a run of a Salesforce source's sync (WorkspaceID and SourceID;
+	// salesforce.Runner.Run).
+	TaskSalesforce = "salesforce"
+)
+
+// Task is one step of a sync on the queue: Page 0 plans it, page k loads the k-th page. A task
+// of Kind TaskSalesforce runs a Salesforce source's sync instead (WorkspaceID, SourceID).
 type Task struct {
+	Kind        string `json:"kind,omitempty"`
 	WorkspaceID string `json:"workspace_id"`
-	MappingID   string `json:"mapping_id"`
-	SyncID      string `json:"sync_id"`
+	MappingID   string `json:"mapping_id,omitempty"`
+	SyncID      string `json:"sync_id,omitempty"`
+	SourceID    string `json:"source_id,omitempty"`
 	Page        int    `json:"page"`
 }
 

@@ -15,9 +15,7 @@ const intervals = ["15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"];
 export async function warehousePage() {
   const w = await workspace();
   const sources = ((await api("GET", ws("/sources"))).sources || []).filter((s) => types[s.type]);
-  const salesforce = w.setup.data_source === "salesforce_warehouse"
-    ? h("section", { class: "notice" }, h("h2", null, "Salesforce"), h("p", null, "Connecting Salesforce is not available in this deployment yet; model your Salesforce records from the warehouse meanwhile."))
-    : null;
+  const salesforce = w.setup.data_source === "salesforce_warehouse" ? await salesforceSection(sources) : null;
   if (!sources.length) {
     const name = h("input", { type: "text", id: "warehouse-name", required: true });
     const type = h("select", { id: "warehouse-type" }, Object.entries(types).map(([k, v]) => h("option", { value: k }, v)));
@@ -41,6 +39,48 @@ export async function warehousePage() {
   page("Connect your data warehouse", salesforce,
     h("p", null, "Source ", h("strong", null, src.name), " (", types[src.type], ")."),
     connection(src, base, conn), await models(src, base));
+}
+
+const sfObjects = ["Contact", "Lead", "Account"];
+
+// salesforceSection is the Salesforce connection: its status, the environment, the objects
+// and the warehouse source records land in, and Connect Salesforce, which sends the browser
+// to Salesforce's login (the callback comes back to #/setup/warehouse?salesforce=…). The
+// salesforce source is created when Connect is first clicked.
+async function salesforceSection(warehouses) {
+  const all = (await api("GET", ws("/sources"))).sources || [];
+  let sf = all.find((s) => s.type === "salesforce");
+  const box = h("section", { id: "salesforce", class: "tile" }, h("h2", null, "Salesforce"));
+  const params = new URLSearchParams((location.hash.split("?")[1]) || "");
+  if (params.get("salesforce") === "connected") box.append(h("div", { class: "notice", role: "status", id: "salesforce-result" }, "Salesforce is connected: the first sync starts now."));
+  if (params.get("salesforce") === "error") box.append(h("div", { class: "error", role: "alert", id: "salesforce-result" }, "Salesforce was not connected: " + (params.get("message") || params.get("reason") || "unknown error")));
+  const conn = sf ? await api("GET", ws("/sources/" + sf.id + "/salesforce")) : { status: "not_connected", connected: false };
+  const status = h("p", { id: "salesforce-status" }, "Status: ", statusBadge(conn.status));
+  if (conn.status === "connected") {
+    status.append(" as ", h("strong", null, conn.username || ""), conn.instance_url ? " (" + conn.instance_url + ")" : "");
+    if (conn.last_sync) status.append(h("br"), "Last sync: ", statusBadge(conn.last_sync.status), conn.last_sync.error ? " " + conn.last_sync.error : "");
+    else status.append(h("br"), "The first sync has not run yet.");
+  }
+  box.append(status);
+  if (conn.status === "reauthorize") box.append(h("div", { class: "error", id: "salesforce-reauthorize" }, (conn.reason ? conn.reason + " " : "") + (conn.hint || "")));
+  const env = h("select", { id: "sf-environment" }, [["production", "Production"], ["sandbox", "Sandbox"]].map(([v, l]) => h("option", { value: v, selected: conn.environment === v }, l)));
+  const chosen = conn.objects && conn.objects.length ? conn.objects : sfObjects;
+  const objects = sfObjects.map((o) => h("label", null, h("input", { type: "checkbox", value: o, "data-sf-object": o, checked: chosen.includes(o) }), " ", o));
+  const target = h("select", { id: "sf-warehouse" }, warehouses.map((s) => h("option", { value: s.id, selected: conn.warehouse_source_id === s.id }, s.name + " (" + types[s.type] + ")")));
+  const go = h("button", { type: "submit", id: "connect-salesforce" }, conn.connected ? "Connect Salesforce again" : "Connect Salesforce");
+  const form = h("form", null, field("Environment", env), h("fieldset", null, h("legend", null, "Objects"), objects),
+    warehouses.length ? field("Warehouse the records land in", target) : h("p", { class: "muted" }, "Add the warehouse source Salesforce records land in below first."), go);
+  form.addEventListener("submit", guard(go, form, async () => {
+    if (!sf) {
+      sf = await api("POST", ws("/sources"), { name: "Salesforce", type: "salesforce" });
+      usageChanged();
+    }
+    const picked = [...form.querySelectorAll("input[data-sf-object]:checked")].map((c) => c.value);
+    const r = await api("PUT", ws("/sources/" + sf.id + "/salesforce"), { environment: env.value, objects: picked, warehouse_source_id: target.value });
+    location.href = r.authorize_url;
+  }));
+  box.append(form);
+  return box;
 }
 
 function connection(src, base, conn) {
@@ -81,6 +121,20 @@ async function models(src, base) {
   const preview = h("button", { type: "button", id: "preview-model", class: "secondary" }, "Preview");
   const create = h("button", { type: "submit", id: "create-model" }, "Create model");
   const out = h("div", { id: "model-preview" });
+  // Ready models (the Salesforce Contacts, Leads and Accounts) fill the form; the id column
+  // is offered once the preview runs.
+  const templates = (await api("GET", base + "/models/templates").catch(() => ({}))).templates || [];
+  const ready = templates.length ? h("select", { id: "model-template" }, h("option", { value: "" }, "(write my own)"),
+    templates.map((t, i) => h("option", { value: String(i) }, t.name))) : null;
+  if (ready) ready.addEventListener("change", () => {
+    const t = templates[Number(ready.value)];
+    if (!ready.value || !t) return;
+    name.value = t.name;
+    sql.value = t.sql;
+    idcol.replaceChildren(h("option", { value: t.id_column }, t.id_column));
+    out.replaceChildren(h("p", { class: "muted" }, "Map it with identifiers " + Object.keys(t.identifiers).join(", ") +
+      " (add the custom identifier salesforce_id to the space's identity settings first). Preview to see its rows."));
+  });
   preview.addEventListener("click", guard(preview, out, async () => {
     out.replaceChildren(); // a refused SQL must not leave the preview of the one before
     const r = await api("POST", base + "/models/preview", { sql: sql.value });
@@ -88,7 +142,7 @@ async function models(src, base) {
     // Each row is an object keyed by column name, in the columns' order.
     out.replaceChildren(table(r.columns.map((c) => c.name + " (" + c.type + ")"), r.rows.map((row) => r.columns.map((c) => row[c.name]).map((v) => v === null || v === undefined ? "NULL" : typeof v === "object" ? JSON.stringify(v) : String(v))), { "aria-label": "Preview" }));
   }));
-  const form = h("form", null, h("h2", null, "Define a model"), field("Name", name), field("SQL (one SELECT)", sql), preview, out, field("Unique id column", idcol), create);
+  const form = h("form", null, h("h2", null, "Define a model"), ready ? field("Use a ready model", ready) : null, field("Name", name), field("SQL (one SELECT)", sql), preview, out, field("Unique id column", idcol), create);
   form.addEventListener("submit", guard(create, form, async () => {
     await api("POST", base + "/models", { name: name.value.trim(), sql: sql.value, id_column: idcol.value });
     box.replaceWith(await models(src, base));

@@ -101,3 +101,14 @@ func (a *OAuthApp) Client(conn salesforce.Connection) (*Client, error) {
 	return New(Config{InstanceURL: conn.InstanceURL, HTTP: a.HTTP,
 		Refresh: RefreshFunc(a.Login(conn.Environment), a.ClientID, a.ClientSecret, conn.RefreshToken.Reveal(), nil)})
 }
+
+// SyncClient is Client as a salesforce.ClientFunc (the Runner's wiring).
+func (a *OAuthApp) SyncClient(_ context.Context, conn salesforce.Connection) (salesforce.Client, error) {
+	c, err := a.Client(conn)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var _ salesforce.ClientFunc = (*OAuthApp)(nil).SyncClient

@@ -68,6 +68,9 @@ func (q *Queue) Send(ctx context.Context, t warehouse.Task) error {
 		return err
 	}
 	if _, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.url), MessageBody: aws.String(body)}); err != nil {
+		if t.Kind == warehouse.TaskSalesforce {
+			return fmt.Errorf("sqsqueue: send the Salesforce sync of %s to %s: %w", t.SourceID, q.url, err)
+		}
 		return fmt.Errorf("sqsqueue: send page %d of sync %s to %s: %w", t.Page, t.SyncID, q.url, err)
 	}
 	return nil
@@ -89,7 +92,8 @@ func Encode(t warehouse.Task) (string, error) {
 const maxID = 128
 
 // Decode reads a message body as a task: one JSON object with workspace_id (ws_…), mapping_id
-// (map_…) and sync_id (sync_…), ids of letters, digits, '_' and '-', and page ≥ 0. Unknown
+// (map_…) and sync_id (sync_…), ids of letters, digits, '_' and '-', and page ≥ 0; or, with
+// kind "salesforce", workspace_id and source_id (src_…). Unknown
 // fields are ignored, so that a task sent by a newer dispatcher during a deployment still
 // decodes. The error says what is wrong with the body.
 func Decode(body string) (warehouse.Task, error) {
@@ -143,11 +147,19 @@ func jsonKind(goKind string) string {
 // check validates a task's fields. The ids become parts of DynamoDB keys ("#" separates the
 // parts), so only the characters this project's ids are made of pass.
 func check(t warehouse.Task) error {
-	for _, f := range []struct{ name, prefix, value string }{
+	ids := []struct{ name, prefix, value string }{
 		{"workspace_id", "ws_", t.WorkspaceID},
 		{"mapping_id", "map_", t.MappingID},
 		{"sync_id", "sync_", t.SyncID},
-	} {
+	}
+	switch t.Kind {
+	case warehouse.TaskReverseETL:
+	case warehouse.TaskSalesforce:
+		ids = []struct{ name, prefix, value string }{{"workspace_id", "ws_", t.WorkspaceID}, {"source_id", "src_", t.SourceID}}
+	default:
+		return fmt.Errorf("sqsqueue: the message body is not a sync task: kind %q is unknown, want none (Reverse ETL) or %q", clip(t.Kind), warehouse.TaskSalesforce)
+	}
+	for _, f := range ids {
 		if err := checkID(f.name, f.prefix, f.value); err != nil {
 			return fmt.Errorf("sqsqueue: the message body is not a sync task: %w", err)
 		}

@@ -191,3 +191,32 @@ func TestFromEnv(t *testing.T) {
 		t.Fatalf("received %d messages, first %v; want %s", len(msgs), msgs, body)
 	}
 }
+
+// A Salesforce task carries its kind, workspace and source; a Reverse ETL task encodes as
+// before kinds existed, and one from before decodes as Reverse ETL.
+func TestSalesforceTask(t *testing.T) {
+	sf := warehouse.Task{Kind: warehouse.TaskSalesforce, WorkspaceID: "ws_01jdq8x3k2m4n5p6q7r8s9t0v1", SourceID: "src_01jdq8x3k2m4n5p6q7r8s9t0v3"}
+	body, err := sqsqueue.Encode(sf)
+	if err != nil || body != `{"kind":"salesforce","workspace_id":"ws_01jdq8x3k2m4n5p6q7r8s9t0v1","source_id":"src_01jdq8x3k2m4n5p6q7r8s9t0v3","page":0}` {
+		t.Fatalf("Encode: %s %v", body, err)
+	}
+	if got, err := sqsqueue.Decode(body); err != nil || got != sf {
+		t.Fatalf("Decode: %+v %v", got, err)
+	}
+	old := `{"workspace_id":"ws_01jdq8x3k2m4n5p6q7r8s9t0v1","mapping_id":"map_01jdq8x3k2m4n5p6q7r8s9t0v2","sync_id":"sync_01jdq8x3k2m4n5p6q7r8s9t0v3","page":2}`
+	if got, err := sqsqueue.Decode(old); err != nil || got.Kind != warehouse.TaskReverseETL || got.Page != 2 {
+		t.Fatalf("an old task: %+v %v", got, err)
+	}
+	if b, err := sqsqueue.Encode(warehouse.Task{WorkspaceID: "ws_1", MappingID: "map_1", SyncID: "sync_1", Page: 1}); err != nil || b != `{"workspace_id":"ws_1","mapping_id":"map_1","sync_id":"sync_1","page":1}` {
+		t.Fatalf("a Reverse ETL task: %s %v", b, err)
+	}
+	for body, want := range map[string]string{
+		`{"kind":"salesforce","workspace_id":"ws_1"}`:                     "source_id is missing",
+		`{"kind":"salesforce","workspace_id":"ws_1","source_id":"map_1"}`: "source_id",
+		`{"kind":"hubspot","workspace_id":"ws_1","source_id":"src_1"}`:    `kind "hubspot" is unknown`,
+	} {
+		if _, err := sqsqueue.Decode(body); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Decode(%s): %v, want %q", body, err, want)
+		}
+	}
+}
