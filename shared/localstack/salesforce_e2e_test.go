@@ -32,7 +32,7 @@ func TestSalesforceEndToEndOnLocalStack(t *testing.T) {
 	pg.Exec(t, "CREATE ROLE retl LOGIN PASSWORD 'right-password'", "GRANT CREATE ON DATABASE postgres TO retl")
 	fake := sfake.New(t, sfake.Options{})
 	fake.SeedContacts(30)
-	fake.Insert("Contact", map[string]any{"FirstName": "Jane", "LastName": "Doe", "Email": "Jane.Doe@Example.COM"})
+	jane := fake.Insert("Contact", map[string]any{"FirstName": "Jane", "LastName": "Doe", "Email": "Jane.Doe@Example.COM", "Phone": "(415) 555-0100"})
 	gone := fake.Insert("Contact", map[string]any{"FirstName": "Gone", "LastName": "Away", "Email": "gone@example.com"})
 	if err := fake.Delete("Contact", gone); err != nil {
 		t.Fatal(err)
@@ -124,10 +124,27 @@ func TestSalesforceEndToEndOnLocalStack(t *testing.T) {
 		t.Fatalf("warehouse rows: %v", pv)
 	}
 
-	// A Contacts model and its mapping to profiles; an interval schedule syncs at once.
-	model := wh + "/models/" + want(201, "POST", wh+"/models",
-		`{"name":"Salesforce contacts","sql":"SELECT id, lower(email) AS email, firstname AS first_name FROM salesforce.contact WHERE NOT is_deleted","id_column":"id"}`)["id"].(string)
-	mp := want(201, "POST", model+"/mappings", `{"identifiers":{"user_id":"id","email":"email"},"traits":{"first_name":"first_name"},"schedule":{"interval":"1h"}}`)
+	// The ready Contacts model the guided setup offers, mapped as it proposes: the Salesforce Id
+	// as the custom identifier salesforce_id (added to the space first), email and phone; an
+	// interval schedule syncs at once.
+	var contacts map[string]any
+	for _, tm := range want(200, "GET", wh+"/models/templates", "")["templates"].([]any) {
+		if tm := tm.(map[string]any); tm["object"] == "Contact" {
+			contacts = tm
+		}
+	}
+	if contacts == nil {
+		t.Fatal("no ready Contacts model")
+	}
+	identity := "/v1/workspaces/" + tn.ID() + "/spaces/" + tn.SpaceID() + "/identity"
+	settings := want(200, "GET", identity, "")
+	ids := append(settings["identifiers"].([]any), map[string]any{"type": "salesforce_id", "custom": true, "keys": []string{"salesforce_id"}, "limit": 1, "window": "ever", "priority": len(settings["identifiers"].([]any)) + 1})
+	body, _ := json.Marshal(map[string]any{"identifiers": ids})
+	want(200, "PUT", identity, string(body))
+	body, _ = json.Marshal(map[string]any{"name": contacts["name"], "sql": contacts["sql"], "id_column": contacts["id_column"]})
+	model := wh + "/models/" + want(201, "POST", wh+"/models", string(body))["id"].(string)
+	body, _ = json.Marshal(map[string]any{"identifiers": contacts["identifiers"], "traits": contacts["traits"], "schedule": map[string]any{"interval": "1h"}})
+	mp := want(201, "POST", model+"/mappings", string(body))
 	running, _ := mp["running_sync_id"].(string)
 	if running == "" {
 		t.Fatalf("mapping: %v", mp)
@@ -146,6 +163,11 @@ func TestSalesforceEndToEndOnLocalStack(t *testing.T) {
 	status, _, out := call("GET", profile+"email:jane.doe@example.com/traits", "", basic)
 	if traits, _ := out["traits"].(map[string]any); status != 200 || traits["first_name"] != "Jane" {
 		t.Fatalf("Jane's traits: %d %v", status, out)
+	}
+	// The same profile by its Salesforce Id (the custom identifier), with the phone in E.164.
+	status, _, out = call("GET", profile+"salesforce_id:"+jane+"/traits", "", basic)
+	if traits, _ := out["traits"].(map[string]any); status != 200 || traits["first_name"] != "Jane" || traits["phone"] != "+14155550100" {
+		t.Fatalf("Jane by salesforce_id: %d %v", status, out)
 	}
 	c7 := sfake.Contact(7)
 	status, _, out = call("GET", profile+"email:"+c7["Email"].(string)+"/traits", "", basic)

@@ -59,16 +59,15 @@ type sfModelDef struct {
 	name      string
 	phone     []string // the fields tried in turn for the phone
 	email     bool
-	phoneKey  bool // phone is an identifier (else a trait)
 	traits    [][2]string
 	condition string // besides NOT is_deleted, a column that must not be TRUE
 }
 
 var sfModelDefs = map[string]sfModelDef{
-	"contact": {name: "Salesforce contacts", phone: []string{"phone", "mobilephone"}, email: true, phoneKey: true,
+	"contact": {name: "Salesforce contacts", phone: []string{"phone", "mobilephone"}, email: true,
 		traits: [][2]string{{"first_name", "firstname"}, {"last_name", "lastname"}, {"title", "title"}, {"department", "department"},
 			{"account_id", "accountid"}, {"lead_source", "leadsource"}, {"city", "mailingcity"}, {"country", "mailingcountry"}}},
-	"lead": {name: "Salesforce leads", phone: []string{"phone", "mobilephone"}, email: true, phoneKey: true, condition: "isconverted",
+	"lead": {name: "Salesforce leads", phone: []string{"phone", "mobilephone"}, email: true, condition: "isconverted",
 		traits: [][2]string{{"first_name", "firstname"}, {"last_name", "lastname"}, {"title", "title"}, {"company", "company"},
 			{"lead_status", "status"}, {"lead_source", "leadsource"}, {"city", "city"}, {"country", "country"}}},
 	"account": {name: "Salesforce accounts", phone: []string{"phone"},
@@ -143,11 +142,9 @@ func (d Dialect) SalesforceTemplates() []SalesforceTemplate {
 		if def.email {
 			t.Identifiers["email"] = "email"
 		}
-		if def.phoneKey {
-			t.Identifiers["phone"] = "phone"
-		} else {
-			t.Traits["phone"] = "phone"
-		}
+		// A trait, not an identifier: phone is none of a space's 11 default identifiers (a
+		// space that adds a custom one maps it there), and a shared line would merge people.
+		t.Traits["phone"] = "phone"
 		for _, tr := range def.traits {
 			t.Traits[tr[0]] = tr[0]
 		}

@@ -52,7 +52,7 @@ func TestSalesforceModel(t *testing.T) {
 		if ts[2].Identifiers["email"] != "" || ts[2].Identifiers["phone"] != "" || ts[2].Traits["phone"] != "phone" {
 			t.Errorf("%s account: %+v", d.Name, ts[2])
 		}
-		if ts[0].Identifiers["email"] != "email" || ts[0].Identifiers["phone"] != "phone" {
+		if ts[0].Identifiers["email"] != "email" || ts[0].Identifiers["phone"] != "" || ts[0].Traits["phone"] != "phone" {
 			t.Errorf("%s contact: %+v", d.Name, ts[0])
 		}
 	}
