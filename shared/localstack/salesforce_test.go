@@ -34,17 +34,20 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // Connecting a Salesforce source over HTTP on the local stack, with the fake Salesforce as the
-// login host (as UP_SALESFORCE_LOGIN_URL points it there): PUT, the browser's trip through
-// the authorize URL, the callback, and the source's status.
+// login host through UP_SALESFORCE_LOGIN_URL (and the connected app through its two
+// variables), as `make run` reads them: PUT, the browser's trip through the authorize URL, the
+// callback, and the source's status. (Not parallel: it sets the environment.)
 func TestSalesforceConnectOnLocalStack(t *testing.T) {
 	fake := sfake.New(t, sfake.Options{})
+	t.Setenv(sfrest.EnvLoginURL, fake.LoginURL())
+	t.Setenv(sfrest.EnvClientID, fake.ClientID())
+	t.Setenv(sfrest.EnvClientSecret, fake.ClientSecret())
 	logs := &lockedBuffer{}
 	clock := testclock.New(time.Now().UTC().Truncate(time.Second))
 	var ddb DynamoDB
 	ddb.Endpoint, ddb.Table = localstacktest.DynamoDB(t)
 	st, err := Open(Config{DataDir: t.TempDir(), DynamoDB: ddb, OperatorTokenHash: token.Hash(testOperator), Now: clock.Now,
-		Logger:     slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Salesforce: &sfrest.OAuthApp{LoginURL: fake.LoginURL(), ClientID: fake.ClientID(), ClientSecret: fake.ClientSecret(), HTTP: fake.HTTPClient()}})
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
