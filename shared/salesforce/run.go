@@ -8,7 +8,6 @@ package salesforce
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -308,19 +307,21 @@ func (r *Runner) sync(ctx context.Context, run *SyncRun) (time.Time, string) {
 	return r.now().Add(SyncInterval), ""
 }
 
-// finish writes the run's end, records it on the connection (making the next run due),
-// frees the source and trims the history.
+// finish records the run's end on the connection (making the next run due), frees the
+// source, then writes the run's end in the history and trims it. The history comes last:
+// whoever sees the run finished there finds it as the source's last sync, and the source
+// free for the next run.
 func (r *Runner) finish(ctx context.Context, run SyncRun, next time.Time, reauth string) error {
 	now := r.now().UTC()
 	run.FinishedAt = &now
 	var errs []error
-	errs = append(errs, r.st.Transact(ctx, store.PutOp(store.JSONItem(historyKey(run.WorkspaceID, run.SourceID, run.ID), run), store.Always)))
 	if reauth != "" {
 		errs = append(errs, r.conn.MarkReauthorize(ctx, run.WorkspaceID, run.SourceID, reauth))
 	}
 	last := LastSync{Status: run.Status, StartedAt: run.StartedAt, FinishedAt: run.FinishedAt, Records: run.Records, Error: run.Error}
 	errs = append(errs, r.conn.RecordSync(ctx, run.WorkspaceID, run.SourceID, last, next))
 	errs = append(errs, r.st.Transact(ctx, store.DeleteOp(runKey(run.WorkspaceID, run.SourceID), store.Always)))
+	errs = append(errs, r.st.Transact(ctx, store.PutOp(store.JSONItem(historyKey(run.WorkspaceID, run.SourceID, run.ID), run), store.Always)))
 	if items, err := r.st.Query(ctx, historyPK(run.WorkspaceID, run.SourceID), store.Page{Desc: true, Limit: MaxHistory + 20}); err == nil {
 		for i := MaxHistory; i < len(items); i++ {
 			errs = append(errs, r.st.Transact(ctx, store.DeleteOp(items[i].Key, store.Always)))
@@ -390,17 +391,5 @@ func (r *Runner) ListSyncs(ctx context.Context, p workspace.Principal, ws, src s
 	if _, err := r.conn.salesforceSource(ctx, p, ws, src); err != nil {
 		return nil, err
 	}
-	items, err := r.st.Query(ctx, historyPK(ws, src), store.Page{Desc: true, Limit: MaxHistory})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]SyncRun, 0, len(items))
-	for _, it := range items {
-		var run SyncRun
-		if err := json.Unmarshal(it.Data, &run); err != nil {
-			return nil, fmt.Errorf("decode Salesforce sync %s: %w", it.SK, err)
-		}
-		out = append(out, run)
-	}
-	return out, nil
+	return store.QueryJSON[SyncRun](ctx, r.st, historyPK(ws, src), store.Page{Desc: true, Limit: MaxHistory})
 }

@@ -36,9 +36,14 @@ func LoadJSON[T any](ctx context.Context, st Store, k Key, notFound error) (T, i
 
 // ListJSON reads and decodes every JSON item of partition pk whose sort key starts with prefix.
 func ListJSON[T any](ctx context.Context, st Store, pk, prefix string) ([]T, error) {
-	items, err := st.Query(ctx, pk, Page{Prefix: prefix})
+	return QueryJSON[T](ctx, st, pk, Page{Prefix: prefix})
+}
+
+// QueryJSON reads and decodes the JSON items of one page of partition pk.
+func QueryJSON[T any](ctx context.Context, st Store, pk string, page Page) ([]T, error) {
+	items, err := st.Query(ctx, pk, page)
 	if err != nil {
-		return nil, fmt.Errorf("list %s%s: %w", pk, prefix, err)
+		return nil, fmt.Errorf("list %s%s: %w", pk, page.Prefix, err)
 	}
 	out := make([]T, 0, len(items))
 	for _, it := range items {

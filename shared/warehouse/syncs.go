@@ -175,19 +175,7 @@ func (s *Service) ListSyncs(ctx context.Context, p workspace.Principal, wsID, sr
 	if _, _, err := s.mappingOf(ctx, p, wsID, srcID, modelID, mappingID); err != nil {
 		return nil, err
 	}
-	items, err := s.st.Query(ctx, syncPK(mappingID), store.Page{Desc: true, Limit: maxHistory})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Sync, 0, len(items))
-	for _, it := range items {
-		var sy Sync
-		if err := json.Unmarshal(it.Data, &sy); err != nil {
-			return nil, fmt.Errorf("decode sync %s: %w", it.SK, err)
-		}
-		out = append(out, sy)
-	}
-	return out, nil
+	return store.QueryJSON[Sync](ctx, s.st, syncPK(mappingID), store.Page{Desc: true, Limit: maxHistory})
 }
 
 // ResetMapping forgets what a mapping synced: its next sync adds every record again.
