@@ -48,6 +48,7 @@ build-FlexWebhookFunction:    ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./
 build-TraitsBackfillFunction: ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/traits-backfill
 build-SyncDispatcherFunction: ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/sync-dispatcher
 build-SyncWorkerFunction:     ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/sync-worker
+build-DestinationsFunction:   ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/destinations
 build-ConsoleFunction:        ; $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/console
 
 bench: tools

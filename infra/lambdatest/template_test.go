@@ -180,3 +180,71 @@ func TestTemplateSyncQueue(t *testing.T) {
 		}
 	}
 }
+
+// Destination deliveries on SQS: a batch still being attempted is never handed out again
+// (visibility timeout at least 6 times the function's timeout), jobs to retry come back alone
+// (partial batch responses), batches are large (BatchSize 100 needs a batching window), the
+// queue keeps a job longer than the 4 hours it is retried for, and a body that is not a job
+// lands in a dead-letter queue with an alarm. The tracking function (the outbox) and the
+// destinations function (forwards) may send to it; only the latter opens sealed settings.
+func TestTemplateDestinationsQueue(t *testing.T) {
+	t.Parallel()
+	tpl, err := os.ReadFile(filepath.Join(ModuleRoot(t), "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resource := func(id string) string {
+		s := string(tpl)
+		i := strings.Index(s, "\n  "+id+":\n")
+		if i < 0 {
+			t.Fatalf("no %s in template.yaml", id)
+		}
+		rest := s[i+len(id)+4:]
+		if n := regexp.MustCompile(`(?m)^  [A-Za-z0-9]+:\n`).FindStringIndex(rest); n != nil {
+			rest = rest[:n[0]]
+		}
+		return rest
+	}
+	number := func(text, key string) int {
+		m := regexp.MustCompile(`(?m)^\s+` + key + `: (\d+)`).FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("no %s in %q", key, text)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	fn, queue := resource("DestinationsFunction"), resource("DestinationsQueue")
+	if timeout, visibility := number(fn, "Timeout"), number(queue, "VisibilityTimeout"); visibility < 6*timeout {
+		t.Errorf("DestinationsQueue's visibility timeout %d s is under 6 times the function's timeout %d s", visibility, timeout)
+	}
+	if number(queue, "MessageRetentionPeriod") < 4*3600 {
+		t.Error("DestinationsQueue keeps messages for less than the 4 hours a job is retried")
+	}
+	if !strings.Contains(fn, "Queue: !GetAtt DestinationsQueue.Arn") || !strings.Contains(fn, "- ReportBatchItemFailures") ||
+		number(fn, "BatchSize") != 100 || number(fn, "MaximumBatchingWindowInSeconds") < 1 {
+		t.Error("the function does not consume DestinationsQueue in batches of 100 with partial batch responses")
+	}
+	if !strings.Contains(queue, "deadLetterTargetArn: !GetAtt DestinationsDeadLetterQueue.Arn") || number(queue, "maxReceiveCount") != 100 {
+		t.Error("DestinationsQueue has no dead-letter queue after 100 receives")
+	}
+	if a := resource("DestinationsDeadLetterAlarm"); !strings.Contains(a, "DestinationsDeadLetterQueue.QueueName") ||
+		!strings.Contains(a, "ApproximateNumberOfMessagesVisible") || !strings.Contains(a, "ComparisonOperator: GreaterThanThreshold") {
+		t.Error("no alarm watches DestinationsDeadLetterQueue")
+	}
+	for _, id := range []string{"DestinationsFunction", "TrackingFunction"} {
+		r := resource(id)
+		if !regexp.MustCompile(`(?m)^          UP_DESTINATIONS_QUEUE_URL: !Ref DestinationsQueue$`).MatchString(r) {
+			t.Errorf("%s is not given DestinationsQueue's URL", id)
+		}
+		if !regexp.MustCompile(`- sqs:SendMessage\n(\s+- sqs:\w+\n)*\s+Resource: !GetAtt DestinationsQueue.Arn`).MatchString(r) {
+			t.Errorf("%s may not send to DestinationsQueue", id)
+		}
+	}
+	if !regexp.MustCompile(`- sqs:ChangeMessageVisibility\n(\s+- sqs:\w+\n)*\s+Resource: !GetAtt DestinationsQueue.Arn`).MatchString(fn) {
+		t.Error("the function may not delay a retry (sqs:ChangeMessageVisibility on DestinationsQueue)")
+	}
+	if !regexp.MustCompile(`(?m)^          UP_KMS_KEY_ID: !Ref WorkspaceSecretsKey$`).MatchString(fn) ||
+		!strings.Contains(fn, "- kms:Decrypt\n              Resource: !GetAtt WorkspaceSecretsKey.Arn\n              Condition:\n                ForAllValues:StringEquals:\n                  kms:EncryptionContextKeys: [workspace_id]") {
+		t.Error("the function cannot open destinations' settings, sealed with the workspace id as encryption context")
+	}
+}

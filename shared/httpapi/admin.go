@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"path"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unifiedprofiles/up/shared/delivery"
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/profile"
@@ -44,6 +46,9 @@ type Services struct {
 	// SalesforceSyncs runs Salesforce sources' syncs; without it the sync routes answer
 	// salesforce_not_configured.
 	SalesforceSyncs *salesforce.Runner
+	// Deliveries is what destination delivery recorded; without it those routes answer
+	// delivery_not_configured.
+	Deliveries *delivery.Records
 }
 
 type admin struct {
@@ -54,6 +59,7 @@ type admin struct {
 	warehouse  *warehouse.Service
 	salesforce *salesforce.Connector
 	sfRunner   *salesforce.Runner
+	records    *delivery.Records
 	log        *slog.Logger
 	publicURL  string
 	cors       cors
@@ -64,7 +70,7 @@ type authed func(w http.ResponseWriter, r *http.Request, p workspace.Principal) 
 
 // MountAdmin adds the admin / setup API (ARCHITECTURE.md section 5) to mux.
 func MountAdmin(mux *http.ServeMux, svc Services, opts AdminOptions) {
-	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, warehouse: svc.Warehouse, salesforce: svc.Salesforce, sfRunner: svc.SalesforceSyncs, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/"), cors: consoleCORS(opts.ConsoleOrigins)}
+	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, warehouse: svc.Warehouse, salesforce: svc.Salesforce, sfRunner: svc.SalesforceSyncs, records: svc.Deliveries, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/"), cors: consoleCORS(opts.ConsoleOrigins)}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -143,7 +149,11 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/csv/uploads", map[string]authed{"GET": a.listUploads, "POST": a.requestUpload}},
 		{"/v1/workspaces/{ws}/csv/uploads/{id}", map[string]authed{"GET": a.getUpload, "DELETE": a.cancelUpload}},
 		{"/v1/workspaces/{ws}/destinations", map[string]authed{"GET": a.listDestinations, "POST": a.createDestination}},
-		{"/v1/workspaces/{ws}/destinations/{id}", map[string]authed{"GET": a.getDestination, "DELETE": a.deleteDestination}},
+		{"/v1/workspaces/{ws}/destinations/{id}", map[string]authed{"GET": a.getDestination, "PATCH": a.updateDestination, "DELETE": a.deleteDestination}},
+		{"/v1/workspaces/{ws}/destinations/{id}/deliveries", map[string]authed{"GET": a.deliveries(a.getDeliveries)}},
+		{"/v1/workspaces/{ws}/destinations/{id}/debugger", map[string]authed{"GET": a.deliveries(a.destinationDebugger)}},
+		{"/v1/workspaces/{ws}/destinations/{id}/dead-letters", map[string]authed{"GET": a.deliveries(a.listDeadLetters)}},
+		{"/v1/workspaces/{ws}/destinations/{id}/dead-letters/replay", map[string]authed{"POST": a.deliveries(a.replayDeadLetters)}},
 		{"/v1/workspaces/{ws}/flex", map[string]authed{"GET": a.getFlex, "PUT": a.putFlex}},
 		{"/v1/workspaces/{ws}/sources/{src}/warehouse", map[string]authed{"GET": a.retl(a.getWarehouse), "PUT": a.retl(a.putWarehouse)}},
 		{"/v1/workspaces/{ws}/sources/{src}/warehouse/test", map[string]authed{"POST": a.retl(a.testWarehouse)}},
@@ -468,18 +478,52 @@ func (a *admin) listDestinations(w http.ResponseWriter, r *http.Request, p works
 
 func (a *admin) createDestination(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
 	var in struct {
-		Name     string         `json:"name"`
-		Category string         `json:"category"`
-		Settings map[string]any `json:"settings"`
+		Name      string         `json:"name"`
+		Category  string         `json:"category"`
+		Type      string         `json:"type"`
+		Settings  map[string]any `json:"settings"`
+		SourceIDs []string       `json:"source_ids"`
+		Enabled   *bool          `json:"enabled"`
 	}
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
-	d, err := a.ws.CreateDestination(r.Context(), p, r.PathValue("ws"), workspace.NewDestination{Name: in.Name, Category: in.Category, Settings: in.Settings})
+	d, err := a.ws.CreateDestination(r.Context(), p, r.PathValue("ws"), workspace.NewDestination{
+		Name: in.Name, Category: in.Category, Type: in.Type, Settings: in.Settings, SourceIDs: in.SourceIDs, Enabled: in.Enabled})
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, viewDestination(d))
+	return nil
+}
+
+func (a *admin) updateDestination(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	var in struct {
+		Name      *string   `json:"name"`
+		Enabled   *bool     `json:"enabled"`
+		SourceIDs *[]string `json:"source_ids"`
+		// Fixed at creation; read so that the refusal says so rather than "unknown field".
+		Category json.RawMessage `json:"category"`
+		Type     json.RawMessage `json:"type"`
+		Settings json.RawMessage `json:"settings"`
+	}
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	for _, fixed := range []struct {
+		field string
+		given json.RawMessage
+	}{{"category", in.Category}, {"type", in.Type}, {"settings", in.Settings}} {
+		if fixed.given != nil {
+			return errcode.InvalidField(fixed.field, "cannot be changed: delete the destination and create it again (only name, enabled and source_ids change)")
+		}
+	}
+	d, err := a.ws.UpdateDestination(r.Context(), p, r.PathValue("ws"), r.PathValue("id"),
+		workspace.DestinationChange{Name: in.Name, Enabled: in.Enabled, SourceIDs: in.SourceIDs})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewDestination(d))
 	return nil
 }
 

@@ -147,7 +147,7 @@ func (c *client) newTenant(n int) tenant {
 	src := c.want(201, "POST", "/v1/workspaces/"+tn.ws+"/sources", tn.token, map[string]any{"name": "Website", "type": "javascript", "url": "https://t.example"})
 	tn.extraSource = src["id"].(string)
 	tn.secrets = append(tn.secrets, src["write_key"].(string))
-	d := c.want(201, "POST", "/v1/workspaces/"+tn.ws+"/destinations", tn.token, map[string]any{"name": "Lake", "category": "storage"})
+	d := c.want(201, "POST", "/v1/workspaces/"+tn.ws+"/destinations", tn.token, map[string]any{"name": "Lake", "category": "storage", "settings": map[string]any{"bucket": "lake"}})
 	tn.destination = d["id"].(string)
 	return tn
 }
@@ -230,7 +230,7 @@ func validBody(pattern, method string) any {
 	case strings.HasSuffix(pattern, "/sources"):
 		return map[string]any{"name": "Hijack", "type": "http"}
 	case strings.HasSuffix(pattern, "/destinations"):
-		return map[string]any{"name": "Hijack", "category": "storage"}
+		return map[string]any{"name": "Hijack", "category": "storage", "settings": map[string]any{"bucket": "hijack"}}
 	case strings.HasSuffix(pattern, "/salesforce"):
 		return map[string]any{"environment": "production", "objects": []string{"Contact"}}
 	case strings.HasSuffix(pattern, "/warehouse"):

@@ -38,9 +38,9 @@ func TestDestinationSecretsNeverShown(t *testing.T) {
 			[]string{"wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"},
 			map[string]any{"bucket": "lake", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "set"}},
 		{"webhook", map[string]any{"name": "Hook", "category": "event_streams",
-			"settings": map[string]any{"url": "https://hooks.example.com/x", "secret": "hmac-shared-secret-0451", "password": "pw-for-basic-auth-77"}},
+			"settings": map[string]any{"url": "https://hooks.example.com/x", "secret": "hmac-shared-secret-0451", "headers": map[string]any{"Authorization": "Basic pw-for-basic-auth-77"}}},
 			[]string{"hmac-shared-secret-0451", "pw-for-basic-auth-77"},
-			map[string]any{"url": "https://hooks.example.com/x", "secret": "set", "password": "set"}},
+			map[string]any{"url": "https://hooks.example.com/x", "secret": "set", "headers": "set"}},
 	}
 	var answers [][]byte
 	ids := map[string]string{}
@@ -62,12 +62,16 @@ func TestDestinationSecretsNeverShown(t *testing.T) {
 		answers = append(answers, g.body)
 	}
 	answers = append(answers, c.do("GET", base, tn.token, nil).body)
-	// Refused requests that carry a secret: a fourth destination, an unknown category, a bad value.
-	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "Fourth", "category": "storage", "settings": map[string]any{"password": "refused-secret-0001"}}).body)
+	// Refused requests that carry a secret: a fourth destination, an unknown category, a bad
+	// value, an unknown setting, a bad header.
+	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "Fourth", "category": "storage", "settings": map[string]any{"bucket": "fourth", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "refused-secret-0001"}}).body)
 	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "X", "category": "fax", "settings": map[string]any{"password": "refused-secret-0002"}}).body)
-	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "X", "category": "storage", "settings": map[string]any{"password": "refused-secret-0003", "n": []any{1}}}).body)
+	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "X", "category": "storage", "settings": map[string]any{"secret_access_key": "refused-secret-0003", "bucket": []any{1}}}).body)
+	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "X", "category": "storage", "settings": map[string]any{"bucket": "lake", "password": "refused-secret-0004"}}).body)
+	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "X", "category": "analytics", "settings": map[string]any{"url": "https://h.example.com",
+		"headers": map[string]any{"Authorization": "Bearer refused-secret-0005\r\nX-Evil: 1"}}}).body)
 
-	secrets := []string{"refused-secret-0001", "refused-secret-0002", "refused-secret-0003"}
+	secrets := []string{"refused-secret-0001", "refused-secret-0002", "refused-secret-0003", "refused-secret-0004", "refused-secret-0005"}
 	for _, tc := range tests {
 		secrets = append(secrets, tc.secrets...)
 	}

@@ -50,6 +50,9 @@ type destinationView struct {
 	ID        string         `json:"id"`
 	Name      string         `json:"name"`
 	Category  string         `json:"category"`
+	Type      string         `json:"type"`
+	Enabled   bool           `json:"enabled"`
+	SourceIDs []string       `json:"source_ids"` // [] for every source
 	Settings  map[string]any `json:"settings"`
 	CreatedAt time.Time      `json:"created_at"`
 }
@@ -66,7 +69,12 @@ func viewDestination(d workspace.Destination) destinationView {
 	for _, k := range d.SecretsSet {
 		settings[k] = secretSet
 	}
-	return destinationView{ID: d.ID, Name: d.Name, Category: d.Category, Settings: settings, CreatedAt: d.CreatedAt}
+	sourceIDs := d.SourceIDs
+	if sourceIDs == nil {
+		sourceIDs = []string{}
+	}
+	return destinationView{ID: d.ID, Name: d.Name, Category: d.Category, Type: d.Type, Enabled: d.Enabled,
+		SourceIDs: sourceIDs, Settings: settings, CreatedAt: d.CreatedAt}
 }
 
 // accessTokenView never holds the token: it is shown once, by the POST that creates it.

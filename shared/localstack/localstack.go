@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/unifiedprofiles/up/shared/delivery"
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/locals3"
 	objs3 "github.com/unifiedprofiles/up/shared/objects/s3"
@@ -66,6 +67,8 @@ type Config struct {
 	// Warehouse configures Reverse ETL (page size, lease, a hook after each page for crash
 	// tests); its Now is filled in from here.
 	Warehouse warehouse.Options
+	// Delivery tunes destination delivery (backoff, retry window), for tests.
+	Delivery DeliveryOptions
 	// Salesforce is the connected app Salesforce sources connect through; nil: from
 	// UP_SALESFORCE_LOGIN_URL, UP_SALESFORCE_CLIENT_ID and UP_SALESFORCE_CLIENT_SECRET, and
 	// without those the Salesforce routes answer salesforce_not_configured.
@@ -118,6 +121,8 @@ type Stack struct {
 	stopBackfills func()
 	// stopSyncs ends the Reverse ETL worker and dispatcher.
 	stopSyncs func()
+	// stopDelivery ends the destinations' lanes.
+	stopDelivery func()
 }
 
 // Open opens the store (the bbolt file in cfg.DataDir, or cfg.DynamoDB's table, created if
@@ -146,7 +151,8 @@ func Open(cfg Config) (*Stack, error) {
 	}
 	svc := workspace.New(st, workspace.Options{OperatorTokenHash: cfg.OperatorTokenHash, Now: now, Secrets: sealer})
 	profiles := profile.New(st, profile.Options{Now: now, BackfillDelay: cfg.BackfillDelay})
-	tr := tracking.New(st, svc, profiles, tracking.Options{Logger: log, Now: now})
+	dq, outbox := deliveryQueue(st, svc, now)
+	tr := tracking.New(st, svc, profiles, tracking.Options{Logger: log, Now: now, Outbox: outbox})
 	// Warehouse credentials are sealed with the same key; the drivers are those this build
 	// has (BigQuery and Snowflake sources answer that they have none).
 	queue := newSyncQueue()
@@ -177,7 +183,7 @@ func Open(cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	mux := httpapi.NewMux()
-	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads, Warehouse: wh, Salesforce: sf, SalesforceSyncs: sfRunner}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
+	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads, Warehouse: wh, Salesforce: sf, SalesforceSyncs: sfRunner, Deliveries: delivery.NewRecords(st, dq, now)}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
 	httpapi.MountProfiles(mux, svc, profiles, httpapi.ProfilesOptions{Logger: log, Now: now, Limits: st})
 	httpapi.MountFlex(mux, svc, profiles, tr, httpapi.FlexOptions{Logger: log, PublicURL: cfg.PublicURL, Now: now})
 	topts := cfg.Tracking
@@ -188,6 +194,7 @@ func Open(cfg Config) (*Stack, error) {
 	stack.Handler = httpapi.Logged(mux, log)
 	stack.stopBackfills = runBackfills(profiles, log)
 	stack.stopSyncs = runSyncs(wh, queue, log)
+	stack.stopDelivery = runDelivery(st, dq, svc, profiles, tr, cfg.Delivery, now, log)
 	if sfRunner != nil {
 		stopRETL, stopSF := stack.stopSyncs, runSalesforceSyncs(sfRunner, now, log)
 		stack.stopSyncs = func() { stopSF(); stopRETL() }
@@ -327,6 +334,7 @@ func s3Secret(path string) (string, error) {
 func (s *Stack) Close() error {
 	s.stopBackfills()
 	s.stopSyncs()
+	s.stopDelivery()
 	s.cancel()
 	s.ingest.Wait()
 	return errors.Join(s.s3.Close(), s.store.Close())

@@ -27,12 +27,23 @@ type Service struct {
 	seen map[store.Key]bool // "seen" records this process has written (they never change)
 
 	debugSeq atomic.Uint64 // orders this process's debugger items of one instant
+
+	outbox Outbox
+}
+
+// Outbox takes committed messages on to their source's destinations (delivery.Outbox).
+type Outbox interface {
+	// Enqueue returns once msgs, committed into src after hops forwards, are durably queued
+	// for delivery.
+	Enqueue(ctx context.Context, src workspace.Source, msgs []message.Message, hops int) error
 }
 
 // Options configure a Service.
 type Options struct {
 	Now    func() time.Time // time.Now when nil
 	Logger *slog.Logger     // slog.Default() when nil
+	// Outbox, when set, gets every accepted message once it is committed (destinations).
+	Outbox Outbox
 }
 
 // New returns a Service; profiles is the identity entry point every ingest path shares.
@@ -45,7 +56,7 @@ func New(st store.Store, ws *workspace.Service, profiles *profile.Service, opts 
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{st: st, ws: ws, profiles: profiles, now: func() time.Time { return now().UTC() }, log: log, seen: map[store.Key]bool{}}
+	return &Service{st: st, ws: ws, profiles: profiles, now: func() time.Time { return now().UTC() }, log: log, seen: map[store.Key]bool{}, outbox: opts.Outbox}
 }
 
 // Authenticate returns the enabled source a write key belongs to.
@@ -95,7 +106,39 @@ func (s *Service) Ingest(ctx context.Context, src workspace.Source, req Request)
 		// not fail (and so re-send) messages that are already committed.
 		s.log.Warn("debugger entries not written", "source", src.ID, "err", err)
 	}
+	if s.outbox != nil {
+		if err := s.enqueue(ctx, src, req, res); err != nil && ingestErr == nil {
+			ingestErr = err
+		}
+	}
 	return res, ingestErr
+}
+
+// enqueue hands the request's accepted messages to the outbox, duplicates included: a
+// duplicate may be the client sending again after a crash between the commit and this
+// call, and delivery is at least once (a repeat carries the same messageId). An error fails
+// the request, so the client sends again and nothing committed is left undelivered.
+func (s *Service) enqueue(ctx context.Context, src workspace.Source, req Request, res Result) error {
+	if len(res.Outcomes) == 0 {
+		return nil
+	}
+	byIndex := make(map[int]*Parsed, len(req.Messages))
+	for i := range req.Messages {
+		byIndex[req.Messages[i].Index] = &req.Messages[i]
+	}
+	msgs := make([]message.Message, 0, len(res.Outcomes))
+	for _, o := range res.Outcomes {
+		if pm := byIndex[o.Index]; pm != nil {
+			m := pm.Message
+			m.SourceID = src.ID
+			msgs = append(msgs, m)
+		}
+	}
+	if err := s.outbox.Enqueue(context.WithoutCancel(ctx), src, msgs, req.Hops); err != nil {
+		s.log.Error("committed messages not queued for their destinations; the client is asked to send again", "source", src.ID, "err", err)
+		return errcode.New(errcode.Unavailable, "delivery_unavailable", "the messages were stored but could not be queued for the destinations; send them again (a message already stored is not applied twice)")
+	}
+	return nil
 }
 
 // seenKey is the record that a source has sent a message of type typ.

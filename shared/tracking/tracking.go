@@ -29,6 +29,9 @@ type Request struct {
 	Messages []Parsed    // the valid messages, normalised, in request order
 	Rejected []Rejection // the invalid ones (a batch only: a single call answers its error)
 	Total    int         // messages in the request
+	// Hops counts how many times these messages were forwarded into this source by a Segment
+	// Connections destination (0 from a client); see Outbox.
+	Hops int
 }
 
 // Parsed is one valid message and its position in the request.

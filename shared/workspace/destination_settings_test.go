@@ -3,7 +3,7 @@ package workspace_test
 import (
 	"context"
 	"errors"
-	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -23,6 +23,7 @@ func TestIsSecretSetting(t *testing.T) {
 		{"password", true}, {"db_password", true}, {"secret", true}, {"secret_access_key", true},
 		{"client_secret", true}, {"api_key", true}, {"apiKey", true}, {"auth-token", true},
 		{"private_key", true}, {"credentials_json", true}, {"Authorization", true}, {"passphrase", true},
+		{"headers", true},
 		{"bucket", false}, {"prefix", false}, {"region", false}, {"url", false}, {"access_key_id", false},
 		{"batch_size", false}, {"space_id", false}, {"source_id", false}, {"endpoint", false},
 	} {
@@ -39,19 +40,23 @@ func TestDestinationSettingsOpen(t *testing.T) {
 	forEachFlexBackend(t, func(t *testing.T, f flexFixture) {
 		ctx := context.Background()
 		a, b := workspacetest.New(t, f.svc, operatorToken), workspacetest.New(t, f.svc, operatorToken)
-		in := map[string]any{"bucket": "lake", "secret_access_key": "s3cr3t-value-0001", "password": "pw-0002", "gone_token": nil}
-		d, err := f.svc.CreateDestination(ctx, a.Owner, a.ID(), workspace.NewDestination{Name: "D", Category: "storage", Settings: in})
+		in := map[string]any{"url": "https://hooks.example.com/in", "secret": "s3cr3t-value-0001", "batch_size": nil,
+			"headers": map[string]any{"Authorization": "Bearer pw-0002", "X-Tenant": "acme"}}
+		d, err := f.svc.CreateDestination(ctx, a.Owner, a.ID(), workspace.NewDestination{Name: "D", Category: "event_streams", Settings: in})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(d.SecretsSet, []string{"password", "secret_access_key"}) {
+		if !slices.Equal(d.SecretsSet, []string{"headers", "secret"}) {
 			t.Errorf("SecretsSet %v", d.SecretsSet)
 		}
 		got, err := f.svc.DestinationSettings(ctx, a.ID(), d.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := map[string]any{"bucket": "lake", "secret_access_key": "s3cr3t-value-0001", "password": "pw-0002"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		// The headers come back as the object they were given (delivery sets each one).
+		want := map[string]any{"url": "https://hooks.example.com/in", "secret": "s3cr3t-value-0001",
+			"headers": map[string]any{"Authorization": "Bearer pw-0002", "X-Tenant": "acme"}}
+		if !reflect.DeepEqual(got, want) {
 			t.Errorf("settings %v, want %v", got, want)
 		}
 		// Moved into B's partition, the sealed settings do not open there.
@@ -75,10 +80,10 @@ func TestDestinationSecretsTooLarge(t *testing.T) {
 		ctx := context.Background()
 		tn := workspacetest.New(t, f.svc, operatorToken)
 		big := strings.Repeat("k", 1500)
-		_, err := f.svc.CreateDestination(ctx, tn.Owner, tn.ID(), workspace.NewDestination{Name: "D", Category: "storage",
-			Settings: map[string]any{"password": big, "secret": big, "api_key": big}})
+		_, err := f.svc.CreateDestination(ctx, tn.Owner, tn.ID(), workspace.NewDestination{Name: "D", Category: "event_streams",
+			Settings: map[string]any{"url": "https://hooks.example.com/in", "secret": big, "headers": map[string]any{"X-A": big, "X-B": big}}})
 		e := wantCode(t, err, "invalid_field")
-		if e.Field != "settings" || strings.Contains(e.Message, big) || !strings.Contains(e.Message, "api_key, password, secret") {
+		if e.Field != "settings" || strings.Contains(e.Message, big) || !strings.Contains(e.Message, "headers, secret") {
 			t.Errorf("error %+v", e)
 		}
 		if items := destinationItems(t, f.st, tn.ID()); len(items) != 0 {

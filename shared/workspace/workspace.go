@@ -182,18 +182,25 @@ type Source struct {
 	ConnectedAt *time.Time `json:"connected_at,omitempty"`
 }
 
-// Destination receives data from the workspace (delivery arrives with its own feature).
+// Destination receives the messages of the workspace's sources (package delivery sends them).
 type Destination struct {
 	ID          string `json:"id"`
 	WorkspaceID string `json:"workspace_id"`
 	Name        string `json:"name"`
 	Category    string `json:"category"`
+	// Type is how it is reached, the one its category takes (DestinationType).
+	Type string `json:"type"`
 	// Settings are the settings that are not secrets (IsSecretSetting).
 	Settings map[string]any `json:"settings,omitempty"`
 	// SecretsSet names the secret settings that are set, sorted; their values are sealed
 	// and only DestinationSettings opens them.
-	SecretsSet []string  `json:"secret_settings,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+	SecretsSet []string `json:"secret_settings,omitempty"`
+	// SourceIDs are the sources it takes messages from; empty means every source of the
+	// workspace, those created later included.
+	SourceIDs []string `json:"source_ids,omitempty"`
+	// Enabled is false while the user has paused it: nothing is delivered to it.
+	Enabled   bool      `json:"enabled"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Quota is one entitlement's usage.

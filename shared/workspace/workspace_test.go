@@ -139,14 +139,16 @@ func TestEntitlements(t *testing.T) {
 		}
 
 		var dests []workspace.Destination
+		settings := map[string]map[string]any{"storage": {"bucket": "lake"}, "analytics": {"url": "https://hooks.example.com/in"},
+			"segment_profiles": {"space_id": c.Spaces[0].ID}}
 		for i, cat := range []string{"storage", "analytics", "segment_profiles"} {
-			d, err := svc.CreateDestination(ctx, p, ws, workspace.NewDestination{Name: fmt.Sprintf("D%d", i), Category: cat, Settings: map[string]any{"bucket": "b"}})
+			d, err := svc.CreateDestination(ctx, p, ws, workspace.NewDestination{Name: fmt.Sprintf("D%d", i), Category: cat, Settings: settings[cat]})
 			if err != nil {
 				t.Fatalf("destination %d: %v", i, err)
 			}
 			dests = append(dests, d)
 		}
-		_, err = svc.CreateDestination(ctx, p, ws, workspace.NewDestination{Name: "D4", Category: "event_streams"})
+		_, err = svc.CreateDestination(ctx, p, ws, workspace.NewDestination{Name: "D4", Category: "event_streams", Settings: settings["analytics"]})
 		if e := wantCode(t, err, "entitlement_exceeded"); !strings.Contains(e.Message, "limit is 3") {
 			t.Errorf("message %q", e.Message)
 		}
@@ -156,7 +158,7 @@ func TestEntitlements(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantCode(t, svc.DeleteDestination(ctx, p, ws, dests[1].ID), "not_found")
-		if _, err := svc.CreateDestination(ctx, p, ws, workspace.NewDestination{Name: "D5", Category: "event_streams"}); err != nil {
+		if _, err := svc.CreateDestination(ctx, p, ws, workspace.NewDestination{Name: "D5", Category: "event_streams", Settings: settings["analytics"]}); err != nil {
 			t.Fatalf("after delete: %v", err)
 		}
 

@@ -1,0 +1,98 @@
+package s3sink
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"testing"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+)
+
+func TestClientCache(t *testing.T) {
+	t.Parallel()
+	s := New(Options{})
+	ctx := context.Background()
+	base := Settings{Bucket: "b", Region: "eu-west-1", Endpoint: "http://127.0.0.1:1", AccessKeyID: "K", SecretAccessKey: "S"}
+	c1, err := s.client(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := base
+	again.Bucket, again.Prefix = "other-bucket", "p" // not part of the client
+	c2, _ := s.client(ctx, again)
+	if c1 != c2 {
+		t.Error("same endpoint, region and credentials: a second client")
+	}
+	for name, change := range map[string]func(*Settings){
+		"endpoint": func(x *Settings) { x.Endpoint = "http://127.0.0.1:2" },
+		"region":   func(x *Settings) { x.Region = "us-west-2" },
+		"key id":   func(x *Settings) { x.AccessKeyID = "K2" },
+		"secret":   func(x *Settings) { x.SecretAccessKey = "S2" },
+	} {
+		other := base
+		change(&other)
+		c3, err := s.client(ctx, other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c3 == c1 {
+			t.Errorf("another %s: the same client", name)
+		}
+	}
+	if got := c1.Options().Region; got != "eu-west-1" {
+		t.Errorf("region %q", got)
+	}
+	if !c1.Options().UsePathStyle {
+		t.Error("an endpoint without path-style addressing")
+	}
+	// The endpoint's dials go through the link-local refusal, on the SDK's buildable client.
+	bc, ok := c1.Options().HTTPClient.(*awshttp.BuildableClient)
+	if !ok {
+		t.Fatalf("HTTP client %T, want the SDK's buildable client", c1.Options().HTTPClient)
+	}
+	if bc.GetDialer().Control == nil {
+		t.Error("the endpoint's dialer has no link-local refusal")
+	}
+	if bc.GetTransport().TLSClientConfig == nil {
+		t.Error("the transport lost its TLS configuration")
+	}
+}
+
+// TestDefaultRegion: no region setting → the environment's region, else us-east-1. Not
+// parallel: it sets the environment.
+func TestDefaultRegion(t *testing.T) {
+	nowhere := filepath.Join(t.TempDir(), "none")
+	t.Setenv("AWS_CONFIG_FILE", nowhere)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", nowhere)
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	for _, tc := range []struct{ env, want string }{{"", DefaultRegion}, {"ap-south-1", "ap-south-1"}} {
+		t.Setenv("AWS_REGION", tc.env)
+		c, err := newClient(context.Background(), Settings{Bucket: "b", AccessKeyID: "K", SecretAccessKey: "S"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Options().Region; got != tc.want {
+			t.Errorf("AWS_REGION=%q: region %q, want %q", tc.env, got, tc.want)
+		}
+	}
+}
+
+func TestRefuseForbidden(t *testing.T) {
+	t.Parallel()
+	var fe *forbiddenAddrError
+	for _, a := range []string{"169.254.169.254:80", "169.254.170.2:80", "[fe80::1]:443", "[fd00:ec2::254]:80", "[::ffff:169.254.169.254]:80"} {
+		if err := refuseForbidden("tcp", a, nil); !errors.As(err, &fe) {
+			t.Errorf("%s: err = %v, want refused", a, err)
+		}
+	}
+	for _, a := range []string{"127.0.0.1:9000", "[::1]:9000", "10.1.2.3:443", "52.216.0.1:443"} {
+		if err := refuseForbidden("tcp", a, nil); err != nil {
+			t.Errorf("%s refused: %v", a, err)
+		}
+	}
+	if !forbidden(netip.MustParseAddr("fe80::1%eth0")) {
+		t.Error("zoned link-local allowed")
+	}
+}

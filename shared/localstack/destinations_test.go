@@ -1,0 +1,499 @@
+package localstack
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/unifiedprofiles/up/shared/delivery"
+	"github.com/unifiedprofiles/up/shared/localstack/localstacktest"
+	"github.com/unifiedprofiles/up/shared/token"
+	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
+)
+
+// Issue 17's acceptance on the local stack, black-box over HTTP: events sent to the
+// tracking API reach webhooks (one failing half its requests), S3 storage, another space
+// (Segment Profiles) and another source (Segment Connections), with their messageIds.
+
+// deliveryEnv is a local stack on the real clock (retries wait real time), its APIs served.
+type deliveryEnv struct {
+	t     *testing.T
+	stack *Stack
+	api   string
+	s3    string
+	tn    workspacetest.Tenant
+	dir   string
+}
+
+func newDeliveryEnv(t *testing.T, opts DeliveryOptions) *deliveryEnv {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var ddb DynamoDB
+	ddb.Endpoint, ddb.Table = localstacktest.DynamoDB(t)
+	st, err := Open(Config{DataDir: dir, DynamoDB: ddb, OperatorTokenHash: token.Hash(testOperator), S3URL: "http://" + ln.Addr().String(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Delivery: opts})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(st.Handler)
+	s3srv := httptest.NewUnstartedServer(st.S3Handler)
+	s3srv.Listener.Close()
+	s3srv.Listener = ln
+	s3srv.Start()
+	t.Cleanup(func() {
+		api.Close()
+		s3srv.Close()
+		st.Close()
+	})
+	return &deliveryEnv{t: t, stack: st, api: api.URL, s3: s3srv.URL, tn: workspacetest.New(t, st.Workspaces, testOperator), dir: dir}
+}
+
+// call sends a request with auth (nil: the workspace token) and decodes the JSON answer.
+func (e *deliveryEnv) call(method, path, body string, want int) map[string]any {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.api+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+e.tn.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	json.Unmarshal(b, &out)
+	if resp.StatusCode != want {
+		e.t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, want)
+	}
+	return out
+}
+
+func (e *deliveryEnv) ws() string { return "/v1/workspaces/" + e.tn.ID() }
+
+// destination creates a destination and returns its id.
+func (e *deliveryEnv) destination(body string) string {
+	e.t.Helper()
+	return e.call("POST", e.ws()+"/destinations", body, 201)["id"].(string)
+}
+
+// send posts batches of events to the tracking API with writeKey; ids are their messageIds.
+func (e *deliveryEnv) send(writeKey string, ids []string, msg func(id string) string) {
+	e.t.Helper()
+	for c := range slices.Chunk(ids, 100) {
+		var parts []string
+		for _, id := range c {
+			parts = append(parts, msg(id))
+		}
+		req, _ := http.NewRequest("POST", e.api+"/v1/batch", strings.NewReader(`{"batch":[`+strings.Join(parts, ",")+`]}`))
+		req.SetBasicAuth(writeKey, "")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			e.t.Fatalf("batch: %d %s", resp.StatusCode, b)
+		}
+	}
+}
+
+// wait polls until done, for at most d.
+func wait(t *testing.T, what string, d time.Duration, done func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, state := done()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v: %s", what, d, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func trackEvent(id string) string {
+	return fmt.Sprintf(`{"type":"track","messageId":%q,"userId":"user-%s","event":"Order Completed","properties":{"id":%q,"total":12.5}}`, id, id, id)
+}
+
+// receiver is a webhook endpoint that checks each request's signature and counts each
+// messageId; fail decides, per request, whether to answer 500 instead.
+type receiver struct {
+	t      *testing.T
+	secret string
+	srv    *httptest.Server
+
+	mu        sync.Mutex
+	requests  int
+	failed    int
+	count     map[string]int
+	first     map[string]time.Time // when each messageId first arrived
+	badSig    int
+	fail      func(ids []string) bool // under mu
+	failDelay time.Duration
+}
+
+func newReceiver(t *testing.T, secret string, fail func(ids []string) bool) *receiver {
+	r := &receiver{t: t, secret: secret, count: map[string]int{}, first: map[string]time.Time{}, fail: fail}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		mac := hmac.New(sha1.New, []byte(r.secret))
+		mac.Write(body)
+		signed := hmac.Equal([]byte(req.Header.Get("X-Signature")), []byte(hex.EncodeToString(mac.Sum(nil))))
+		var msgs []map[string]any
+		var batch struct {
+			Batch []map[string]any `json:"batch"`
+		}
+		if json.Unmarshal(body, &batch); batch.Batch != nil {
+			msgs = batch.Batch
+		} else {
+			var one map[string]any
+			json.Unmarshal(body, &one)
+			msgs = []map[string]any{one}
+		}
+		ids := make([]string, len(msgs))
+		for i, m := range msgs {
+			ids[i], _ = m["messageId"].(string)
+		}
+		if status := r.take(signed, ids); status != 200 {
+			if status == 500 {
+				time.Sleep(r.failDelay) // slow as well as failing, without holding up other requests
+			}
+			w.WriteHeader(status)
+		}
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// take records one request and returns the status to answer.
+func (r *receiver) take(signed bool, ids []string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests++
+	if !signed {
+		r.badSig++
+		return 400
+	}
+	if r.fail != nil && r.fail(ids) {
+		r.failed++
+		return 500
+	}
+	now := time.Now()
+	for _, id := range ids {
+		r.count[id]++
+		if _, ok := r.first[id]; !ok {
+			r.first[id] = now
+		}
+	}
+	return 200
+}
+
+func (r *receiver) distinct() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.count)
+}
+
+// TestWebhooksOneFailingHalfTheTime: two webhook destinations; one receiver fails half the
+// requests it gets (the first of each message, slowly: 50 ms before its 500). Every message
+// reaches both, signed; repeats carry only sent messageIds; the healthy one is never held
+// back by the other's failures or retries.
+func TestWebhooksOneFailingHalfTheTime(t *testing.T) {
+	t.Parallel()
+	const firstRetry = time.Second // the least wait before a retry: half of Base
+	e := newDeliveryEnv(t, DeliveryOptions{Backoff: delivery.Backoff{Base: 2 * firstRetry, Max: 4 * firstRetry}})
+	healthy := newReceiver(t, "healthy-secret", nil)
+	failedOnce := map[string]bool{} // under the receiver's lock
+	flaky := newReceiver(t, "flaky-secret", func(ids []string) bool {
+		fail := false
+		for _, id := range ids {
+			if !failedOnce[id] {
+				failedOnce[id], fail = true, true
+			}
+		}
+		return fail
+	})
+	flaky.failDelay = 50 * time.Millisecond
+	src := e.tn.Source(t, "javascript")
+	okID := e.destination(fmt.Sprintf(`{"name":"Healthy","category":"analytics","type":"webhook","settings":{"url":%q,"secret":"healthy-secret","batch_size":20}}`, healthy.srv.URL))
+	flakyID := e.destination(fmt.Sprintf(`{"name":"Flaky","category":"event_streams","settings":{"url":%q,"secret":"flaky-secret"}}`, flaky.srv.URL))
+
+	const n = 1000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("msg-%04d", i)
+	}
+	sent := map[string]time.Time{}
+	start := time.Now()
+	for c := range slices.Chunk(ids, 100) {
+		now := time.Now()
+		for _, id := range c {
+			sent[id] = now
+		}
+		e.send(src.WriteKey, c, trackEvent)
+	}
+	wait(t, "every message at the healthy receiver", 60*time.Second, func() (bool, string) {
+		return healthy.distinct() == n, fmt.Sprintf("%d of %d", healthy.distinct(), n)
+	})
+	flakyWhenHealthyDone := flaky.distinct()
+	t.Logf("healthy done at %v", time.Since(start))
+	// The flaky destination's debugger, once it has attempts: they failed, each message
+	// with its retry time.
+	var dbg []any
+	wait(t, "an attempt in the flaky destination's debugger", 30*time.Second, func() (bool, string) {
+		dbg = e.call("GET", e.ws()+"/destinations/"+flakyID+"/debugger?limit=5", "", 200)["entries"].([]any)
+		return len(dbg) > 0, "none"
+	})
+	sawRetry := false
+	for _, en := range dbg {
+		for _, m := range en.(map[string]any)["messages"].([]any) {
+			mm := m.(map[string]any)
+			if mm["status"] == "retrying" && mm["retry_at"] != nil && strings.Contains(mm["error"].(string), "500") {
+				sawRetry = true
+			}
+		}
+	}
+	if len(dbg) == 0 || !sawRetry {
+		t.Errorf("flaky debugger shows no retried attempt: %v", dbg)
+	}
+	wait(t, "every message at the flaky receiver", 120*time.Second, func() (bool, string) {
+		return flaky.distinct() == n, fmt.Sprintf("%d of %d", flaky.distinct(), n)
+	})
+	t.Logf("flaky done at %v", time.Since(start))
+	for _, r := range []*receiver{healthy, flaky} {
+		r.mu.Lock()
+		if r.badSig != 0 {
+			t.Errorf("%d requests with a wrong X-Signature", r.badSig)
+		}
+		for id, k := range r.count {
+			if _, ok := sent[id]; !ok {
+				t.Errorf("a message id never sent arrived %d times: %q", k, id)
+			}
+		}
+		r.mu.Unlock()
+	}
+	// The healthy destination's delays, accept to first delivery.
+	var delays []time.Duration
+	healthy.mu.Lock()
+	for id, at := range healthy.first {
+		delays = append(delays, at.Sub(sent[id]))
+	}
+	healthy.mu.Unlock()
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	p99 := delays[len(delays)*99/100]
+	t.Logf("healthy p99 accept-to-delivered %v; the flaky one had %d of %d when the healthy one had all; flaky requests %d, failed %d",
+		p99, flakyWhenHealthyDone, n, flaky.requests, flaky.failed)
+	// Unaffected: had the healthy deliveries waited on the flaky ones (1,000 failures of 50 ms,
+	// 8 at a time, then retries at least a second later), its slowest would wait seconds.
+	if p99 >= firstRetry {
+		t.Errorf("healthy p99 %v: at or beyond the flaky destination's first retry wait", p99)
+	}
+	if flaky.failed != n || flaky.requests != 2*n || flakyWhenHealthyDone == n {
+		t.Errorf("the flaky receiver failed %d requests and had %d of %d when the healthy one was done: the test proved nothing", flaky.failed, flakyWhenHealthyDone, n)
+	}
+	// The delivery record.
+	wait(t, "the record settled", 30*time.Second, func() (bool, string) {
+		d := e.call("GET", e.ws()+"/destinations/"+flakyID+"/deliveries", "", 200)
+		return d["delivered"] == float64(n) && d["retrying"] == float64(0), fmt.Sprint(d)
+	})
+	fd := e.call("GET", e.ws()+"/destinations/"+flakyID+"/deliveries", "", 200)
+	if fd["failed"].(float64) < 1 || fd["dead_lettered"] != float64(0) || fd["last_error"] == nil || fd["last_delivered_at"] == nil {
+		t.Errorf("flaky deliveries: %v", fd)
+	}
+	if !strings.Contains(fd["last_error"].(string), "500") {
+		t.Errorf("flaky last error %q does not name the status", fd["last_error"])
+	}
+	wait(t, "the healthy record settled", 30*time.Second, func() (bool, string) {
+		d := e.call("GET", e.ws()+"/destinations/"+okID+"/deliveries", "", 200)
+		return d["delivered"] == float64(n), fmt.Sprint(d)
+	})
+	if hd := e.call("GET", e.ws()+"/destinations/"+okID+"/deliveries", "", 200); hd["failed"] != float64(0) || hd["last_error"] != nil {
+		t.Errorf("healthy deliveries: %v", hd)
+	}
+	// Secrets never come back.
+	got := e.call("GET", e.ws()+"/destinations/"+okID, "", 200)
+	if b, _ := json.Marshal(got); strings.Contains(string(b), "healthy-secret") {
+		t.Errorf("the destination shows its secret: %s", b)
+	}
+}
+
+// TestDeadLettersAndReplay: a receiver refusing with 401 dead-letters at once; once mended, a
+// replay delivers every message.
+func TestDeadLettersAndReplay(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t, DeliveryOptions{})
+	var mu sync.Mutex
+	refuse := true
+	got := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if refuse {
+			http.Error(w, "bad token", 401)
+			return
+		}
+		var m map[string]any
+		json.NewDecoder(r.Body).Decode(&m)
+		got[m["messageId"].(string)]++
+	}))
+	t.Cleanup(srv.Close)
+	src := e.tn.Source(t, "javascript")
+	id := e.destination(fmt.Sprintf(`{"name":"Refusing","category":"analytics","settings":{"url":%q}}`, srv.URL))
+	ids := []string{"a-1", "a-2", "a-3"}
+	e.send(src.WriteKey, ids, trackEvent)
+	path := e.ws() + "/destinations/" + id
+	wait(t, "three dead letters", 30*time.Second, func() (bool, string) {
+		d := e.call("GET", path+"/deliveries", "", 200)
+		return d["dead_lettered"] == float64(3), fmt.Sprint(d)
+	})
+	dl := e.call("GET", path+"/dead-letters", "", 200)
+	list := dl["dead_letters"].([]any)
+	if len(list) != 3 || dl["next"] != "" {
+		t.Fatalf("dead letters: %v", dl)
+	}
+	first := list[0].(map[string]any)
+	if !strings.Contains(first["last_error"].(string), "401") || first["attempts"] != float64(1) || first["payload"].(map[string]any)["messageId"] == nil {
+		t.Errorf("a dead letter: %v", first)
+	}
+	e.call("GET", path+"/dead-letters?limit=0", "", 400)
+	mu.Lock()
+	refuse = false
+	mu.Unlock()
+	if r := e.call("POST", path+"/dead-letters/replay", "", 200); r["replayed"] != float64(3) || r["more"] != false {
+		t.Fatalf("replay: %v", r)
+	}
+	wait(t, "the replayed messages delivered", 30*time.Second, func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 3, fmt.Sprint(got)
+	})
+	wait(t, "the record after the replay", 30*time.Second, func() (bool, string) {
+		d := e.call("GET", path+"/deliveries", "", 200)
+		return d["dead_lettered"] == float64(0) && d["delivered"] == float64(3), fmt.Sprint(d)
+	})
+	if l := e.call("GET", path+"/dead-letters", "", 200)["dead_letters"].([]any); len(l) != 0 {
+		t.Errorf("dead letters after the replay: %v", l)
+	}
+}
+
+// TestStorageDestinationWritesTheAcceptedEvents: the S3 destination, pointed at the stack's
+// own S3 endpoint, writes gzip JSON lines that decode to exactly the accepted events.
+func TestStorageDestinationWritesTheAcceptedEvents(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t, DeliveryOptions{})
+	secret, err := s3Secret(filepath.Join(e.dir, S3SecretFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cl := s3.New(s3.Options{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(s3AccessKey, secret, ""),
+		BaseEndpoint: aws.String(e.s3), UsePathStyle: true})
+	if _, err := cl.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("event-archive")}); err != nil {
+		t.Fatal(err)
+	}
+	src := e.tn.Source(t, "javascript")
+	id := e.destination(fmt.Sprintf(`{"name":"Archive","category":"storage","type":"s3","settings":{"bucket":"event-archive","prefix":"segment-logs","endpoint":%q,"access_key_id":%q,"secret_access_key":%q}}`,
+		e.s3, s3AccessKey, secret))
+	const n = 250
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("s3-%03d", i)
+	}
+	// One identify among the tracks, and one message the API refuses (not accepted: never stored).
+	e.send(src.WriteKey, ids, func(id string) string {
+		if id == "s3-007" {
+			return `{"type":"identify","messageId":"s3-007","userId":"ada","traits":{"email":"ada@example.com"}}`
+		}
+		return trackEvent(id)
+	})
+	e.send(src.WriteKey, []string{"refused"}, func(string) string { return `{"type":"track","messageId":"refused","userId":"x"}` })
+	wait(t, "every event stored", 60*time.Second, func() (bool, string) {
+		d := e.call("GET", e.ws()+"/destinations/"+id+"/deliveries", "", 200)
+		return d["delivered"] == float64(n), fmt.Sprint(d)
+	})
+	list, err := cl.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("event-archive")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]map[string]any{}
+	for _, o := range list.Contents {
+		key := aws.ToString(o.Key)
+		if !strings.HasPrefix(key, "segment-logs/"+src.ID+"/") || !strings.HasSuffix(key, ".jsonl.gz") {
+			t.Errorf("object key %q: want segment-logs/<source>/<yyyy>/<mm>/<dd>/<hh>/….jsonl.gz", key)
+		}
+		obj, err := cl.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("event-archive"), Key: o.Key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(obj.Body)
+		if err != nil {
+			t.Fatalf("%s is not gzip: %v", key, err)
+		}
+		body, _ := io.ReadAll(zr)
+		obj.Body.Close()
+		for _, line := range bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n")) {
+			var m map[string]any
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Fatalf("%s: a line is not JSON: %q", key, line)
+			}
+			mid := m["messageId"].(string)
+			if _, dup := stored[mid]; dup {
+				t.Errorf("%s stored twice", mid)
+			}
+			stored[mid] = m
+		}
+	}
+	if len(stored) != n {
+		t.Fatalf("%d events stored, want %d", len(stored), n)
+	}
+	for _, id := range ids {
+		m, ok := stored[id]
+		if !ok {
+			t.Errorf("%s not stored", id)
+			continue
+		}
+		want := "track"
+		if id == "s3-007" {
+			want = "identify"
+		}
+		if m["type"] != want || m["receivedAt"] == nil || m["timestamp"] == nil {
+			t.Errorf("%s stored as %v", id, m)
+		}
+		if want == "track" && (m["event"] != "Order Completed" || m["properties"].(map[string]any)["id"] != id || m["userId"] != "user-"+id) {
+			t.Errorf("%s stored as %v, not as sent", id, m)
+		}
+	}
+	if _, ok := stored["refused"]; ok {
+		t.Errorf("a refused message was stored")
+	}
+}
