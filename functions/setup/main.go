@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/unifiedprofiles/up/shared/delivery"
+	dsqs "github.com/unifiedprofiles/up/shared/delivery/sqsqueue"
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/lambdahttp"
 	"github.com/unifiedprofiles/up/shared/objects/s3"
@@ -76,7 +78,20 @@ func main() {
 			sfopts.NotConfigured = err
 		}
 		sf := salesforce.NewConnector(st, svc, opts.Secrets, oauth, sfopts)
-		httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: uploads, Warehouse: retl, Salesforce: sf},
+		// Destinations' delivery records are read here; a replay of dead letters puts them back
+		// on the destinations queue (without it, replay answers delivery_not_configured).
+		var replayTo delivery.Queue
+		switch q, err := dsqs.FromEnv(context.Background()); {
+		case err == nil:
+			replayTo = q
+		case errors.Is(err, dsqs.ErrNoQueueURL):
+			log.Warn("dead-letter replay disabled", "err", err)
+		default:
+			log.Error("cannot start", "err", err)
+			os.Exit(1)
+		}
+		deliveries := delivery.NewRecords(st, replayTo, nil)
+		httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: uploads, Warehouse: retl, Salesforce: sf, Deliveries: deliveries},
 			httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL"),
 				ConsoleOrigins: strings.Split(os.Getenv("UP_CONSOLE_ORIGIN"), ",")})
 	})

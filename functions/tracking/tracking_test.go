@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/infra/lambdatest"
+	"github.com/unifiedprofiles/up/shared/delivery"
+	dsqs "github.com/unifiedprofiles/up/shared/delivery/sqsqueue"
+	"github.com/unifiedprofiles/up/shared/warehouse/sqsqueue/sqstest"
 	"github.com/unifiedprofiles/up/shared/browsersdk"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/profile"
@@ -35,6 +38,8 @@ func TestTrackingUnderRIE(t *testing.T) {
 	em := lambdatest.Run(t, "tracking", map[string]string{
 		"UP_TABLE_NAME":             table,
 		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+		// No destination here: the queue is never called (see TestTrackingQueuesForDestinationsUnderRIE).
+		dsqs.QueueURLEnv: "http://127.0.0.1:9/000000000000/unused",
 	})
 	sample := lambdatest.LoadV2(t, "tracking-batch")
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(writeKey+":"))
@@ -156,4 +161,64 @@ func seed(t *testing.T, st *dynamo.Store) (space, writeKey string) {
 	t.Helper()
 	tn := workspacetest.New(t, workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operatorToken)}), operatorToken)
 	return tn.SpaceID(), tn.Source(t, "http").WriteKey
+}
+
+// The AWS outbox: with a destination on the source, each committed message of the sample
+// batch is on the destinations queue (moto) as a job, with its messageId and the payload the
+// destination gets, before the function answers; a redelivery of the batch queues them again
+// (at least once: the client may be sending again after a crash before the queueing).
+// Without the queue's URL the function refuses to start.
+func TestTrackingQueuesForDestinationsUnderRIE(t *testing.T) {
+	t.Parallel()
+	endpoint := sqstest.Endpoint(t) // skips (or fails under CI) without moto
+	_, table, st := storetest.DynamoStore(t)
+	sqsClient := sqstest.Client(t, endpoint)
+	queueURL := sqstest.CreateQueue(t, sqsClient)
+	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operatorToken)})
+	tn := workspacetest.New(t, ws, operatorToken)
+	src := tn.Source(t, "http")
+	dst, err := ws.CreateDestination(context.Background(), tn.Owner, tn.ID(), workspace.NewDestination{Name: "Hook", Category: "analytics",
+		Settings: map[string]any{"url": "https://hooks.example/in"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	em := lambdatest.Run(t, "tracking", map[string]string{
+		"UP_TABLE_NAME":             table,
+		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+		dsqs.QueueURLEnv:            queueURL,
+		"AWS_ENDPOINT_URL_SQS":      endpoint,
+	})
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(src.WriteKey+":"))
+	batch := lambdatest.LoadV2(t, "tracking-batch").Clone().SetHeader("authorization", auth)
+	for round := 1; round <= 2; round++ {
+		if res := em.InvokeV2(t, batch.Clone()); res.StatusCode != 200 {
+			t.Fatalf("round %d: %d %s", round, res.StatusCode, res.Body)
+		}
+		got := map[string]delivery.Job{}
+		for deadline := time.Now().Add(20 * time.Second); len(got) < 2 && time.Now().Before(deadline); {
+			for _, m := range sqstest.Receive(t, sqsClient, queueURL, time.Second) {
+				j, err := dsqs.Decode(*m.Body)
+				if err != nil {
+					t.Fatalf("round %d: a queued body is not a job: %v", round, err)
+				}
+				got[j.MessageID] = j
+			}
+		}
+		if len(got) != 2 {
+			t.Fatalf("round %d: %d jobs queued, want the batch's 2: %v", round, len(got), got)
+		}
+		for _, id := range []string{"rie-msg-1", "rie-msg-2"} {
+			j := got[id]
+			var p map[string]any
+			json.Unmarshal(j.Payload, &p)
+			if j.DestinationID != dst.ID || j.SourceID != src.ID || j.WorkspaceID != tn.ID() || p["messageId"] != id || p["receivedAt"] == nil {
+				t.Errorf("round %d: job %s: %+v, payload %v", round, id, j, p)
+			}
+		}
+	}
+	// No queue configured: no start.
+	noQueue := lambdatest.Start(t, em.Bootstrap, map[string]string{"UP_TABLE_NAME": table, "AWS_ENDPOINT_URL_DYNAMODB": endpoint})
+	if _, err := noQueue.Invoke(context.Background(), batch.Clone().Bytes()); err == nil || !strings.Contains(noQueue.Output(), dsqs.QueueURLEnv+" is not set") {
+		t.Errorf("started without the queue: %v\n%s", err, noQueue.Output())
+	}
 }

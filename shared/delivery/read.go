@@ -7,6 +7,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/store"
 )
 
@@ -19,7 +20,8 @@ type Records struct {
 	now func() time.Time
 }
 
-// NewRecords returns the records kept in st; replayed jobs go to q.
+// NewRecords returns the records kept in st; replayed jobs go to q (nil: Replay answers
+// delivery_not_configured).
 func NewRecords(st store.Store, q Queue, now func() time.Time) *Records {
 	if now == nil {
 		now = time.Now
@@ -151,6 +153,9 @@ func (r *Records) DeadLetters(ctx context.Context, dst, after string, limit int)
 // answer says how many were replayed and whether more remain. A dead letter leaves the list
 // only after its job is queued, so a failure halfway loses nothing (a repeat may follow).
 func (r *Records) Replay(ctx context.Context, dst string) (replayed int, more bool, err error) {
+	if r.q == nil {
+		return 0, false, errcode.New(errcode.Internal, "delivery_not_configured", "this deployment has no delivery queue to replay dead letters onto")
+	}
 	st, q, now := r.st, r.q, r.now().UTC()
 	after := ""
 	for range 10 {

@@ -497,3 +497,83 @@ func TestStorageDestinationWritesTheAcceptedEvents(t *testing.T) {
 		t.Errorf("a refused message was stored")
 	}
 }
+
+// TestSegmentDestinations: Segment Profiles puts identify and track calls into another space
+// (its Profile API shows them); Segment Connections forwards every message into another
+// source (its debugger shows it, with the same messageId). Two sources forwarding to each
+// other make no loop: a forwarded message is not forwarded again.
+func TestSegmentDestinations(t *testing.T) {
+	t.Parallel()
+	e := newDeliveryEnv(t, DeliveryOptions{})
+	a, b := e.tn.Source(t, "javascript"), e.tn.Source(t, "javascript")
+	other := e.call("POST", e.ws()+"/spaces", `{"name":"Marketing"}`, 201)["id"].(string)
+	tok := e.call("POST", e.ws()+"/spaces/"+other+"/access-tokens", "", 201)["token"].(string)
+	e.destination(fmt.Sprintf(`{"name":"Marketing space","category":"segment_profiles","settings":{"space_id":%q},"source_ids":[%q]}`, other, a.ID))
+	aToB := e.destination(fmt.Sprintf(`{"name":"A to B","category":"segment_connections","settings":{"source_id":%q},"source_ids":[%q]}`, b.ID, a.ID))
+	bToA := e.destination(fmt.Sprintf(`{"name":"B to A","category":"segment_connections","settings":{"source_id":%q},"source_ids":[%q]}`, a.ID, b.ID))
+
+	e.send(a.WriteKey, []string{"seg-identify", "seg-track", "seg-page"}, func(id string) string {
+		switch id {
+		case "seg-identify":
+			return `{"type":"identify","messageId":"seg-identify","userId":"ada","traits":{"plan":"gold","email":"ada@example.com"}}`
+		case "seg-track":
+			return `{"type":"track","messageId":"seg-track","userId":"ada","event":"Plan Upgraded","properties":{"to":"gold"}}`
+		}
+		return `{"type":"page","messageId":"seg-page","userId":"ada","name":"Pricing"}`
+	})
+
+	// Segment Profiles: the other space's Profile API has ada, her traits and her track.
+	profile := func(path string) (int, map[string]any) {
+		req, _ := http.NewRequest("GET", e.api+"/v1/spaces/"+other+"/collections/users/profiles/user_id:ada/"+path, nil)
+		req.SetBasicAuth(tok, "")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	wait(t, "ada's traits in the other space", 30*time.Second, func() (bool, string) {
+		status, out := profile("traits")
+		traits, _ := out["traits"].(map[string]any)
+		return status == 200 && traits["plan"] == "gold", fmt.Sprint(status, out)
+	})
+	wait(t, "ada's track in the other space", 30*time.Second, func() (bool, string) {
+		_, out := profile("events")
+		b, _ := json.Marshal(out)
+		return strings.Contains(string(b), "seg-track") && strings.Contains(string(b), "Plan Upgraded"), string(b)
+	})
+	if _, out := profile("events"); strings.Contains(fmt.Sprint(out), "seg-page") {
+		t.Errorf("a page call reached the other space through Segment Profiles: %v", out)
+	}
+
+	// Segment Connections: source B's debugger shows the three, with their messageIds.
+	debugged := func(src string) map[string]int {
+		out := e.call("GET", e.ws()+"/sources/"+src+"/debugger?limit=50", "", 200)
+		seen := map[string]int{}
+		for _, en := range out["entries"].([]any) {
+			if n, ok := en.(map[string]any)["normalised"].(map[string]any); ok {
+				seen[n["message_id"].(string)]++
+			}
+		}
+		return seen
+	}
+	wait(t, "the messages in source B's debugger", 30*time.Second, func() (bool, string) {
+		seen := debugged(b.ID)
+		return seen["seg-identify"] == 1 && seen["seg-track"] == 1 && seen["seg-page"] == 1, fmt.Sprint(seen)
+	})
+	wait(t, "A to B's record", 30*time.Second, func() (bool, string) {
+		d := e.call("GET", e.ws()+"/destinations/"+aToB+"/deliveries", "", 200)
+		return d["delivered"] == float64(3), fmt.Sprint(d)
+	})
+	// No loop: B's forward to A never ran, so A saw each message once.
+	time.Sleep(300 * time.Millisecond)
+	if seen := debugged(a.ID); seen["seg-identify"] != 1 || seen["seg-track"] != 1 || seen["seg-page"] != 1 {
+		t.Errorf("source A's debugger: %v, want each message once", seen)
+	}
+	if d := e.call("GET", e.ws()+"/destinations/"+bToA+"/deliveries", "", 200); d["delivered"] != float64(0) || d["failed"] != float64(0) {
+		t.Errorf("B to A delivered forwarded messages: %v", d)
+	}
+}
