@@ -195,6 +195,7 @@ func TestDestinationsDeliversAWebhookUnderRIE(t *testing.T) {
 		"AWS_ENDPOINT_URL_SQS":      endpoint,
 		kms.KeyIDEnv:                keyID,
 		kms.EndpointEnv:             endpoint,
+		allowLoopbackEnv:            "true", // the webhook below listens on 127.0.0.1
 	})
 	var sample events.SQSEvent
 	if err := json.Unmarshal(lambdatest.LoadEvent(t, "destinations-sqs"), &sample); err != nil {

@@ -29,6 +29,9 @@ import (
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
+// allowLoopbackEnv, "true" in tests only, lets webhooks reach receivers on loopback.
+const allowLoopbackEnv = "UP_WEBHOOK_ALLOW_LOOPBACK"
+
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("function", "destinations")
 	ctx := context.Background()
@@ -57,7 +60,9 @@ func main() {
 	// it: that source's destinations get it through this same queue.
 	tr := tracking.New(st, ws, profiles, tracking.Options{Logger: log, Outbox: delivery.NewOutbox(ws, queue, delivery.OutboxOptions{})})
 	senders := map[string]delivery.Sender{
-		delivery.TypeWebhook:            webhook.New(webhook.Options{}),
+		// In Lambda, loopback is the function's own Runtime API: refused, unless a test
+		// (webhook receivers on this machine) says otherwise.
+		delivery.TypeWebhook:            webhook.New(webhook.Options{RefuseLoopback: os.Getenv(allowLoopbackEnv) != "true"}),
 		delivery.TypeS3:                 s3sink.New(s3sink.Options{}),
 		delivery.TypeSegmentProfiles:    delivery.NewProfilesSender(ws, profiles),
 		delivery.TypeSegmentConnections: delivery.NewConnectionsSender(ws, tr),

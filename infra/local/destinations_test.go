@@ -30,11 +30,21 @@ type crashReceiver struct {
 	badSig   int // requests whose signature did not verify (answered 400)
 	received int // messages answered 200, repeats included
 	count    map[string]int
+	inflight int       // requests being answered
+	last     time.Time // when the last request came
 }
 
 func newCrashReceiver(t *testing.T, secret string, status int) *crashReceiver {
 	r := &crashReceiver{secret: secret, status: status, count: map[string]int{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.inflight++
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			r.inflight--
+			r.mu.Unlock()
+		}()
 		body, _ := io.ReadAll(req.Body)
 		mac := hmac.New(sha1.New, []byte(r.secret))
 		mac.Write(body)
@@ -54,6 +64,7 @@ func newCrashReceiver(t *testing.T, secret string, status int) *crashReceiver {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.requests++
+		r.last = time.Now()
 		if !signed {
 			r.badSig++
 			w.WriteHeader(400)
@@ -78,6 +89,13 @@ func (r *crashReceiver) answer(status int) {
 	r.mu.Lock()
 	r.status = status
 	r.mu.Unlock()
+}
+
+// quiet reports whether no request is being answered and none came for the last d.
+func (r *crashReceiver) quiet(d time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inflight == 0 && time.Since(r.last) >= d
 }
 
 func (r *crashReceiver) distinct() int {
@@ -159,8 +177,17 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 	if err := s.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
+	killed := time.Now()
 	<-s.done
 	s.done <- nil // for start's cleanup
+	// A request the dead process sent may still be in the receiver's hands (under -race the
+	// test process is slow to serve it): it must be refused too, or its messages would count
+	// as delivered although the stack that sent them never learnt it. Wait until the
+	// receiver has been idle a while before mending it.
+	recv.srv.CloseClientConnections()
+	pollUntil(t, "the receiver idle after the kill", 10*time.Second, func() (bool, string) {
+		return recv.quiet(300 * time.Millisecond), "requests still coming"
+	})
 	recv.mu.Lock()
 	before := recv.refused
 	recv.mu.Unlock()
@@ -169,7 +196,6 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 	}
 
 	recv.answer(200)
-	killed := time.Now()
 	again := start(t, bin, data, anyPort)
 	pollUntil(t, "every message at the webhook after the restart", 60*time.Second, func() (bool, string) {
 		return recv.distinct() == n, fmt.Sprintf("%d of %d", recv.distinct(), n)
@@ -198,14 +224,15 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 	if received != n {
 		t.Logf("%d deliveries of %d messages: %d repeats (allowed: at least once)", received, n, received-n)
 	}
-	// The record counts each delivery made: 500, or more by the repeats the webhook saw (none
-	// are expected here: nothing could be delivered before the crash, and the restarted stack
-	// is not killed again). Its "retrying" is not checked: a kill between an attempt's record
-	// and the queue's update leaves a retry counted as started that never ends (read.go: "a
-	// crash between an attempt and its record may skew them a little").
+	// The record counts each job once it is delivered: 500 exactly, since nothing could be
+	// delivered before the crash and the restarted stack is not killed again (a repeat the
+	// webhook saw, say a send that timed out after the webhook had it, is a failed attempt
+	// in the record, then one delivery). Its "retrying" is not checked: a kill between an
+	// attempt's record and the queue's update leaves retries counted as started that never
+	// end (read.go: "a crash between an attempt and its record may skew them a little").
 	pollUntil(t, "the record after the restart", 30*time.Second, func() (bool, string) {
 		d := again.call(t, "GET", deliveries, tok, "", 200)
-		return d["delivered"] == float64(received), fmt.Sprintf("%v (the webhook got %d)", d, received)
+		return d["delivered"].(float64) >= n, fmt.Sprintf("%v (the webhook got %d)", d, received)
 	})
 	d := again.call(t, "GET", deliveries, tok, "", 200)
 	if d["delivered"] != float64(n) || d["dead_lettered"] != float64(0) || d["failed"].(float64) < 1 || d["last_delivered_at"] == nil {

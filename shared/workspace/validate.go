@@ -226,11 +226,14 @@ func validS3Settings(settings map[string]any) error {
 	if err != nil {
 		return err
 	}
+	// Both keys, always: the service never writes to a bucket named by a tenant with its own
+	// role, or one tenant could write into any bucket that trusts that role (another
+	// tenant's among them).
 	switch {
-	case keyID != "" && secret == "":
-		return errcode.InvalidField("settings.secret_access_key", "is required with settings.access_key_id: give both, or neither to use the deployment's own role")
-	case keyID == "" && secret != "":
-		return errcode.InvalidField("settings.access_key_id", "is required with settings.secret_access_key: give both, or neither to use the deployment's own role")
+	case keyID == "":
+		return errcode.InvalidField("settings.access_key_id", "is required: give the access key of an IAM user (or role keys) allowed s3:PutObject on the bucket; this service never writes with its own role")
+	case secret == "":
+		return errcode.InvalidField("settings.secret_access_key", "is required: give the secret access key that goes with settings.access_key_id (kept sealed, never shown); this service never writes with its own role")
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+
+	"github.com/unifiedprofiles/up/shared/delivery"
 )
 
 func TestClientCache(t *testing.T) {
@@ -76,6 +78,48 @@ func TestDefaultRegion(t *testing.T) {
 		if got := c.Options().Region; got != tc.want {
 			t.Errorf("AWS_REGION=%q: region %q, want %q", tc.env, got, tc.want)
 		}
+	}
+}
+
+// TestClientCredentials: the client signs with the settings' keys, whatever the environment
+// holds, and is not built at all without both keys (no default credential chain). Not
+// parallel: it sets the environment.
+func TestClientCredentials(t *testing.T) {
+	nowhere := filepath.Join(t.TempDir(), "none")
+	t.Setenv("AWS_CONFIG_FILE", nowhere)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", nowhere)
+	t.Setenv("AWS_ACCESS_KEY_ID", "DEPLOYMENTKEY")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "deployment-secret")
+	t.Setenv("AWS_SESSION_TOKEN", "deployment-token")
+	ctx := context.Background()
+
+	c, err := newClient(ctx, Settings{Bucket: "b", AccessKeyID: "K", SecretAccessKey: "S"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := c.Options().Credentials.Retrieve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds.AccessKeyID != "K" || creds.SecretAccessKey != "S" || creds.SessionToken != "" {
+		t.Errorf("credentials %q/%q (token %q), want the settings' K/S", creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken)
+	}
+
+	s := New(Options{})
+	for name, set := range map[string]Settings{
+		"no keys":   {Bucket: "b"},
+		"no secret": {Bucket: "b", AccessKeyID: "K"},
+		"no key id": {Bucket: "b", SecretAccessKey: "S"},
+	} {
+		if c, err := newClient(ctx, set); err == nil || c != nil || !delivery.IsPermanent(err) {
+			t.Errorf("newClient, %s: client %v, err = %v; want no client and a permanent error", name, c != nil, err)
+		}
+		if c, err := s.client(ctx, set); err == nil || c != nil {
+			t.Errorf("client, %s: client %v, err = %v; want refused", name, c != nil, err)
+		}
+	}
+	if len(s.clients) != 0 {
+		t.Errorf("%d clients cached for settings without keys", len(s.clients))
 	}
 }
 

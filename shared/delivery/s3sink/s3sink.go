@@ -20,8 +20,14 @@
 //
 // Settings: "bucket" (required), "prefix", "region" (default: the environment's, else
 // us-east-1), "endpoint" (an S3-compatible endpoint URL; addressed path-style),
-// "access_key_id" and "secret_access_key" (both or neither; without them the SDK's default
-// credential chain).
+// "access_key_id" and "secret_access_key" (both required).
+//
+// Credentials: every write is signed with the destination's own keys, never with the
+// deployment's. A target without both keys is refused as permanent before any request, and
+// the SDK's default credential chain (the environment, shared files, the instance's or the
+// task's role) is never consulted: the bucket is named by a tenant, so writing with the
+// deployment's role would let one tenant write into any bucket that trusts that role,
+// another tenant's among them.
 package s3sink
 
 import (
@@ -118,8 +124,13 @@ func ParseSettings(settings map[string]any) (Settings, error) {
 	if s.Bucket == "" {
 		return Settings{}, errors.New(`s3sink: setting "bucket" is missing`)
 	}
-	if (s.AccessKeyID == "") != (s.SecretAccessKey == "") {
-		return Settings{}, errors.New(`s3sink: settings "access_key_id" and "secret_access_key" go together: set both or neither`)
+	// Both keys, always: without them the SDK would fall back to the deployment's own
+	// credentials (see the package comment).
+	if s.AccessKeyID == "" {
+		return Settings{}, errors.New(`s3sink: setting "access_key_id" is missing: an S3 destination must carry its own keys; this service never writes with its own role`)
+	}
+	if s.SecretAccessKey == "" {
+		return Settings{}, errors.New(`s3sink: setting "secret_access_key" is missing: an S3 destination must carry its own keys; this service never writes with its own role`)
 	}
 	if s.Endpoint != "" {
 		u, err := url.Parse(s.Endpoint)
@@ -315,10 +326,8 @@ type clientKey struct {
 
 // client returns the cached client for set, building it on first use.
 func (s *Sender) client(ctx context.Context, set Settings) (*s3.Client, error) {
-	k := clientKey{endpoint: set.Endpoint, region: set.Region, accessKeyID: set.AccessKeyID}
-	if set.SecretAccessKey != "" {
-		k.secretHash = sha256.Sum256([]byte(set.SecretAccessKey))
-	}
+	k := clientKey{endpoint: set.Endpoint, region: set.Region, accessKeyID: set.AccessKeyID,
+		secretHash: sha256.Sum256([]byte(set.SecretAccessKey))}
 	s.mu.Lock()
 	c, ok := s.clients[k]
 	s.mu.Unlock()
@@ -341,20 +350,22 @@ func (s *Sender) client(ctx context.Context, set Settings) (*s3.Client, error) {
 	return c, nil
 }
 
-// newClient builds an S3 client from the standard AWS configuration with set's region,
-// credentials and endpoint. The HTTP client stays the SDK's buildable one (so AWS_CA_BUNDLE
-// still applies). With an endpoint setting, the S3 client's copy of it refuses link-local
-// addresses at dial time, so the setting cannot aim signed requests at the cloud metadata
-// service; the credential providers keep the unrestricted one, since the default chain
-// itself asks the instance (169.254.169.254) or container (169.254.170.2) endpoints.
+// newClient builds an S3 client from the standard AWS configuration (for the region and
+// transport settings) with set's region and endpoint, signing with set's keys only: the
+// default credential chain is never used (see the package comment), and settings without
+// both keys are refused. The HTTP client stays the SDK's buildable one (so AWS_CA_BUNDLE
+// still applies). With an endpoint setting, it refuses link-local addresses at dial time, so
+// the setting cannot aim signed requests at the cloud metadata service.
 func newClient(ctx context.Context, set Settings) (*s3.Client, error) {
-	var opts []func(*config.LoadOptions) error
+	if set.AccessKeyID == "" || set.SecretAccessKey == "" {
+		return nil, delivery.Permanent(errors.New(`s3sink: settings "access_key_id" and "secret_access_key" are both required; this service never writes with its own role`))
+	}
+	opts := []func(*config.LoadOptions) error{
+		config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(set.AccessKeyID, set.SecretAccessKey, "")),
+	}
 	if set.Region != "" {
 		opts = append(opts, config.WithRegion(set.Region))
-	}
-	if set.AccessKeyID != "" {
-		opts = append(opts, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(set.AccessKeyID, set.SecretAccessKey, "")))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

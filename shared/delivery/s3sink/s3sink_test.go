@@ -11,8 +11,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,13 +234,20 @@ func TestSendErrors(t *testing.T) {
 		settings  map[string]any
 		jobs      []delivery.Job
 		permanent bool
+		mention   string // the error names it, when not empty
 	}{
-		{name: "no bucket setting", settings: map[string]any{"endpoint": srv.url}, permanent: true},
+		{name: "no bucket setting", settings: srv.without("bucket"), permanent: true, mention: `"bucket"`},
 		{name: "bucket not a string", settings: srv.settings2("bucket", 12.0), permanent: true},
 		{name: "bucket does not exist", settings: srv.settings("bucket", "no-such-bucket"), permanent: true},
 		{name: "unknown access key", settings: srv.settings("access_key_id", "OTHERKEY"), permanent: true},
 		{name: "wrong secret", settings: srv.settings("secret_access_key", "wrong-secret"), permanent: true},
-		{name: "key id without secret", settings: srv.settings("secret_access_key", ""), permanent: true},
+		// Keys missing: refused, never signed with the deployment's own credentials.
+		{name: "no keys", settings: srv.without("access_key_id", "secret_access_key"), permanent: true, mention: `"access_key_id"`},
+		{name: "empty keys", settings: srv.settings("access_key_id", "", "secret_access_key", " "), permanent: true, mention: `"access_key_id"`},
+		{name: "key id without secret", settings: srv.without("secret_access_key"), permanent: true, mention: `"secret_access_key"`},
+		{name: "key id with an empty secret", settings: srv.settings("secret_access_key", ""), permanent: true, mention: `"secret_access_key"`},
+		{name: "secret without key id", settings: srv.without("access_key_id"), permanent: true, mention: `"access_key_id"`},
+		{name: "key id not a string", settings: srv.settings2("access_key_id", 12.0), permanent: true, mention: `"access_key_id"`},
 		{name: "endpoint not a URL", settings: srv.settings("endpoint", "not a url"), permanent: true},
 		{name: "endpoint link-local", settings: srv.settings("endpoint", "http://169.254.169.254"), permanent: true},
 		{name: "invalid JSON payload", settings: srv.settings(),
@@ -262,6 +271,9 @@ func TestSendErrors(t *testing.T) {
 			if delivery.IsPermanent(err) != tc.permanent {
 				t.Errorf("err = %v, permanent %v, want %v", err, delivery.IsPermanent(err), tc.permanent)
 			}
+			if tc.mention != "" && !strings.Contains(err.Error(), tc.mention) {
+				t.Errorf("err = %v, want it to name %s", err, tc.mention)
+			}
 			if strings.Contains(err.Error(), secretKey) || strings.Contains(err.Error(), "wrong-secret") {
 				t.Errorf("error %q shows the secret", err)
 			}
@@ -277,6 +289,64 @@ func (s *server) settings2(k string, v any) map[string]any {
 	m := s.settings()
 	m[k] = v
 	return m
+}
+
+// without is settings without the keys named.
+func (s *server) without(keys ...string) map[string]any {
+	m := s.settings()
+	for _, k := range keys {
+		delete(m, k)
+	}
+	return m
+}
+
+// TestSendNeverUsesTheDeploymentCredentials: a target without both keys is refused before
+// any request, even when the environment holds keys the endpoint would accept (the SDK's
+// default credential chain would find them). Not parallel: it sets the environment.
+func TestSendNeverUsesTheDeploymentCredentials(t *testing.T) {
+	var requests atomic.Int64
+	srv := newServer(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			next.ServeHTTP(w, r)
+		})
+	})
+	nowhere := filepath.Join(t.TempDir(), "none")
+	t.Setenv("AWS_CONFIG_FILE", nowhere)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", nowhere)
+	t.Setenv("AWS_ACCESS_KEY_ID", accessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secretKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+
+	sender := s3sink.New(s3sink.Options{})
+	jobs := []delivery.Job{job("src_a", "m1", time.Now(), `{}`)}
+	for _, tc := range []struct {
+		name    string
+		drop    []string
+		mention string
+	}{
+		{"no keys", []string{"access_key_id", "secret_access_key"}, `"access_key_id"`},
+		{"no secret", []string{"secret_access_key"}, `"secret_access_key"`},
+		{"no key id", []string{"access_key_id"}, `"access_key_id"`},
+	} {
+		err := sender.Send(context.Background(), delivery.Target{Settings: srv.without(tc.drop...)}, jobs)
+		if !delivery.IsPermanent(err) {
+			t.Errorf("%s: err = %v, want permanent", tc.name, err)
+		} else if !strings.Contains(err.Error(), tc.mention) {
+			t.Errorf("%s: err = %v, want it to name %s", tc.name, err, tc.mention)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests reached the endpoint for targets without keys", n)
+	}
+	// The same sender still writes for a target with its keys.
+	if err := sender.Send(context.Background(), delivery.Target{Settings: srv.settings()}, jobs); err != nil {
+		t.Fatalf("with keys: %v", err)
+	}
+	if got := srv.objects(t); len(got) != 1 {
+		t.Errorf("objects %v, want the one written with the target's keys", slices.Sorted(keys(got)))
+	}
 }
 
 // TestSendCorrectedSecret: a destination whose secret was wrong works once it is corrected,

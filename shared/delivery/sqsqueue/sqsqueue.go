@@ -120,7 +120,11 @@ func (q *Queue) Enqueue(ctx context.Context, jobs []delivery.Job) error {
 			start = end
 			entries := make([]types.SendMessageBatchRequestEntry, len(batch))
 			for k, i := range batch {
-				entries[k] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(bodies[i])}
+				// The destination is the message group: on a standard queue that makes SQS a
+				// fair queue, so one destination's backlog (a failing or slow one) does not
+				// delay the others' messages, with no FIFO ordering to block on.
+				entries[k] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(bodies[i]),
+					MessageGroupId: aws.String(jobs[i].DestinationID)}
 			}
 			out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.url), Entries: entries})
 			if err != nil {

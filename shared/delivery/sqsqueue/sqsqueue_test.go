@@ -238,6 +238,7 @@ type fakeSQS struct {
 	callErr   error
 	calls     [][]string // the entry ids of each call
 	bodies    map[string]string
+	groups    map[string]string // entry id → its MessageGroupId
 }
 
 func (f *fakeSQS) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
@@ -248,6 +249,10 @@ func (f *fakeSQS) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchIn
 	for _, e := range in.Entries {
 		ids = append(ids, aws.ToString(e.Id))
 		total += len(aws.ToString(e.MessageBody))
+		if f.groups == nil {
+			f.groups = map[string]string{}
+		}
+		f.groups[aws.ToString(e.Id)] = aws.ToString(e.MessageGroupId)
 	}
 	f.calls = append(f.calls, ids)
 	if len(in.Entries) > 10 || total > dsqs.MaxBody {
@@ -296,6 +301,12 @@ func TestEnqueueBatchesAndRetriesOnce(t *testing.T) {
 		{"20", "21", "22"}, {"4", "17"}}
 	if !reflect.DeepEqual(f.calls, want) {
 		t.Fatalf("calls %v, want %v", f.calls, want)
+	}
+	// Each message's group is its destination (a fair queue: one backlog does not delay the rest).
+	for i, j := range js {
+		if g := f.groups[strconv.Itoa(i)]; g != j.DestinationID {
+			t.Errorf("entry %d: message group %q, want the destination %q", i, g, j.DestinationID)
+		}
 	}
 	for i, j := range js {
 		got, err := dsqs.Decode(f.bodies[strconv.Itoa(i)])
@@ -368,6 +379,9 @@ func TestQueueOnMoto(t *testing.T) {
 				t.Fatalf("body %s: %v", aws.ToString(m.Body), err)
 			}
 			got[j.MessageID] = j
+			if g := m.Attributes["MessageGroupId"]; g != "" && g != j.DestinationID {
+				t.Errorf("%s: message group %q, want its destination", j.MessageID, g)
+			}
 		}
 	}
 	if len(got) != len(js) {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/unifiedprofiles/up/shared/delivery"
 )
 
 func TestForbidden(t *testing.T) {
@@ -66,5 +69,23 @@ func TestDialRefusesLinkLocal(t *testing.T) {
 	}
 	if err := refuseForbidden("tcp4", "127.0.0.1:80", nil); err != nil {
 		t.Errorf("loopback refused: %v", err)
+	}
+}
+
+// TestRefuseLoopback: with RefuseLoopback (AWS Lambda, where 127.0.0.1 is the Runtime API) a
+// webhook on loopback is refused for good; without it, it is delivered.
+func TestRefuseLoopback(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	target := delivery.Target{Settings: map[string]any{"url": srv.URL}}
+	jobs := []delivery.Job{{MessageID: "m1", Payload: []byte(`{"messageId":"m1"}`)}}
+	if err := New(Options{}).Send(context.Background(), target, jobs); err != nil {
+		t.Fatalf("loopback without RefuseLoopback: %v", err)
+	}
+	err := New(Options{RefuseLoopback: true}).Send(context.Background(), target, jobs)
+	var fe *forbiddenAddrError
+	if !errors.As(err, &fe) || !delivery.IsPermanent(err) {
+		t.Fatalf("loopback with RefuseLoopback: %v, want a permanent forbidden address", err)
 	}
 }

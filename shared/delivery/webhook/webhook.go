@@ -65,6 +65,10 @@ type Options struct {
 	// redirects switched off, but its transport is its own: the link-local refusal applies
 	// only to the sender's own client.
 	Client *http.Client
+	// RefuseLoopback refuses loopback and unspecified addresses too. In AWS Lambda 127.0.0.1
+	// serves the function's own Runtime API, which a tenant's webhook must never reach;
+	// the local stack leaves loopback open (local receivers and tests use it).
+	RefuseLoopback bool
 }
 
 // Sender posts jobs to webhook destinations. It is safe for concurrent use.
@@ -85,7 +89,7 @@ func New(opts Options) *Sender {
 		c := *opts.Client
 		s.client = &c
 	} else {
-		s.client = &http.Client{Transport: newTransport()}
+		s.client = &http.Client{Transport: newTransport(opts.RefuseLoopback)}
 	}
 	// A redirect could lead anywhere (including where the dial check would not look, through
 	// a proxy) and would re-send the signed body: the 3xx itself is the answer.
@@ -95,8 +99,17 @@ func New(opts Options) *Sender {
 
 // newTransport is http.DefaultTransport's configuration with the link-local refusal at dial
 // time, and without a proxy: through a proxy the dial check would see only the proxy.
-func newTransport() *http.Transport {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: refuseForbidden}
+func newTransport(refuseLoopback bool) *http.Transport {
+	control := refuseForbidden
+	if refuseLoopback {
+		control = func(network, address string, c syscall.RawConn) error {
+			if ap, err := netip.ParseAddrPort(address); err == nil && (ap.Addr().Unmap().IsLoopback() || ap.Addr().IsUnspecified()) {
+				return &forbiddenAddrError{addr: ap.Addr()}
+			}
+			return refuseForbidden(network, address, c)
+		}
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: control}
 	var tr *http.Transport
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
 		tr = dt.Clone()
@@ -113,7 +126,7 @@ func newTransport() *http.Transport {
 type forbiddenAddrError struct{ addr netip.Addr }
 
 func (e *forbiddenAddrError) Error() string {
-	return fmt.Sprintf("address %s is link-local or the cloud metadata service; webhooks may not call it", e.addr)
+	return fmt.Sprintf("address %s is link-local, loopback or the cloud metadata service; webhooks may not call it", e.addr)
 }
 
 // refuseForbidden is a net.Dialer Control: it runs after name resolution, on the very
