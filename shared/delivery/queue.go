@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -64,20 +65,11 @@ func (q *StoreQueue) Enqueue(ctx context.Context, jobs []Job) error {
 		return nil
 	}
 	now := q.now()
+	// Each job is a write of its own: nothing needs two of them together, and single writes
+	// are what DynamoDB does cheapest (a transaction costs double). bbolt still commits the
+	// lot at once.
 	var txs []store.Tx
-	var ops []store.Op
-	flush := func() {
-		if len(ops) > 0 {
-			txs = append(txs, store.Tx{Ops: ops})
-			ops = nil
-		}
-	}
-	add := func(op store.Op) {
-		if len(ops) == store.MaxOps {
-			flush()
-		}
-		ops = append(ops, op)
-	}
+	add := func(op store.Op) { txs = append(txs, store.Tx{Ops: []store.Op{op}}) }
 	seen := map[store.Key]bool{}
 	var newDests []string
 	q.mu.Lock()
@@ -104,7 +96,6 @@ func (q *StoreQueue) Enqueue(ctx context.Context, jobs []Job) error {
 		seen[k] = true
 		add(store.PutOp(store.Item{Key: k, Data: data}, store.Always))
 	}
-	flush()
 	errs, err := store.TransactBatch(ctx, q.st, txs)
 	if err != nil {
 		return fmt.Errorf("queue %d deliveries: %w", len(jobs), err)
@@ -157,26 +148,14 @@ func (q *StoreQueue) next(ctx context.Context, dst string, limit int) ([]queued,
 	return out, nil
 }
 
-// settle moves jobs by their decisions: away when done, to their next due time on Retry
-// (the move is one transaction: a job is never both or neither).
+// settle moves jobs by their decisions: away when done; on Retry, to their next due time —
+// the new item written before the old one is deleted, so a crash between the two leaves the
+// job twice (sent twice: at least once), never not at all.
 func (q *StoreQueue) settle(ctx context.Context, jobs []queued, ds []Decision) error {
 	now := q.now()
-	var ops []store.Op
-	commit := func() error {
-		if len(ops) == 0 {
-			return nil
-		}
-		err := q.st.Transact(ctx, ops...)
-		ops = ops[:0]
-		return err
-	}
+	var txs []store.Tx
 	for i, qj := range jobs {
-		if len(ops)+2 > store.MaxOps {
-			if err := commit(); err != nil {
-				return err
-			}
-		}
-		ops = append(ops, store.DeleteOp(qj.key, store.Always))
+		var needs []int
 		if ds[i].Outcome == Retry {
 			j := qj.job
 			j.Attempts++
@@ -189,14 +168,19 @@ func (q *StoreQueue) settle(ctx context.Context, jobs []queued, ds []Decision) e
 				return err
 			}
 			k := jobKey(j.DestinationID, now.Add(ds[i].After), j.MessageID)
-			if k == qj.key { // due at once (a zero wait): keep the item, update it
-				ops[len(ops)-1] = store.PutOp(store.Item{Key: k, Data: data}, store.Always)
+			txs = append(txs, store.Tx{Ops: []store.Op{store.PutOp(store.Item{Key: k, Data: data}, store.Always)}})
+			if k == qj.key { // due at once (a zero wait): the item is updated in place
 				continue
 			}
-			ops = append(ops, store.PutOp(store.Item{Key: k, Data: data}, store.Always))
+			needs = []int{len(txs) - 1}
 		}
+		txs = append(txs, store.Tx{Ops: []store.Op{store.DeleteOp(qj.key, store.Always)}, Needs: needs})
 	}
-	return commit()
+	errs, err := store.TransactBatch(ctx, q.st, txs)
+	if err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 // destinations lists the destinations that have a queue: workspace and destination ids.

@@ -149,7 +149,7 @@ func (r *Records) DeadLetters(ctx context.Context, dst, after string, limit int)
 }
 
 // Replay puts destination dst's dead letters back on q, as new jobs (attempts from 0, a
-// fresh retry window), and removes them from the list: up to 990 per call; the
+// fresh retry window), and removes them from the list: up to 1,000 per call; the
 // answer says how many were replayed and whether more remain. A dead letter leaves the list
 // only after its job is queued, so a failure halfway loses nothing (a repeat may follow).
 func (r *Records) Replay(ctx context.Context, dst string) (replayed int, more bool, err error) {
@@ -159,7 +159,7 @@ func (r *Records) Replay(ctx context.Context, dst string) (replayed int, more bo
 	st, q, now := r.st, r.q, r.now().UTC()
 	after := ""
 	for range 10 {
-		items, err := st.Query(ctx, deadPK(dst), store.Page{After: after, Limit: store.MaxOps - 1}) // and the count
+		items, err := st.Query(ctx, deadPK(dst), store.Page{After: after, Limit: MaxListed})
 		if err != nil {
 			return replayed, true, fmt.Errorf("read the dead letters of %s: %w", dst, err)
 		}
@@ -182,7 +182,7 @@ func (r *Records) Replay(ctx context.Context, dst string) (replayed int, more bo
 			return replayed, true, fmt.Errorf("queue the dead letters of %s again: %w", dst, err)
 		}
 		ops = append(ops, store.AddOp(store.Key{PK: statsPK(dst), SK: counterReplayed}, int64(len(items)), math.MaxInt64))
-		if err := st.Transact(ctx, ops...); err != nil {
+		if err := writeEach(ctx, st, ops); err != nil {
 			return replayed, true, fmt.Errorf("remove the replayed dead letters of %s: %w", dst, err)
 		}
 		replayed += len(items)

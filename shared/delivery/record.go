@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -116,19 +117,16 @@ func (e *Engine) record(ctx context.Context, t Target, jobs []Job, out []Decisio
 			dead = append(dead, store.PutOp(store.Item{Key: deadLetterKey(j), Data: data, ExpiresAt: now.Add(DeadLetterTTL).Unix()}, store.Always))
 		}
 	}
-	for len(dead) > 0 {
-		n := min(len(dead), store.MaxOps)
-		if err := e.st.Transact(ctx, dead[:n]...); err != nil {
-			// Not written: these jobs must stay queued and come back.
-			e.log.Error("dead letters not written; the messages will be tried again", "destination_id", dst, "err", err)
-			for i := range out {
-				if out[i].Outcome == DeadLettered {
-					out[i] = Decision{Outcome: Retry, After: e.backoff.Delay(jobs[i].Attempts+1, e.rand()), Err: out[i].Err}
-				}
+	if err := writeEach(ctx, e.st, dead); err != nil {
+		// Not all written: these jobs must stay queued and come back (one written already is
+		// written again, under the same key).
+		e.log.Error("dead letters not written; the messages will be tried again", "destination_id", dst, "err", err)
+		for i := range out {
+			if out[i].Outcome == DeadLettered {
+				out[i] = Decision{Outcome: Retry, After: e.backoff.Delay(jobs[i].Attempts+1, e.rand()), Err: out[i].Err}
 			}
-			return
 		}
-		dead = dead[n:]
+		return
 	}
 	var ops []store.Op
 	for name, n := range counts {
@@ -143,9 +141,26 @@ func (e *Engine) record(ctx context.Context, t Target, jobs []Job, out []Decisio
 		ops = append(ops, store.PutOp(store.Item{Key: store.Key{PK: statsPK(dst), SK: itemLastError}, Data: data}, store.Always))
 	}
 	ops = append(ops, e.debugOp(jobs, out, start, now))
-	if err := e.st.Transact(ctx, ops...); err != nil {
+	if err := writeEach(ctx, e.st, ops); err != nil {
 		e.log.Warn("delivery record not written", "destination_id", dst, "err", err)
 	}
+}
+
+// writeEach applies ops, each on its own (single writes: DynamoDB's cheapest, no transaction
+// needed between them), in one commit where the store batches (bbolt).
+func writeEach(ctx context.Context, st store.Store, ops []store.Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	txs := make([]store.Tx, len(ops))
+	for i, op := range ops {
+		txs[i] = store.Tx{Ops: []store.Op{op}}
+	}
+	errs, err := store.TransactBatch(ctx, st, txs)
+	if err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 // debugOp is the debugger entry of an attempt.

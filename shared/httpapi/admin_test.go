@@ -14,6 +14,8 @@ import (
 
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/salesforce"
+	"github.com/unifiedprofiles/up/shared/secrets"
+	"github.com/unifiedprofiles/up/shared/secrets/localkey"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/tracking"
@@ -40,7 +42,9 @@ func newServer(t *testing.T) *client {
 	mux := NewMux()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	profiles := profile.New(st, profile.Options{})
-	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)})
+	// Salesforce and the warehouse stay without a Sealer (their "not configured" answers are
+	// tested here); the workspaces have one, see testSealer.
+	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken), Secrets: testSealer(t)})
 	sfc := salesforce.NewConnector(st, ws, nil, nil, salesforce.ConnectorOptions{})
 	wh := warehouse.New(st, ws, profiles, nil, nil, dropQueue{}, warehouse.Options{})
 	MountAdmin(mux, Services{Workspaces: ws, Profiles: profiles, Tracking: tracking.New(st, ws, profiles, tracking.Options{Logger: log}),
@@ -51,6 +55,17 @@ func newServer(t *testing.T) *client {
 	srv := httptest.NewServer(Logged(mux, log))
 	t.Cleanup(srv.Close)
 	return &client{t: t, base: srv.URL, profiles: profiles}
+}
+
+// testSealer is a local-key Sealer for a test's workspace service, as every deployment has
+// one: newTenant's storage destination always carries its secret access key, sealed.
+func testSealer(t *testing.T) secrets.Sealer {
+	t.Helper()
+	sealer, err := localkey.LoadOrCreate(filepath.Join(t.TempDir(), "secrets.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealer
 }
 
 type response struct {
@@ -147,9 +162,17 @@ func (c *client) newTenant(n int) tenant {
 	src := c.want(201, "POST", "/v1/workspaces/"+tn.ws+"/sources", tn.token, map[string]any{"name": "Website", "type": "javascript", "url": "https://t.example"})
 	tn.extraSource = src["id"].(string)
 	tn.secrets = append(tn.secrets, src["write_key"].(string))
-	d := c.want(201, "POST", "/v1/workspaces/"+tn.ws+"/destinations", tn.token, map[string]any{"name": "Lake", "category": "storage", "settings": map[string]any{"bucket": "lake"}})
+	keyID, secretKey := tenantS3Keys(n)
+	d := c.want(201, "POST", "/v1/workspaces/"+tn.ws+"/destinations", tn.token, map[string]any{"name": "Lake", "category": "storage",
+		"settings": map[string]any{"bucket": "lake", "access_key_id": keyID, "secret_access_key": secretKey}})
 	tn.destination = d["id"].(string)
+	tn.secrets = append(tn.secrets, keyID, secretKey)
 	return tn
+}
+
+// tenantS3Keys are the access keys of tenant n's storage destination, distinct per tenant.
+func tenantS3Keys(n int) (keyID, secretKey string) {
+	return fmt.Sprintf("AKIATENANT%010d", n), fmt.Sprintf("tenant-%d-secret-access-key", n)
 }
 
 func (tn tenant) fill(pattern string) string {
@@ -230,7 +253,8 @@ func validBody(pattern, method string) any {
 	case strings.HasSuffix(pattern, "/sources"):
 		return map[string]any{"name": "Hijack", "type": "http"}
 	case strings.HasSuffix(pattern, "/destinations"):
-		return map[string]any{"name": "Hijack", "category": "storage", "settings": map[string]any{"bucket": "hijack"}}
+		return map[string]any{"name": "Hijack", "category": "storage", "settings": map[string]any{"bucket": "hijack",
+			"access_key_id": "AKIAHIJACKEXAMPLE", "secret_access_key": "hijack-secret-access-key"}}
 	case strings.HasSuffix(pattern, "/salesforce"):
 		return map[string]any{"environment": "production", "objects": []string{"Contact"}}
 	case strings.HasSuffix(pattern, "/warehouse"):

@@ -22,7 +22,9 @@ func TestDestinationConfigOverHTTP(t *testing.T) {
 	if keys := slices.Sorted(maps.Keys(lake)); !slices.Equal(keys, wantKeys) {
 		t.Fatalf("keys %v, want %v", keys, wantKeys)
 	}
-	if lake["type"] != "s3" || lake["enabled"] != true || fmt.Sprint(lake["source_ids"]) != "[]" || fmt.Sprint(lake["settings"]) != "map[bucket:lake]" {
+	keyID, _ := tenantS3Keys(71)
+	if lake["type"] != "s3" || lake["enabled"] != true || fmt.Sprint(lake["source_ids"]) != "[]" ||
+		fmt.Sprint(lake["settings"]) != "map[access_key_id:"+keyID+" bucket:lake secret_access_key:set]" {
 		t.Fatalf("lake %v", lake)
 	}
 	if !strings.Contains(string(c.do("GET", base+"/"+tn.destination, tn.token, nil).body), `"source_ids":[]`) {
@@ -63,19 +65,30 @@ func TestDestinationConfigOverHTTP(t *testing.T) {
 		t.Errorf("GET after PATCH %v, want %v", g, got)
 	}
 
+	// An s3 destination's settings with its keys, and without them.
+	s3 := func(settings map[string]any) map[string]any {
+		out := map[string]any{"access_key_id": "AKIAEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"}
+		maps.Copy(out, settings)
+		return out
+	}
 	refused := []struct {
 		name, method, path string
 		body               any
 		status             int
 		code, field        string
 	}{
-		{"wrong type", "POST", base, map[string]any{"name": "X", "category": "storage", "type": "webhook", "settings": map[string]any{"bucket": "lake"}}, 400, "invalid_field", "type"},
-		{"bad bucket", "POST", base, map[string]any{"name": "X", "category": "storage", "settings": map[string]any{"bucket": "Lake"}}, 400, "invalid_field", "settings.bucket"},
+		{"wrong type", "POST", base, map[string]any{"name": "X", "category": "storage", "type": "webhook", "settings": s3(map[string]any{"bucket": "lake"})}, 400, "invalid_field", "type"},
+		{"bad bucket", "POST", base, map[string]any{"name": "X", "category": "storage", "settings": s3(map[string]any{"bucket": "Lake"})}, 400, "invalid_field", "settings.bucket"},
+		// A storage destination always carries its own keys: never the deployment's role.
+		{"s3 without keys", "POST", base, map[string]any{"name": "X", "category": "storage", "settings": map[string]any{"bucket": "lake"}}, 400, "invalid_field", "settings.access_key_id"},
+		{"s3 key id only", "POST", base, map[string]any{"name": "X", "category": "storage", "settings": map[string]any{"bucket": "lake", "access_key_id": "AKIAEXAMPLE"}}, 400, "invalid_field", "settings.secret_access_key"},
+		{"s3 secret only", "POST", base, map[string]any{"name": "X", "category": "storage", "settings": map[string]any{"bucket": "lake", "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"}}, 400, "invalid_field", "settings.access_key_id"},
+		{"s3 null keys", "POST", base, `{"name":"X","category":"storage","settings":{"bucket":"lake","access_key_id":null,"secret_access_key":""}}`, 400, "invalid_field", "settings.access_key_id"},
 		{"no url", "POST", base, map[string]any{"name": "X", "category": "analytics"}, 400, "invalid_field", "settings.url"},
 		{"metadata url", "POST", base, map[string]any{"name": "X", "category": "analytics", "settings": map[string]any{"url": "http://169.254.169.254/"}}, 400, "invalid_field", "settings.url"},
 		{"unknown setting", "POST", base, map[string]any{"name": "X", "category": "analytics", "settings": map[string]any{"url": "https://h.example.com", "user": "u"}}, 400, "invalid_field", "settings.user"},
-		{"unknown source", "POST", base, map[string]any{"name": "X", "category": "storage", "settings": map[string]any{"bucket": "lake"}, "source_ids": []string{"src_nope"}}, 400, "invalid_field", "source_ids"},
-		{"source_ids not a list", "POST", base, `{"name":"X","category":"storage","settings":{"bucket":"lake"},"source_ids":"all"}`, 400, "invalid_field", "source_ids"},
+		{"unknown source", "POST", base, map[string]any{"name": "X", "category": "storage", "settings": s3(map[string]any{"bucket": "lake"}), "source_ids": []string{"src_nope"}}, 400, "invalid_field", "source_ids"},
+		{"source_ids not a list", "POST", base, `{"name":"X","category":"storage","settings":{"bucket":"lake","access_key_id":"AKIAEXAMPLE","secret_access_key":"k"},"source_ids":"all"}`, 400, "invalid_field", "source_ids"},
 		{"unknown space", "POST", base, map[string]any{"name": "X", "category": "segment_profiles", "settings": map[string]any{"space_id": "sp_nope"}}, 400, "invalid_field", "settings.space_id"},
 		{"forward from every source", "POST", base, map[string]any{"name": "X", "category": "segment_connections", "settings": map[string]any{"source_id": tn.extraSource}}, 400, "invalid_field", "source_ids"},
 		{"patch settings", "PATCH", base + "/" + id, map[string]any{"settings": map[string]any{"url": "https://other.example.com"}}, 400, "invalid_field", "settings"},

@@ -63,15 +63,22 @@ func TestDestinationSecretsNeverShown(t *testing.T) {
 	}
 	answers = append(answers, c.do("GET", base, tn.token, nil).body)
 	// Refused requests that carry a secret: a fourth destination, an unknown category, a bad
-	// value, an unknown setting, a bad header.
+	// value, an unknown setting, a bad header, a secret access key without its key id.
 	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "Fourth", "category": "storage", "settings": map[string]any{"bucket": "fourth", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "refused-secret-0001"}}).body)
 	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "X", "category": "fax", "settings": map[string]any{"password": "refused-secret-0002"}}).body)
 	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "X", "category": "storage", "settings": map[string]any{"secret_access_key": "refused-secret-0003", "bucket": []any{1}}}).body)
 	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "X", "category": "storage", "settings": map[string]any{"bucket": "lake", "password": "refused-secret-0004"}}).body)
 	answers = append(answers, c.do("POST", base, tn.token, map[string]any{"name": "X", "category": "analytics", "settings": map[string]any{"url": "https://h.example.com",
 		"headers": map[string]any{"Authorization": "Bearer refused-secret-0005\r\nX-Evil: 1"}}}).body)
+	noKeyID := c.do("POST", base, tn.token, map[string]any{"name": "X", "category": "storage", "settings": map[string]any{"bucket": "lake", "secret_access_key": "refused-secret-0006"}})
+	if code, field := noKeyID.errorCode(t); noKeyID.status != 400 || code != "invalid_field" || field != "settings.access_key_id" {
+		t.Errorf("a secret access key without its key id: %d %s", noKeyID.status, noKeyID.body)
+	}
+	answers = append(answers, noKeyID.body)
 
-	secrets := []string{"refused-secret-0001", "refused-secret-0002", "refused-secret-0003", "refused-secret-0004", "refused-secret-0005"}
+	// newTenant's own storage destination carries a secret access key too.
+	_, tenantSecret := tenantS3Keys(51)
+	secrets := []string{"refused-secret-0001", "refused-secret-0002", "refused-secret-0003", "refused-secret-0004", "refused-secret-0005", "refused-secret-0006", tenantSecret}
 	for _, tc := range tests {
 		secrets = append(secrets, tc.secrets...)
 	}

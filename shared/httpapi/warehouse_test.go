@@ -147,7 +147,7 @@ func TestWarehouseNotConfigured(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken)})
+	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(opToken), Secrets: testSealer(t)})
 	mux := NewMux()
 	MountAdmin(mux, Services{Workspaces: ws, Profiles: profile.New(st, profile.Options{})}, AdminOptions{Logger: log})
 	srv := httptest.NewServer(Logged(mux, log))

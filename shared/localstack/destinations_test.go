@@ -248,7 +248,10 @@ func TestWebhooksOneFailingHalfTheTime(t *testing.T) {
 	okID := e.destination(fmt.Sprintf(`{"name":"Healthy","category":"analytics","type":"webhook","settings":{"url":%q,"secret":"healthy-secret","batch_size":20}}`, healthy.srv.URL))
 	flakyID := e.destination(fmt.Sprintf(`{"name":"Flaky","category":"event_streams","settings":{"url":%q,"secret":"flaky-secret"}}`, flaky.srv.URL))
 
-	const n = 1000
+	n := 1000
+	if localstacktest.OnDynamoDB() {
+		n = 100 // moto_server takes about 80 ms a message: the suite's second run checks the same, smaller
+	}
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("msg-%04d", i)
@@ -315,7 +318,9 @@ func TestWebhooksOneFailingHalfTheTime(t *testing.T) {
 		p99, flakyWhenHealthyDone, n, flaky.requests, flaky.failed)
 	// Unaffected: had the healthy deliveries waited on the flaky ones (1,000 failures of 50 ms,
 	// 8 at a time, then retries at least a second later), its slowest would wait seconds.
-	if p99 >= firstRetry {
+	// On moto_server (the suite's second run) every lane waits on one single-threaded Python
+	// process, so there the delay says nothing about the lanes: it is only logged.
+	if p99 >= firstRetry && !localstacktest.OnDynamoDB() {
 		t.Errorf("healthy p99 %v: at or beyond the flaky destination's first retry wait", p99)
 	}
 	if flaky.failed != n || flaky.requests != 2*n || flakyWhenHealthyDone == n {
@@ -424,7 +429,10 @@ func TestStorageDestinationWritesTheAcceptedEvents(t *testing.T) {
 	src := e.tn.Source(t, "javascript")
 	id := e.destination(fmt.Sprintf(`{"name":"Archive","category":"storage","type":"s3","settings":{"bucket":"event-archive","prefix":"segment-logs","endpoint":%q,"access_key_id":%q,"secret_access_key":%q}}`,
 		e.s3, s3AccessKey, secret))
-	const n = 250
+	n := 250
+	if localstacktest.OnDynamoDB() {
+		n = 50 // moto_server is slow: the same check, smaller
+	}
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("s3-%03d", i)

@@ -72,6 +72,37 @@ func TestDestinationSettingsOpen(t *testing.T) {
 	})
 }
 
+// An s3 destination's keys reach delivery together: the key id kept as a plain setting, the
+// secret sealed (named in SecretsSet, never in Settings) and opened by DestinationSettings.
+func TestDestinationSettingsOpenS3Keys(t *testing.T) {
+	t.Parallel()
+	forEachFlexBackend(t, func(t *testing.T, f flexFixture) {
+		ctx := context.Background()
+		tn := workspacetest.New(t, f.svc, operatorToken)
+		in := map[string]any{"bucket": "lake", "region": "eu-west-1", "access_key_id": testKeyID, "secret_access_key": testSecretKey}
+		d, err := f.svc.CreateDestination(ctx, tn.Owner, tn.ID(), workspace.NewDestination{Name: "Lake", Category: "storage", Settings: in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(d.SecretsSet, []string{"secret_access_key"}) {
+			t.Errorf("SecretsSet %v", d.SecretsSet)
+		}
+		if want := map[string]any{"bucket": "lake", "region": "eu-west-1", "access_key_id": testKeyID}; !reflect.DeepEqual(d.Settings, want) {
+			t.Errorf("settings %v, want %v", d.Settings, want)
+		}
+		if raw := destinationItems(t, f.st, tn.ID())[0].Data; strings.Contains(string(raw), testSecretKey) {
+			t.Errorf("the secret access key is stored in clear: %s", raw)
+		}
+		got, err := f.svc.DestinationSettings(ctx, tn.ID(), d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, in) {
+			t.Errorf("settings for delivery %v, want %v", got, in)
+		}
+	})
+}
+
 // KMS encrypts at most 4 KiB directly: more secret bytes than that are refused up front,
 // naming the settings but not their values.
 func TestDestinationSecretsTooLarge(t *testing.T) {

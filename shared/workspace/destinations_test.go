@@ -31,6 +31,19 @@ func destinationItems(t *testing.T, st store.Store, ws string) []store.Item {
 	return items
 }
 
+// The keys an s3 destination must carry (AWS's documented example keys).
+const (
+	testKeyID     = "AKIAIOSFODNN7EXAMPLE"
+	testSecretKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+)
+
+// withS3Keys returns settings with both access keys added, unless settings set them.
+func withS3Keys(settings map[string]any) map[string]any {
+	out := map[string]any{"access_key_id": testKeyID, "secret_access_key": testSecretKey}
+	maps.Copy(out, settings)
+	return out
+}
+
 // A destination's secret settings are stored sealed and never come back from the service:
 // not from Create, Get or List. The other settings are kept as given.
 func TestDestinationSecretsSealed(t *testing.T) {
@@ -100,7 +113,7 @@ func TestDestinationLegacySecretNotReturned(t *testing.T) {
 	forEachFlexBackend(t, func(t *testing.T, f flexFixture) {
 		ctx := context.Background()
 		tn := workspacetest.New(t, f.svc, operatorToken)
-		d, err := f.svc.CreateDestination(ctx, tn.Owner, tn.ID(), workspace.NewDestination{Name: "Old", Category: "storage", Settings: map[string]any{"bucket": "bkt"}})
+		d, err := f.svc.CreateDestination(ctx, tn.Owner, tn.ID(), workspace.NewDestination{Name: "Old", Category: "storage", Settings: withS3Keys(map[string]any{"bucket": "bkt"})})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +122,10 @@ func TestDestinationLegacySecretNotReturned(t *testing.T) {
 		if err := json.Unmarshal(it.Data, &raw); err != nil {
 			t.Fatal(err)
 		}
-		raw["settings"] = map[string]any{"bucket": "b", "secret_access_key": "legacy-clear-secret-99"}
+		// As written before secrets were sealed: the secret in clear, nothing sealed.
+		raw["settings"] = map[string]any{"bucket": "b", "access_key_id": testKeyID, "secret_access_key": "legacy-clear-secret-99"}
+		delete(raw, "sealed_secrets")
+		delete(raw, "secret_settings")
 		it.Data, _ = json.Marshal(raw)
 		if err := f.st.Transact(ctx, store.PutOp(it, store.MustExist)); err != nil {
 			t.Fatal(err)
@@ -125,14 +141,15 @@ func TestDestinationLegacySecretNotReturned(t *testing.T) {
 		if shown := fmt.Sprintf("%#v %#v", got, listed); strings.Contains(shown, "legacy-clear-secret-99") {
 			t.Errorf("a legacy secret is returned: %s", shown)
 		}
-		if got.Settings["bucket"] != "b" {
-			t.Errorf("settings %v", got.Settings)
+		if got.Settings["bucket"] != "b" || got.Settings["access_key_id"] != testKeyID || !slices.Equal(got.SecretsSet, []string{"secret_access_key"}) {
+			t.Errorf("settings %v, secrets set %v", got.Settings, got.SecretsSet)
 		}
 	})
 }
 
-// Secret settings cannot be kept without a Sealer: refused, nothing written. Settings without
-// secrets still work there.
+// Secret settings cannot be kept without a Sealer: refused, nothing written. So an s3
+// destination, which always carries a secret access key, cannot be created there at all;
+// one without its keys is refused for them first. Settings without secrets still work.
 func TestDestinationSecretsWithoutSealer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -146,10 +163,17 @@ func TestDestinationSecretsWithoutSealer(t *testing.T) {
 	if items := destinationItems(t, st, tn.ID()); len(items) != 0 {
 		t.Errorf("an item was written: %s", items[0].Data)
 	}
-	if _, err := svc.CreateDestination(ctx, tn.Owner, tn.ID(), workspace.NewDestination{Name: "D", Category: "storage", Settings: map[string]any{"bucket": "lake"}}); err != nil {
+	_, err = svc.CreateDestination(ctx, tn.Owner, tn.ID(), workspace.NewDestination{Name: "D", Category: "storage", Settings: map[string]any{"bucket": "lake"}})
+	if e := wantCode(t, err, "invalid_field"); e.Field != "settings.access_key_id" {
+		t.Errorf("s3 without keys: field %q, want settings.access_key_id", e.Field)
+	}
+	if items := destinationItems(t, st, tn.ID()); len(items) != 0 {
+		t.Errorf("an item was written: %s", items[0].Data)
+	}
+	if _, err := svc.CreateDestination(ctx, tn.Owner, tn.ID(), workspace.NewDestination{Name: "D", Category: "event_streams", Settings: map[string]any{"url": "https://hooks.example.com/in"}}); err != nil {
 		t.Errorf("without secrets: %v", err)
 	}
-	if _, err := svc.CreateDestination(ctx, tn.Owner, tn.ID(), workspace.NewDestination{Name: "D", Category: "storage", Settings: map[string]any{"bucket": "lake", "secret_access_key": nil}}); err != nil {
+	if _, err := svc.CreateDestination(ctx, tn.Owner, tn.ID(), workspace.NewDestination{Name: "D", Category: "event_streams", Settings: map[string]any{"url": "https://hooks.example.com/in", "secret": nil}}); err != nil {
 		t.Errorf("a null secret is nothing to seal: %v", err)
 	}
 }
@@ -194,6 +218,7 @@ func TestDestinationValidation(t *testing.T) {
 			maps.Copy(out, settings)
 			return out
 		}
+		s3 := withS3Keys // an s3 destination's settings, with its keys
 		tests := []struct {
 			name      string
 			category  string
@@ -204,53 +229,62 @@ func TestDestinationValidation(t *testing.T) {
 			message   string // in the error's message
 		}{
 			// Types.
-			{"storage default type", "storage", "", obj{"bucket": "lake"}, nil, "", ""},
-			{"storage s3", "storage", "s3", obj{"bucket": "lake"}, nil, "", ""},
-			{"storage webhook", "storage", "webhook", obj{"bucket": "lake"}, nil, "type", `use "s3"`},
-			{"analytics s3", "analytics", "s3", obj{"bucket": "lake"}, nil, "type", `use "webhook"`},
+			{"storage default type", "storage", "", s3(obj{"bucket": "lake"}), nil, "", ""},
+			{"storage s3", "storage", "s3", s3(obj{"bucket": "lake"}), nil, "", ""},
+			{"storage webhook", "storage", "webhook", s3(obj{"bucket": "lake"}), nil, "type", `use "s3"`},
+			{"analytics s3", "analytics", "s3", s3(obj{"bucket": "lake"}), nil, "type", `use "webhook"`},
 			{"event_streams webhook", "event_streams", "webhook", hook(nil), nil, "", ""},
 			{"segment_profiles webhook", "segment_profiles", "webhook", hook(nil), nil, "type", `use "segment_profiles"`},
-			{"segment_connections s3", "segment_connections", "s3", obj{"bucket": "lake"}, nil, "type", `use "segment_connections"`},
+			{"segment_connections s3", "segment_connections", "s3", s3(obj{"bucket": "lake"}), nil, "type", `use "segment_connections"`},
 			{"unknown type", "analytics", "kafka", hook(nil), nil, "type", "webhook"},
 			{"unknown category", "fax", "", nil, nil, "category", "storage"},
 
 			// s3.
-			{"bucket missing", "storage", "", obj{"prefix": "x/"}, nil, "settings.bucket", "required"},
-			{"bucket empty", "storage", "", obj{"bucket": ""}, nil, "settings.bucket", "required"},
-			{"bucket null", "storage", "", obj{"bucket": nil}, nil, "settings.bucket", "required"},
-			{"bucket number", "storage", "", obj{"bucket": 5.0}, nil, "settings.bucket", "string"},
-			{"bucket 2 chars", "storage", "", obj{"bucket": "ab"}, nil, "settings.bucket", "3 to 63"},
-			{"bucket 3 chars", "storage", "", obj{"bucket": "abc"}, nil, "", ""},
-			{"bucket 63 chars", "storage", "", obj{"bucket": strings.Repeat("a", 63)}, nil, "", ""},
-			{"bucket 64 chars", "storage", "", obj{"bucket": strings.Repeat("a", 64)}, nil, "settings.bucket", "3 to 63"},
-			{"bucket dots and dashes", "storage", "", obj{"bucket": "my.lake-01"}, nil, "", ""},
-			{"bucket uppercase", "storage", "", obj{"bucket": "My-Lake"}, nil, "settings.bucket", "lowercase"},
-			{"bucket underscore", "storage", "", obj{"bucket": "my_lake"}, nil, "settings.bucket", "lowercase"},
-			{"bucket leading dash", "storage", "", obj{"bucket": "-lake"}, nil, "settings.bucket", "starting and ending"},
-			{"bucket trailing dot", "storage", "", obj{"bucket": "lake."}, nil, "settings.bucket", "starting and ending"},
-			{"bucket two dots", "storage", "", obj{"bucket": "la..ke"}, nil, "settings.bucket", "two periods"},
-			{"bucket as IP", "storage", "", obj{"bucket": "192.168.5.4"}, nil, "settings.bucket", "IP address"},
-			{"prefix", "storage", "", obj{"bucket": "lake", "prefix": "events/up/"}, nil, "", ""},
-			{"prefix 512", "storage", "", obj{"bucket": "lake", "prefix": strings.Repeat("p", 512)}, nil, "", ""},
-			{"prefix 513", "storage", "", obj{"bucket": "lake", "prefix": strings.Repeat("p", 513)}, nil, "settings.prefix", "512"},
-			{"prefix leading slash", "storage", "", obj{"bucket": "lake", "prefix": "/events"}, nil, "settings.prefix", "'/'"},
-			{"prefix number", "storage", "", obj{"bucket": "lake", "prefix": 1.0}, nil, "settings.prefix", "string"},
-			{"region", "storage", "", obj{"bucket": "lake", "region": "eu-west-1"}, nil, "", ""},
-			{"region gov", "storage", "", obj{"bucket": "lake", "region": "us-gov-west-1"}, nil, "", ""},
-			{"region words", "storage", "", obj{"bucket": "lake", "region": "Europe"}, nil, "settings.region", "us-east-1"},
-			{"region underscores", "storage", "", obj{"bucket": "lake", "region": "us_east_1"}, nil, "settings.region", "us-east-1"},
-			{"endpoint", "storage", "", obj{"bucket": "lake", "endpoint": "http://localhost:9000"}, nil, "", ""},
-			{"endpoint https", "storage", "", obj{"bucket": "lake", "endpoint": "https://s3.eu-west-1.amazonaws.com"}, nil, "", ""},
-			{"endpoint no scheme", "storage", "", obj{"bucket": "lake", "endpoint": "minio:9000"}, nil, "settings.endpoint", "absolute"},
-			{"endpoint ftp", "storage", "", obj{"bucket": "lake", "endpoint": "ftp://files.example.com"}, nil, "settings.endpoint", "absolute"},
-			{"endpoint metadata", "storage", "", obj{"bucket": "lake", "endpoint": "http://169.254.169.254"}, nil, "settings.endpoint", "link-local"},
+			{"bucket missing", "storage", "", s3(obj{"prefix": "x/"}), nil, "settings.bucket", "required"},
+			{"bucket empty", "storage", "", s3(obj{"bucket": ""}), nil, "settings.bucket", "required"},
+			{"bucket null", "storage", "", s3(obj{"bucket": nil}), nil, "settings.bucket", "required"},
+			{"bucket number", "storage", "", s3(obj{"bucket": 5.0}), nil, "settings.bucket", "string"},
+			{"bucket 2 chars", "storage", "", s3(obj{"bucket": "ab"}), nil, "settings.bucket", "3 to 63"},
+			{"bucket 3 chars", "storage", "", s3(obj{"bucket": "abc"}), nil, "", ""},
+			{"bucket 63 chars", "storage", "", s3(obj{"bucket": strings.Repeat("a", 63)}), nil, "", ""},
+			{"bucket 64 chars", "storage", "", s3(obj{"bucket": strings.Repeat("a", 64)}), nil, "settings.bucket", "3 to 63"},
+			{"bucket dots and dashes", "storage", "", s3(obj{"bucket": "my.lake-01"}), nil, "", ""},
+			{"bucket uppercase", "storage", "", s3(obj{"bucket": "My-Lake"}), nil, "settings.bucket", "lowercase"},
+			{"bucket underscore", "storage", "", s3(obj{"bucket": "my_lake"}), nil, "settings.bucket", "lowercase"},
+			{"bucket leading dash", "storage", "", s3(obj{"bucket": "-lake"}), nil, "settings.bucket", "starting and ending"},
+			{"bucket trailing dot", "storage", "", s3(obj{"bucket": "lake."}), nil, "settings.bucket", "starting and ending"},
+			{"bucket two dots", "storage", "", s3(obj{"bucket": "la..ke"}), nil, "settings.bucket", "two periods"},
+			{"bucket as IP", "storage", "", s3(obj{"bucket": "192.168.5.4"}), nil, "settings.bucket", "IP address"},
+			{"prefix", "storage", "", s3(obj{"bucket": "lake", "prefix": "events/up/"}), nil, "", ""},
+			{"prefix 512", "storage", "", s3(obj{"bucket": "lake", "prefix": strings.Repeat("p", 512)}), nil, "", ""},
+			{"prefix 513", "storage", "", s3(obj{"bucket": "lake", "prefix": strings.Repeat("p", 513)}), nil, "settings.prefix", "512"},
+			{"prefix leading slash", "storage", "", s3(obj{"bucket": "lake", "prefix": "/events"}), nil, "settings.prefix", "'/'"},
+			{"prefix number", "storage", "", s3(obj{"bucket": "lake", "prefix": 1.0}), nil, "settings.prefix", "string"},
+			{"region", "storage", "", s3(obj{"bucket": "lake", "region": "eu-west-1"}), nil, "", ""},
+			{"region gov", "storage", "", s3(obj{"bucket": "lake", "region": "us-gov-west-1"}), nil, "", ""},
+			{"region words", "storage", "", s3(obj{"bucket": "lake", "region": "Europe"}), nil, "settings.region", "us-east-1"},
+			{"region underscores", "storage", "", s3(obj{"bucket": "lake", "region": "us_east_1"}), nil, "settings.region", "us-east-1"},
+			{"endpoint", "storage", "", s3(obj{"bucket": "lake", "endpoint": "http://localhost:9000"}), nil, "", ""},
+			{"endpoint https", "storage", "", s3(obj{"bucket": "lake", "endpoint": "https://s3.eu-west-1.amazonaws.com"}), nil, "", ""},
+			{"endpoint no scheme", "storage", "", s3(obj{"bucket": "lake", "endpoint": "minio:9000"}), nil, "settings.endpoint", "absolute"},
+			{"endpoint ftp", "storage", "", s3(obj{"bucket": "lake", "endpoint": "ftp://files.example.com"}), nil, "settings.endpoint", "absolute"},
+			{"endpoint metadata", "storage", "", s3(obj{"bucket": "lake", "endpoint": "http://169.254.169.254"}), nil, "settings.endpoint", "link-local"},
+			// The keys: always both, never the deployment's own role.
 			{"keys both", "storage", "", obj{"bucket": "lake", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "k"}, nil, "", ""},
-			{"key id alone", "storage", "", obj{"bucket": "lake", "access_key_id": "AKIAEXAMPLE"}, nil, "settings.secret_access_key", "both"},
-			{"secret key alone", "storage", "", obj{"bucket": "lake", "secret_access_key": "k"}, nil, "settings.access_key_id", "both"},
-			{"s3 unknown key", "storage", "", obj{"bucket": "lake", "url": "https://x.example.com"}, nil, "settings.url", "bucket, prefix, region, endpoint, access_key_id, secret_access_key"},
-			{"s3 headers", "storage", "", obj{"bucket": "lake", "headers": obj{"A": "b"}}, nil, "settings.headers", "bucket, prefix"},
-			{"s3 nested", "storage", "", obj{"bucket": "lake", "a": obj{}}, nil, "settings.a", "bucket"},
-			{"s3 null optional", "storage", "", obj{"bucket": "lake", "prefix": nil, "region": ""}, nil, "", ""},
+			{"keys missing", "storage", "", obj{"bucket": "lake"}, nil, "settings.access_key_id", "is required: give the access key of an IAM user (or role keys) allowed s3:PutObject on the bucket; this service never writes with its own role"},
+			{"keys missing with an endpoint", "storage", "", obj{"bucket": "lake", "endpoint": "http://localhost:9000"}, nil, "settings.access_key_id", "is required"},
+			{"keys null", "storage", "", obj{"bucket": "lake", "access_key_id": nil, "secret_access_key": nil}, nil, "settings.access_key_id", "is required"},
+			{"keys empty", "storage", "", obj{"bucket": "lake", "access_key_id": "", "secret_access_key": ""}, nil, "settings.access_key_id", "is required"},
+			{"key id alone", "storage", "", obj{"bucket": "lake", "access_key_id": "AKIAEXAMPLE"}, nil, "settings.secret_access_key", "is required"},
+			{"key id with a null secret", "storage", "", obj{"bucket": "lake", "access_key_id": "AKIAEXAMPLE", "secret_access_key": nil}, nil, "settings.secret_access_key", "never writes with its own role"},
+			{"secret key alone", "storage", "", obj{"bucket": "lake", "secret_access_key": "k"}, nil, "settings.access_key_id", "is required"},
+			{"secret key with an empty key id", "storage", "", obj{"bucket": "lake", "access_key_id": "", "secret_access_key": "k"}, nil, "settings.access_key_id", "s3:PutObject"},
+			{"key id number", "storage", "", s3(obj{"bucket": "lake", "access_key_id": 5.0}), nil, "settings.access_key_id", "string"},
+			{"secret key number", "storage", "", s3(obj{"bucket": "lake", "secret_access_key": 5.0}), nil, "settings.secret_access_key", "string"},
+			{"s3 unknown key", "storage", "", s3(obj{"bucket": "lake", "url": "https://x.example.com"}), nil, "settings.url", "bucket, prefix, region, endpoint, access_key_id, secret_access_key"},
+			{"s3 headers", "storage", "", s3(obj{"bucket": "lake", "headers": obj{"A": "b"}}), nil, "settings.headers", "bucket, prefix"},
+			{"s3 nested", "storage", "", s3(obj{"bucket": "lake", "a": obj{}}), nil, "settings.a", "bucket"},
+			{"s3 null optional", "storage", "", s3(obj{"bucket": "lake", "prefix": nil, "region": ""}), nil, "", ""},
 
 			// webhook.
 			{"url missing", "analytics", "", obj{"secret": "s"}, nil, "settings.url", "required"},
@@ -316,12 +350,12 @@ func TestDestinationValidation(t *testing.T) {
 			{"forward into itself", "segment_connections", "", obj{"source_id": fx.extra}, []string{fx.src0, fx.extra}, "source_ids", "loop"},
 
 			// source_ids.
-			{"sources", "storage", "", obj{"bucket": "lake"}, []string{fx.src0, fx.extra}, "", ""},
-			{"sources unknown", "storage", "", obj{"bucket": "lake"}, []string{fx.src0, "src_nope"}, "source_ids", "src_nope is not a source"},
-			{"sources of another workspace", "storage", "", obj{"bucket": "lake"}, []string{fx.other.Sources[0].ID}, "source_ids", "not a source of this workspace"},
-			{"sources twice", "storage", "", obj{"bucket": "lake"}, []string{fx.src0, fx.src0}, "source_ids", "twice"},
-			{"sources empty id", "storage", "", obj{"bucket": "lake"}, []string{""}, "source_ids", "empty"},
-			{"sources 51", "storage", "", obj{"bucket": "lake"}, func() []string {
+			{"sources", "storage", "", s3(obj{"bucket": "lake"}), []string{fx.src0, fx.extra}, "", ""},
+			{"sources unknown", "storage", "", s3(obj{"bucket": "lake"}), []string{fx.src0, "src_nope"}, "source_ids", "src_nope is not a source"},
+			{"sources of another workspace", "storage", "", s3(obj{"bucket": "lake"}), []string{fx.other.Sources[0].ID}, "source_ids", "not a source of this workspace"},
+			{"sources twice", "storage", "", s3(obj{"bucket": "lake"}), []string{fx.src0, fx.src0}, "source_ids", "twice"},
+			{"sources empty id", "storage", "", s3(obj{"bucket": "lake"}), []string{""}, "source_ids", "empty"},
+			{"sources 51", "storage", "", s3(obj{"bucket": "lake"}), func() []string {
 				ids := make([]string, 51)
 				for i := range ids {
 					ids[i] = fmt.Sprintf("src_%d", i)
@@ -369,12 +403,13 @@ func TestDestinationCreateFields(t *testing.T) {
 		fx := newDestinationFixture(t, f)
 		paused := false
 		d, err := f.svc.CreateDestination(ctx, fx.tn.Owner, fx.tn.ID(), workspace.NewDestination{Name: "Lake", Category: "storage",
-			Settings: map[string]any{"bucket": "lake", "prefix": "", "region": nil, "endpoint": "http://localhost:9000"}, SourceIDs: []string{fx.extra}, Enabled: &paused})
+			Settings: withS3Keys(map[string]any{"bucket": "lake", "prefix": "", "region": nil, "endpoint": "http://localhost:9000"}), SourceIDs: []string{fx.extra}, Enabled: &paused})
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := workspace.Destination{ID: d.ID, WorkspaceID: fx.tn.ID(), Name: "Lake", Category: "storage", Type: workspace.DestinationTypeS3,
-			Settings: map[string]any{"bucket": "lake", "endpoint": "http://localhost:9000"}, SourceIDs: []string{fx.extra}, Enabled: false, CreatedAt: d.CreatedAt}
+			Settings: map[string]any{"bucket": "lake", "endpoint": "http://localhost:9000", "access_key_id": testKeyID}, SecretsSet: []string{"secret_access_key"},
+			SourceIDs: []string{fx.extra}, Enabled: false, CreatedAt: d.CreatedAt}
 		if !reflect.DeepEqual(d, want) {
 			t.Errorf("created\n%+v, want\n%+v", d, want)
 		}
@@ -572,7 +607,7 @@ func TestUpdateDestinationConcurrent(t *testing.T) {
 		ctx := context.Background()
 		fx := newDestinationFixture(t, f)
 		ws, owner := fx.tn.ID(), fx.tn.Owner
-		d, err := f.svc.CreateDestination(ctx, owner, ws, workspace.NewDestination{Name: "Lake", Category: "storage", Settings: map[string]any{"bucket": "lake"}})
+		d, err := f.svc.CreateDestination(ctx, owner, ws, workspace.NewDestination{Name: "Lake", Category: "storage", Settings: withS3Keys(map[string]any{"bucket": "lake"})})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -105,7 +105,9 @@ func TestCreateWorkspaceMakesSpaceAndProtectedSources(t *testing.T) {
 
 func TestEntitlements(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, svc *workspace.Service, _ store.Store) {
+	// With a Sealer: a storage destination always carries its secret access key, sealed.
+	forEachFlexBackend(t, func(t *testing.T, f flexFixture) {
+		svc := f.svc
 		ctx := context.Background()
 		c, p := newWorkspace(t, svc, 2)
 		ws := c.Workspace.ID
@@ -139,7 +141,8 @@ func TestEntitlements(t *testing.T) {
 		}
 
 		var dests []workspace.Destination
-		settings := map[string]map[string]any{"storage": {"bucket": "lake"}, "analytics": {"url": "https://hooks.example.com/in"},
+		settings := map[string]map[string]any{"storage": {"bucket": "lake", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"},
+			"analytics":        {"url": "https://hooks.example.com/in"},
 			"segment_profiles": {"space_id": c.Spaces[0].ID}}
 		for i, cat := range []string{"storage", "analytics", "segment_profiles"} {
 			d, err := svc.CreateDestination(ctx, p, ws, workspace.NewDestination{Name: fmt.Sprintf("D%d", i), Category: cat, Settings: settings[cat]})
