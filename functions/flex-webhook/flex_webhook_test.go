@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/infra/lambdatest"
+	dsqs "github.com/unifiedprofiles/up/shared/delivery/sqsqueue"
 	"github.com/unifiedprofiles/up/shared/flex"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/secrets/kms"
@@ -48,6 +49,7 @@ func TestFlexWebhookUnderRIE(t *testing.T) {
 		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
 		kms.KeyIDEnv:                keyID,
 		kms.EndpointEnv:             kmsEndpoint,
+		dsqs.QueueURLEnv:            "http://127.0.0.1:9/000000000000/unused", // no destination here: never called
 	})
 
 	// The sample, addressed to this workspace and signed for the URL API Gateway was called at.

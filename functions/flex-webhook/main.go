@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/unifiedprofiles/up/shared/delivery"
+	dsqs "github.com/unifiedprofiles/up/shared/delivery/sqsqueue"
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/lambdahttp"
 	"github.com/unifiedprofiles/up/shared/profile"
@@ -33,7 +35,14 @@ func main() {
 		// stored token, not once per callback.
 		ws := workspace.New(st, workspace.Options{Secrets: sealer})
 		profiles := profile.New(st, profile.Options{})
-		tr := tracking.New(st, ws, profiles, tracking.Options{Logger: log})
+		// Flex events are a source's messages like any other: queued for its destinations.
+		q, err := dsqs.FromEnv(context.Background())
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			os.Exit(1)
+		}
+		outbox := delivery.NewOutbox(ws, q, delivery.OutboxOptions{})
+		tr := tracking.New(st, ws, profiles, tracking.Options{Logger: log, Outbox: outbox})
 		httpapi.MountFlex(mux, ws, profiles, tr, httpapi.FlexOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL")})
 	})
 }

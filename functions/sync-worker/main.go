@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/unifiedprofiles/up/shared/delivery"
+	dsqs "github.com/unifiedprofiles/up/shared/delivery/sqsqueue"
 	"github.com/unifiedprofiles/up/shared/lambdactx"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/salesforce"
@@ -60,9 +62,15 @@ func main() {
 		log.Error("cannot start", "err", err)
 		os.Exit(1)
 	}
+	// A sync's identifies are the warehouse source's messages: queued for its destinations.
+	deliveries, err := dsqs.FromEnv(ctx)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		os.Exit(1)
+	}
 	profiles := profile.New(st, profile.Options{})
 	ws := workspace.New(st, workspace.Options{})
-	svc := warehouse.New(st, ws, profiles, sealer, openers, queue, warehouse.Options{})
+	svc := warehouse.New(st, ws, profiles, sealer, openers, queue, warehouse.Options{Outbox: delivery.NewOutbox(ws, deliveries, delivery.OutboxOptions{})})
 	// Salesforce syncs need the connected app; without it their tasks fail (and say why),
 	// Reverse ETL's still run.
 	var client salesforce.ClientFunc

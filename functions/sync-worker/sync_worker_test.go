@@ -49,6 +49,7 @@ func TestSyncWorkerUnderRIE(t *testing.T) {
 		"UP_TABLE_NAME":             table,
 		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
 		"UP_SYNC_QUEUE_URL":         unreachable + "/123456789012/up-sync-unused",
+		"UP_DESTINATIONS_QUEUE_URL": unreachable + "/123456789012/up-destinations-unused", // no destination: never called
 		"AWS_ENDPOINT_URL_SQS":      unreachable,
 		"UP_KMS_KEY_ID":             "alias/up-unused",
 		"UP_KMS_ENDPOINT":           unreachable,
@@ -174,6 +175,7 @@ func TestSyncWorkerRunsASyncUnderRIE(t *testing.T) {
 		"UP_TABLE_NAME":             table,
 		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
 		"UP_SYNC_QUEUE_URL":         queueURL,
+		"UP_DESTINATIONS_QUEUE_URL": queueURL + "-destinations-unused", // no destination: never called
 		"AWS_ENDPOINT_URL_SQS":      endpoint,
 		"UP_KMS_KEY_ID":             keyID,
 		"UP_KMS_ENDPOINT":           endpoint,

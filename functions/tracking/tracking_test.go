@@ -12,15 +12,15 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/infra/lambdatest"
+	"github.com/unifiedprofiles/up/shared/browsersdk"
 	"github.com/unifiedprofiles/up/shared/delivery"
 	dsqs "github.com/unifiedprofiles/up/shared/delivery/sqsqueue"
-	"github.com/unifiedprofiles/up/shared/warehouse/sqsqueue/sqstest"
-	"github.com/unifiedprofiles/up/shared/browsersdk"
 	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store/dynamo"
 	"github.com/unifiedprofiles/up/shared/store/storetest"
 	"github.com/unifiedprofiles/up/shared/token"
+	"github.com/unifiedprofiles/up/shared/warehouse/sqsqueue/sqstest"
 	"github.com/unifiedprofiles/up/shared/workspace"
 	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )

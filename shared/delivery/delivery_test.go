@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/store/bolt"
 	"github.com/unifiedprofiles/up/shared/testclock"
@@ -438,5 +439,34 @@ func TestDeadLettersReplay(t *testing.T) {
 	}
 	if a, _ := recs.Attempts(ctx, "dst_a", 10); len(a) != 2 || a[0].Messages[0].Status != "delivered" || a[1].Messages[0].Status != "dead_lettered" || a[0].Total != 150 || len(a[0].Messages) != maxDebugMessages {
 		t.Errorf("attempts, newest first: %+v", a)
+	}
+}
+
+func TestPayload(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		m    message.Message
+		want string
+	}{
+		{"as sent, with what acceptance set", message.Message{Type: "track", MessageID: "m1", Timestamp: at, ReceivedAt: at.Add(time.Second),
+			Raw: []byte(`{"type":"track","event":"Signed Up","userId":"u1","properties":{"a":1},"timestamp":"2020-01-01T00:00:00Z"}`)},
+			`{"event":"Signed Up","messageId":"m1","properties":{"a":1},"receivedAt":"2026-12-01T10:00:01Z","timestamp":"2026-12-01T10:00:00Z","type":"track","userId":"u1"}`},
+		{"a message made here (Reverse ETL) is built from its fields", message.Message{Type: "identify", MessageID: "retl-1", UserID: "7",
+			Traits: map[string]any{"plan": "gold", "gone": nil}, Timestamp: at, ReceivedAt: at},
+			`{"messageId":"retl-1","receivedAt":"2026-12-01T10:00:00Z","timestamp":"2026-12-01T10:00:00Z","traits":{"gone":null,"plan":"gold"},"type":"identify","userId":"7"}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := Payload(c.m)
+			if err != nil || string(got) != c.want {
+				t.Errorf("Payload = %s, %v\nwant %s", got, err, c.want)
+			}
+		})
+	}
+	if _, err := Payload(message.Message{MessageID: "bad", Raw: []byte(`[1]`)}); err == nil {
+		t.Error("a raw message that is not an object was accepted")
 	}
 }

@@ -121,14 +121,33 @@ func (o *Outbox) Enqueue(ctx context.Context, src workspace.Source, msgs []messa
 // this service set when it accepted it — messageId (kept, or given to a message without
 // one), type, timestamp (corrected for the client's clock), receivedAt — and nothing
 // re-encoded but the top level.
+//
+// A message this service made itself (a Reverse ETL record's identify) has no bytes sent:
+// its payload is built from its fields, as a Segment client would have sent them.
 func Payload(m message.Message) (json.RawMessage, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(m.Raw, &obj); err != nil || obj == nil {
-		return nil, fmt.Errorf("message %s: its raw bytes are not a JSON object: %v", m.MessageID, err)
-	}
+	obj := map[string]json.RawMessage{}
 	set := func(k string, v any) {
-		b, _ := json.Marshal(v) // strings and times: cannot fail
-		obj[k] = b
+		b, err := json.Marshal(v)
+		if err == nil {
+			obj[k] = b
+		}
+	}
+	if len(m.Raw) > 0 {
+		if err := json.Unmarshal(m.Raw, &obj); err != nil || obj == nil {
+			return nil, fmt.Errorf("message %s: its raw bytes are not a JSON object: %v", m.MessageID, err)
+		}
+	} else {
+		for k, v := range map[string]string{"userId": m.UserID, "anonymousId": m.AnonymousID, "groupId": m.GroupID,
+			"previousId": m.PreviousID, "event": m.Event, "name": m.Name} {
+			if v != "" {
+				set(k, v)
+			}
+		}
+		for k, v := range map[string]map[string]any{"traits": m.Traits, "properties": m.Properties, "context": m.Context, "integrations": m.Integrations} {
+			if v != nil {
+				set(k, v)
+			}
+		}
 	}
 	set("messageId", m.MessageID)
 	set("type", m.Type)

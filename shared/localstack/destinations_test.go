@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/unifiedprofiles/up/infra/pgtest"
 	"github.com/unifiedprofiles/up/shared/delivery"
 	"github.com/unifiedprofiles/up/shared/localstack/localstacktest"
 	"github.com/unifiedprofiles/up/shared/token"
@@ -583,5 +584,38 @@ func TestSegmentDestinations(t *testing.T) {
 	}
 	if d := e.call("GET", e.ws()+"/destinations/"+bToA+"/deliveries", "", 200); d["delivered"] != float64(0) || d["failed"] != float64(0) {
 		t.Errorf("B to A delivered forwarded messages: %v", d)
+	}
+}
+
+// TestReverseETLRecordsReachDestinations: a Reverse ETL sync's identifies are the warehouse
+// source's messages, delivered to its destinations like a tracking source's.
+func TestReverseETLRecordsReachDestinations(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Start(t)
+	pg.Exec(t,
+		"CREATE ROLE retl LOGIN PASSWORD 'right-password'", "GRANT CREATE ON DATABASE postgres TO retl",
+		"CREATE TABLE contacts (id integer, email text, plan text)", "GRANT SELECT ON contacts TO retl",
+		"INSERT INTO contacts SELECT i, 'user' || i || '@example.com', 'gold' FROM generate_series(1, 3) i",
+	)
+	e := newDeliveryEnv(t, DeliveryOptions{})
+	hook := newReceiver(t, "retl-secret", nil)
+	wh := e.tn.Source(t, "postgres")
+	e.destination(fmt.Sprintf(`{"name":"Warehouse records","category":"analytics","settings":{"url":%q,"secret":"retl-secret"},"source_ids":[%q]}`, hook.srv.URL, wh.ID))
+	src := e.ws() + "/sources/" + wh.ID
+	e.call("PUT", src+"/warehouse", fmt.Sprintf(`{"host":%q,"port":5432,"database":"postgres","user":"retl","password":"right-password","ssl_mode":"disable"}`, pg.Socket), 200)
+	model := src + "/models/" + e.call("POST", src+"/models", `{"name":"Contacts","sql":"SELECT id, email, plan FROM contacts","id_column":"id"}`, 201)["id"].(string)
+	e.call("POST", model+"/mappings", `{"identifiers":{"user_id":"id","email":"email"},"traits":{"plan":"plan"},"schedule":{"interval":"1h"}}`, 201)
+	wait(t, "the three records at the webhook", 60*time.Second, func() (bool, string) {
+		return hook.distinct() == 3, fmt.Sprint(hook.distinct())
+	})
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if hook.badSig != 0 {
+		t.Errorf("%d requests with a wrong signature", hook.badSig)
+	}
+	for id, n := range hook.count {
+		if n != 1 || id == "" {
+			t.Errorf("message %q arrived %d times", id, n)
+		}
 	}
 }

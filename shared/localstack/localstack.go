@@ -158,6 +158,7 @@ func Open(cfg Config) (*Stack, error) {
 	queue := newSyncQueue()
 	wopts := cfg.Warehouse
 	wopts.Now = now
+	wopts.Outbox = outbox
 	wh := warehouse.New(st, svc, profiles, sealer, map[string]warehouse.Opener{"postgres": postgres.Open, "redshift": postgres.OpenRedshift}, queue, wopts)
 	// Salesforce connections: their refresh tokens are sealed with the same key.
 	var oauth salesforce.OAuth

@@ -522,9 +522,13 @@ func (s *Service) page(ctx context.Context, db DB, d sqlgen.Dialect, m Mapping, 
 	if err != nil {
 		return err
 	}
+	var committed []message.Message
 	for start, res := range results {
 		start *= applyChunk
 		for j, r := range res {
+			if r.Err == nil {
+				committed = append(committed, msgs[start+j])
+			}
 			o := &outs[sent[start+j]]
 			if r.Err != nil {
 				if e := errcode.As(r.Err); e == nil || e.Kind != errcode.Invalid {
@@ -536,6 +540,13 @@ func (s *Service) page(ctx context.Context, db DB, d sqlgen.Dialect, m Mapping, 
 				continue
 			}
 			sy.Loaded.Succeeded++
+		}
+	}
+	// The source's destinations get the page's identifies before its checkpoint: a task
+	// stopped in between loads the page again and queues them again (at least once).
+	if s.outbox != nil {
+		if err := s.outbox.Enqueue(ctx, workspace.Source{ID: m.SourceID, WorkspaceID: sy.WorkspaceID}, committed, 0); err != nil {
+			return fmt.Errorf("queue page %d's records for the destinations: %w", k, err)
 		}
 	}
 	if err := db.Exec(ctx, d.RecordOutcomes(sqlgen.StateTable(m.ID), sqlgen.WorkTable(sy.ID, "out"), sy.ID, outs)...); err != nil {

@@ -118,6 +118,14 @@ type Options struct {
 	// AfterPage, when set, runs after a page's records are applied and recorded in the
 	// warehouse, before its checkpoint; an error ends the task there, as a crash would (tests).
 	AfterPage func(syncID string, page int) error
+	// Outbox, when set, gets each page's committed identifies for the warehouse source's
+	// destinations (delivery.Outbox), before the page's checkpoint.
+	Outbox Outbox
+}
+
+// Outbox queues committed messages for their source's destinations (delivery.Outbox).
+type Outbox interface {
+	Enqueue(ctx context.Context, src workspace.Source, msgs []message.Message, hops int) error
 }
 
 // Defaults.
@@ -134,6 +142,7 @@ type Service struct {
 	sealer    secrets.Sealer
 	openers   map[string]Opener
 	queue     Queue
+	outbox    Outbox
 	now       func() time.Time
 	ids       token.IDs
 	pageSize  int
@@ -149,7 +158,7 @@ func New(st store.Store, ws Workspaces, profiles Applier, sealer secrets.Sealer,
 		now = time.Now
 	}
 	s := &Service{st: st, ws: ws, profiles: profiles, sealer: sealer, openers: openers, queue: q, now: now,
-		ids: token.IDs{Now: now}, pageSize: o.PageSize, lease: o.Lease, afterPage: o.AfterPage}
+		ids: token.IDs{Now: now}, pageSize: o.PageSize, lease: o.Lease, afterPage: o.AfterPage, outbox: o.Outbox}
 	if s.pageSize <= 0 {
 		s.pageSize = DefaultPageSize
 	}
