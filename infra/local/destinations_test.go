@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/unifiedprofiles/up/shared/localstack/localstacktest"
 )
 
 // crashReceiver is a webhook endpoint for TestDeliveryCrashLosesNothing: it checks each
@@ -130,7 +132,20 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 	t.Parallel()
 	bin := buildStack(t)
 	data := t.TempDir()
+	var stacks []*stack
+	t.Cleanup(func() {
+		if t.Failed() { // what the stacks had to say
+			for i, st := range stacks {
+				for _, line := range strings.Split(st.stderr.String(), "\n") {
+					if !strings.Contains(line, `"level":"INFO"`) && line != "" {
+						t.Logf("stack %d: %s", i+1, line)
+					}
+				}
+			}
+		}
+	})
 	s := start(t, bin, data, anyPort)
+	stacks = append(stacks, s)
 
 	const secret = "crash-secret"
 	recv := newCrashReceiver(t, secret, http.StatusServiceUnavailable)
@@ -143,13 +158,20 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 		`{"name":"Crash webhook","category":"analytics","type":"webhook","settings":{"url":%q,"secret":%q,"batch_size":20}}`, recv.srv.URL, secret), 201)["id"].(string)
 	deliveries := wsPath + "/destinations/" + dst + "/deliveries"
 
-	const n = 500
+	// 500 messages; 100 on DynamoDB, where moto_server (stock, as make test starts it) copies
+	// the whole table for every transaction: a batch of 100 for a destination took it 20 to
+	// 70 s, slower as the table grew (measured on 2 cores).
+	n := 500
+	if localstacktest.OnDynamoDB() {
+		n = 100
+	}
 	ids := make([]string, n)
 	sent := map[string]bool{}
 	for i := range ids {
 		ids[i] = fmt.Sprintf("crash-%03d", i)
 		sent[ids[i]] = true
 	}
+	began := time.Now()
 	for c := range slices.Chunk(ids, 100) {
 		var parts []string
 		for _, id := range c {
@@ -168,6 +190,7 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 			t.Fatalf("batch: %d %s", res.StatusCode, b)
 		}
 	}
+	t.Logf("%d events accepted in %v", n, time.Since(began).Round(time.Millisecond))
 	// Attempts were made and refused: the jobs are queued for a retry. Kill at once, while
 	// the backoff is short (1 s, doubling), so that the retries after the restart are due soon.
 	pollUntil(t, "a refused attempt in the record", 30*time.Second, func() (bool, string) {
@@ -197,14 +220,19 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 
 	recv.answer(200)
 	again := start(t, bin, data, anyPort)
+	stacks = append(stacks, again)
 	pollUntil(t, "every message at the webhook after the restart", 60*time.Second, func() (bool, string) {
 		return recv.distinct() == n, fmt.Sprintf("%d of %d", recv.distinct(), n)
 	})
 	t.Logf("every message delivered %v after the kill (%d requests refused before it)", time.Since(killed).Round(time.Millisecond), before)
 
-	// At least once: a message may arrive more than once (a batch sent but not yet settled
-	// when the process dies is sent again), so repeats are allowed; a messageId never sent is
-	// not, nor is an unsigned request.
+	// At least once: a message may arrive more than once, so repeats are allowed; a
+	// messageId never sent is not, nor is an unsigned request. On bbolt none is expected:
+	// nothing could be delivered before the crash, the killed process's writes died with it,
+	// and the restarted stack is not killed again. On DynamoDB the killed process may leave a
+	// write in flight that the table applies after the restart, such as a retry's move of
+	// its jobs to their next due time: the restarted stack delivers those jobs from where it
+	// found them, then again when their ghost copies fall due (seen with moto_server busy).
 	recv.mu.Lock()
 	for _, id := range ids {
 		if recv.count[id] == 0 {
@@ -219,24 +247,37 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 	if recv.badSig != 0 {
 		t.Errorf("%d requests with a wrong X-Signature", recv.badSig)
 	}
-	received := recv.received
 	recv.mu.Unlock()
-	if received != n {
-		t.Logf("%d deliveries of %d messages: %d repeats (allowed: at least once)", received, n, received-n)
-	}
-	// The record counts each job once it is delivered: 500 exactly, since nothing could be
-	// delivered before the crash and the restarted stack is not killed again (a repeat the
-	// webhook saw, say a send that timed out after the webhook had it, is a failed attempt
-	// in the record, then one delivery). Its "retrying" is not checked: a kill between an
-	// attempt's record and the queue's update leaves retries counted as started that never
-	// end (read.go: "a crash between an attempt and its record may skew them a little").
+	// The record counts every delivery the webhook took: n on bbolt, n and the repeats on
+	// DynamoDB. Its "retrying" is not checked: a kill between an attempt's record and the
+	// queue's update leaves retries counted as started that never end (read.go: "a crash
+	// between an attempt and its record may skew them a little").
+	var d map[string]any
+	received := 0
 	pollUntil(t, "the record after the restart", 30*time.Second, func() (bool, string) {
-		d := again.call(t, "GET", deliveries, tok, "", 200)
-		return d["delivered"].(float64) >= n, fmt.Sprintf("%v (the webhook got %d)", d, received)
+		d = again.call(t, "GET", deliveries, tok, "", 200)
+		recv.mu.Lock()
+		received = recv.received
+		recv.mu.Unlock()
+		return d["delivered"] == float64(received), fmt.Sprintf("%v (the webhook took %d)", d, received)
 	})
-	d := again.call(t, "GET", deliveries, tok, "", 200)
-	if d["delivered"] != float64(n) || d["dead_lettered"] != float64(0) || d["failed"].(float64) < 1 || d["last_delivered_at"] == nil {
-		t.Errorf("deliveries after the restart: %v; want delivered %d, none dead-lettered, the refused attempts counted", d, n)
+	if received != n {
+		var repeated []string
+		recv.mu.Lock()
+		for id, k := range recv.count {
+			if k > 1 {
+				repeated = append(repeated, fmt.Sprintf("%s ×%d", id, k))
+			}
+		}
+		recv.mu.Unlock()
+		slices.Sort(repeated)
+		t.Logf("%d deliveries of %d messages: %d repeats: %v", received, n, received-n, repeated)
+		if !localstacktest.OnDynamoDB() {
+			t.Errorf("%d repeats on bbolt, where none can happen", received-n)
+		}
+	}
+	if d["dead_lettered"] != float64(0) || d["failed"].(float64) < 1 || d["last_delivered_at"] == nil {
+		t.Errorf("deliveries after the restart: %v; want none dead-lettered, the refused attempts counted", d)
 	}
 	t.Logf("deliveries after the restart: %v", d)
 }
