@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -29,8 +27,6 @@ import (
 	"github.com/unifiedprofiles/up/infra/pgtest"
 	"github.com/unifiedprofiles/up/shared/delivery"
 	"github.com/unifiedprofiles/up/shared/localstack/localstacktest"
-	"github.com/unifiedprofiles/up/shared/token"
-	"github.com/unifiedprofiles/up/shared/workspace/workspacetest"
 )
 
 // Issue 17's acceptance on the local stack, black-box over HTTP: events sent to the
@@ -38,45 +34,15 @@ import (
 // (Segment Profiles) and another source (Segment Connections), with their messageIds.
 
 // deliveryEnv is a local stack on the real clock (retries wait real time), its APIs served.
-type deliveryEnv struct {
-	t     *testing.T
-	stack *Stack
-	api   string
-	s3    string
-	tn    workspacetest.Tenant
-	dir   string
-}
+type deliveryEnv struct{ *stackEnv }
 
 func newDeliveryEnv(t *testing.T, opts DeliveryOptions) *deliveryEnv {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	var ddb DynamoDB
-	ddb.Endpoint, ddb.Table = localstacktest.DynamoDB(t)
-	st, err := Open(Config{DataDir: dir, DynamoDB: ddb, OperatorTokenHash: token.Hash(testOperator), S3URL: "http://" + ln.Addr().String(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Delivery: opts})
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	api := httptest.NewServer(st.Handler)
-	s3srv := httptest.NewUnstartedServer(st.S3Handler)
-	s3srv.Listener.Close()
-	s3srv.Listener = ln
-	s3srv.Start()
-	t.Cleanup(func() {
-		api.Close()
-		s3srv.Close()
-		st.Close()
-	})
-	return &deliveryEnv{t: t, stack: st, api: api.URL, s3: s3srv.URL, tn: workspacetest.New(t, st.Workspaces, testOperator), dir: dir}
+	return &deliveryEnv{openStackEnv(t, nil, func(cfg *Config) { cfg.Delivery = opts })}
 }
 
 // call sends a request with auth (nil: the workspace token) and decodes the JSON answer.
-func (e *deliveryEnv) call(method, path, body string, want int) map[string]any {
+func (e *deliveryEnv) want(method, path, body string, want int) map[string]any {
 	e.t.Helper()
 	req, _ := http.NewRequest(method, e.api+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+e.tn.Token)
@@ -100,7 +66,7 @@ func (e *deliveryEnv) ws() string { return "/v1/workspaces/" + e.tn.ID() }
 // destination creates a destination and returns its id.
 func (e *deliveryEnv) destination(body string) string {
 	e.t.Helper()
-	return e.call("POST", e.ws()+"/destinations", body, 201)["id"].(string)
+	return e.want("POST", e.ws()+"/destinations", body, 201)["id"].(string)
 }
 
 // send posts batches of events to the tracking API with writeKey; ids are their messageIds.
@@ -275,7 +241,7 @@ func TestWebhooksOneFailingHalfTheTime(t *testing.T) {
 	// with its retry time.
 	var dbg []any
 	wait(t, "an attempt in the flaky destination's debugger", 30*time.Second, func() (bool, string) {
-		dbg = e.call("GET", e.ws()+"/destinations/"+flakyID+"/debugger?limit=5", "", 200)["entries"].([]any)
+		dbg = e.want("GET", e.ws()+"/destinations/"+flakyID+"/debugger?limit=5", "", 200)["entries"].([]any)
 		return len(dbg) > 0, "none"
 	})
 	sawRetry := false
@@ -329,10 +295,10 @@ func TestWebhooksOneFailingHalfTheTime(t *testing.T) {
 	}
 	// The delivery record.
 	wait(t, "the record settled", 30*time.Second, func() (bool, string) {
-		d := e.call("GET", e.ws()+"/destinations/"+flakyID+"/deliveries", "", 200)
+		d := e.want("GET", e.ws()+"/destinations/"+flakyID+"/deliveries", "", 200)
 		return d["delivered"] == float64(n) && d["retrying"] == float64(0), fmt.Sprint(d)
 	})
-	fd := e.call("GET", e.ws()+"/destinations/"+flakyID+"/deliveries", "", 200)
+	fd := e.want("GET", e.ws()+"/destinations/"+flakyID+"/deliveries", "", 200)
 	if fd["failed"].(float64) < 1 || fd["dead_lettered"] != float64(0) || fd["last_error"] == nil || fd["last_delivered_at"] == nil {
 		t.Errorf("flaky deliveries: %v", fd)
 	}
@@ -340,14 +306,14 @@ func TestWebhooksOneFailingHalfTheTime(t *testing.T) {
 		t.Errorf("flaky last error %q does not name the status", fd["last_error"])
 	}
 	wait(t, "the healthy record settled", 30*time.Second, func() (bool, string) {
-		d := e.call("GET", e.ws()+"/destinations/"+okID+"/deliveries", "", 200)
+		d := e.want("GET", e.ws()+"/destinations/"+okID+"/deliveries", "", 200)
 		return d["delivered"] == float64(n), fmt.Sprint(d)
 	})
-	if hd := e.call("GET", e.ws()+"/destinations/"+okID+"/deliveries", "", 200); hd["failed"] != float64(0) || hd["last_error"] != nil {
+	if hd := e.want("GET", e.ws()+"/destinations/"+okID+"/deliveries", "", 200); hd["failed"] != float64(0) || hd["last_error"] != nil {
 		t.Errorf("healthy deliveries: %v", hd)
 	}
 	// Secrets never come back.
-	got := e.call("GET", e.ws()+"/destinations/"+okID, "", 200)
+	got := e.want("GET", e.ws()+"/destinations/"+okID, "", 200)
 	if b, _ := json.Marshal(got); strings.Contains(string(b), "healthy-secret") {
 		t.Errorf("the destination shows its secret: %s", b)
 	}
@@ -379,10 +345,10 @@ func TestDeadLettersAndReplay(t *testing.T) {
 	e.send(src.WriteKey, ids, trackEvent)
 	path := e.ws() + "/destinations/" + id
 	wait(t, "three dead letters", 30*time.Second, func() (bool, string) {
-		d := e.call("GET", path+"/deliveries", "", 200)
+		d := e.want("GET", path+"/deliveries", "", 200)
 		return d["dead_lettered"] == float64(3), fmt.Sprint(d)
 	})
-	dl := e.call("GET", path+"/dead-letters", "", 200)
+	dl := e.want("GET", path+"/dead-letters", "", 200)
 	list := dl["dead_letters"].([]any)
 	if len(list) != 3 || dl["next"] != "" {
 		t.Fatalf("dead letters: %v", dl)
@@ -391,11 +357,11 @@ func TestDeadLettersAndReplay(t *testing.T) {
 	if !strings.Contains(first["last_error"].(string), "401") || first["attempts"] != float64(1) || first["payload"].(map[string]any)["messageId"] == nil {
 		t.Errorf("a dead letter: %v", first)
 	}
-	e.call("GET", path+"/dead-letters?limit=0", "", 400)
+	e.want("GET", path+"/dead-letters?limit=0", "", 400)
 	mu.Lock()
 	refuse = false
 	mu.Unlock()
-	if r := e.call("POST", path+"/dead-letters/replay", "", 200); r["replayed"] != float64(3) || r["more"] != false {
+	if r := e.want("POST", path+"/dead-letters/replay", "", 200); r["replayed"] != float64(3) || r["more"] != false {
 		t.Fatalf("replay: %v", r)
 	}
 	wait(t, "the replayed messages delivered", 30*time.Second, func() (bool, string) {
@@ -404,10 +370,10 @@ func TestDeadLettersAndReplay(t *testing.T) {
 		return len(got) == 3, fmt.Sprint(got)
 	})
 	wait(t, "the record after the replay", 30*time.Second, func() (bool, string) {
-		d := e.call("GET", path+"/deliveries", "", 200)
+		d := e.want("GET", path+"/deliveries", "", 200)
 		return d["dead_lettered"] == float64(0) && d["delivered"] == float64(3), fmt.Sprint(d)
 	})
-	if l := e.call("GET", path+"/dead-letters", "", 200)["dead_letters"].([]any); len(l) != 0 {
+	if l := e.want("GET", path+"/dead-letters", "", 200)["dead_letters"].([]any); len(l) != 0 {
 		t.Errorf("dead letters after the replay: %v", l)
 	}
 }
@@ -447,7 +413,7 @@ func TestStorageDestinationWritesTheAcceptedEvents(t *testing.T) {
 	})
 	e.send(src.WriteKey, []string{"refused"}, func(string) string { return `{"type":"track","messageId":"refused","userId":"x"}` })
 	wait(t, "every event stored", 60*time.Second, func() (bool, string) {
-		d := e.call("GET", e.ws()+"/destinations/"+id+"/deliveries", "", 200)
+		d := e.want("GET", e.ws()+"/destinations/"+id+"/deliveries", "", 200)
 		return d["delivered"] == float64(n), fmt.Sprint(d)
 	})
 	list, err := cl.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("event-archive")})
@@ -515,8 +481,8 @@ func TestSegmentDestinations(t *testing.T) {
 	t.Parallel()
 	e := newDeliveryEnv(t, DeliveryOptions{})
 	a, b := e.tn.Source(t, "javascript"), e.tn.Source(t, "javascript")
-	other := e.call("POST", e.ws()+"/spaces", `{"name":"Marketing"}`, 201)["id"].(string)
-	tok := e.call("POST", e.ws()+"/spaces/"+other+"/access-tokens", "", 201)["token"].(string)
+	other := e.want("POST", e.ws()+"/spaces", `{"name":"Marketing"}`, 201)["id"].(string)
+	tok := e.want("POST", e.ws()+"/spaces/"+other+"/access-tokens", "", 201)["token"].(string)
 	e.destination(fmt.Sprintf(`{"name":"Marketing space","category":"segment_profiles","settings":{"space_id":%q},"source_ids":[%q]}`, other, a.ID))
 	aToB := e.destination(fmt.Sprintf(`{"name":"A to B","category":"segment_connections","settings":{"source_id":%q},"source_ids":[%q]}`, b.ID, a.ID))
 	bToA := e.destination(fmt.Sprintf(`{"name":"B to A","category":"segment_connections","settings":{"source_id":%q},"source_ids":[%q]}`, a.ID, b.ID))
@@ -560,7 +526,7 @@ func TestSegmentDestinations(t *testing.T) {
 
 	// Segment Connections: source B's debugger shows the three, with their messageIds.
 	debugged := func(src string) map[string]int {
-		out := e.call("GET", e.ws()+"/sources/"+src+"/debugger?limit=50", "", 200)
+		out := e.want("GET", e.ws()+"/sources/"+src+"/debugger?limit=50", "", 200)
 		seen := map[string]int{}
 		for _, en := range out["entries"].([]any) {
 			if n, ok := en.(map[string]any)["normalised"].(map[string]any); ok {
@@ -574,7 +540,7 @@ func TestSegmentDestinations(t *testing.T) {
 		return seen["seg-identify"] == 1 && seen["seg-track"] == 1 && seen["seg-page"] == 1, fmt.Sprint(seen)
 	})
 	wait(t, "A to B's record", 30*time.Second, func() (bool, string) {
-		d := e.call("GET", e.ws()+"/destinations/"+aToB+"/deliveries", "", 200)
+		d := e.want("GET", e.ws()+"/destinations/"+aToB+"/deliveries", "", 200)
 		return d["delivered"] == float64(3), fmt.Sprint(d)
 	})
 	// No loop: B's forward to A never ran, so A saw each message once.
@@ -582,7 +548,7 @@ func TestSegmentDestinations(t *testing.T) {
 	if seen := debugged(a.ID); seen["seg-identify"] != 1 || seen["seg-track"] != 1 || seen["seg-page"] != 1 {
 		t.Errorf("source A's debugger: %v, want each message once", seen)
 	}
-	if d := e.call("GET", e.ws()+"/destinations/"+bToA+"/deliveries", "", 200); d["delivered"] != float64(0) || d["failed"] != float64(0) {
+	if d := e.want("GET", e.ws()+"/destinations/"+bToA+"/deliveries", "", 200); d["delivered"] != float64(0) || d["failed"] != float64(0) {
 		t.Errorf("B to A delivered forwarded messages: %v", d)
 	}
 }
@@ -602,9 +568,9 @@ func TestReverseETLRecordsReachDestinations(t *testing.T) {
 	wh := e.tn.Source(t, "postgres")
 	e.destination(fmt.Sprintf(`{"name":"Warehouse records","category":"analytics","settings":{"url":%q,"secret":"retl-secret"},"source_ids":[%q]}`, hook.srv.URL, wh.ID))
 	src := e.ws() + "/sources/" + wh.ID
-	e.call("PUT", src+"/warehouse", fmt.Sprintf(`{"host":%q,"port":5432,"database":"postgres","user":"retl","password":"right-password","ssl_mode":"disable"}`, pg.Socket), 200)
-	model := src + "/models/" + e.call("POST", src+"/models", `{"name":"Contacts","sql":"SELECT id, email, plan FROM contacts","id_column":"id"}`, 201)["id"].(string)
-	e.call("POST", model+"/mappings", `{"identifiers":{"user_id":"id","email":"email"},"traits":{"plan":"plan"},"schedule":{"interval":"1h"}}`, 201)
+	e.want("PUT", src+"/warehouse", fmt.Sprintf(`{"host":%q,"port":5432,"database":"postgres","user":"retl","password":"right-password","ssl_mode":"disable"}`, pg.Socket), 200)
+	model := src + "/models/" + e.want("POST", src+"/models", `{"name":"Contacts","sql":"SELECT id, email, plan FROM contacts","id_column":"id"}`, 201)["id"].(string)
+	e.want("POST", model+"/mappings", `{"identifiers":{"user_id":"id","email":"email"},"traits":{"plan":"plan"},"schedule":{"interval":"1h"}}`, 201)
 	wait(t, "the three records at the webhook", 60*time.Second, func() (bool, string) {
 		return hook.distinct() == 3, fmt.Sprint(hook.distinct())
 	})

@@ -53,17 +53,28 @@ type stackEnv struct {
 
 func newStackEnv(t *testing.T) *stackEnv {
 	t.Helper()
+	c := testclock.New(time.Now().UTC().Truncate(time.Second))
+	return openStackEnv(t, c, func(cfg *Config) { cfg.ConsoleOrigins = []string{consoleOrigin} })
+}
+
+// openStackEnv opens a local stack on clock (nil: the real clock) with tune's changes to its
+// configuration, and serves its APIs and S3 endpoint.
+func openStackEnv(t *testing.T, clock *testclock.Clock, tune func(*Config)) *stackEnv {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := testclock.New(time.Now().UTC().Truncate(time.Second))
 	dir := t.TempDir()
 	var ddb DynamoDB // bbolt unless the suite runs on DynamoDB
 	ddb.Endpoint, ddb.Table = localstacktest.DynamoDB(t)
-	st, err := Open(Config{DataDir: dir, DynamoDB: ddb, OperatorTokenHash: token.Hash(testOperator), Now: c.Now,
-		ConsoleOrigins: []string{consoleOrigin}, S3URL: "http://" + ln.Addr().String(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := Config{DataDir: dir, DynamoDB: ddb, OperatorTokenHash: token.Hash(testOperator), S3URL: "http://" + ln.Addr().String(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if clock != nil {
+		cfg.Now = clock.Now
+	}
+	tune(&cfg)
+	st, err := Open(cfg)
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)
@@ -78,7 +89,7 @@ func newStackEnv(t *testing.T) *stackEnv {
 		s3srv.Close()
 		st.Close()
 	})
-	return &stackEnv{t: t, stack: st, api: api.URL, s3: s3srv.URL, clock: c, tn: workspacetest.New(t, st.Workspaces, testOperator), dir: dir}
+	return &stackEnv{t: t, stack: st, api: api.URL, s3: s3srv.URL, clock: clock, tn: workspacetest.New(t, st.Workspaces, testOperator), dir: dir}
 }
 
 // call sends an admin API request with the workspace token and decodes the JSON answer.

@@ -280,7 +280,7 @@ func validWebhookHeaders(headers map[string]any) error {
 	seen := make(map[string]bool, len(headers))
 	for _, name := range slices.Sorted(maps.Keys(headers)) {
 		field := "settings.headers." + errcode.Clip(name)
-		if !validHeaderName(name) {
+		if !ValidHeaderName(name) {
 			return errcode.InvalidField(field, "is not a valid HTTP header name (letters, digits and !#$%%&'*+-.^_`|~)")
 		}
 		for _, r := range reservedWebhookHeaders {
@@ -299,15 +299,16 @@ func validWebhookHeaders(headers map[string]any) error {
 			return errcode.InvalidField(field, "must be a string")
 		case len(value) > maxSettingValueLen:
 			return errcode.InvalidField(field, "is %d characters long; the limit is %d", len(value), maxSettingValueLen)
-		case !validHeaderValue(value):
+		case !ValidHeaderValue(value):
 			return errcode.InvalidField(field, "must not contain control characters (line breaks included)")
 		}
 	}
 	return nil
 }
 
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
+// ValidHeaderName reports whether name is an RFC 9110 token (a webhook destination's
+// header names are checked when saved and again when sent).
+func ValidHeaderName(name string) bool {
 	if name == "" {
 		return false
 	}
@@ -323,8 +324,8 @@ func validHeaderName(name string) bool {
 	return true
 }
 
-// validHeaderValue refuses control characters but the tab: a CR or LF would inject headers.
-func validHeaderValue(v string) bool {
+// ValidHeaderValue refuses control characters but the tab: a CR or LF would inject headers.
+func ValidHeaderValue(v string) bool {
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
 			return false

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/delivery"
+	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
 const (
@@ -263,14 +264,14 @@ func parseHeaders(v any) (map[string]string, error) {
 	}
 	out := make(map[string]string, len(m))
 	for name, v := range m {
-		if !validHeaderName(name) {
+		if !workspace.ValidHeaderName(name) {
 			return nil, fmt.Errorf(`webhook: setting "headers": %q is not a valid header name`, name)
 		}
 		s, ok := v.(string)
 		if !ok {
 			return nil, fmt.Errorf(`webhook: setting "headers": the value of %q is not a string`, name)
 		}
-		if !validHeaderValue(s) {
+		if !workspace.ValidHeaderValue(s) {
 			return nil, fmt.Errorf(`webhook: setting "headers": the value of %q has a control character`, name)
 		}
 		canon := http.CanonicalHeaderKey(name)
@@ -280,34 +281,6 @@ func parseHeaders(v any) (map[string]string, error) {
 		out[canon] = s
 	}
 	return out, nil
-}
-
-// validHeaderName reports whether name is an RFC 9110 token.
-func validHeaderName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue refuses the control characters that would split or end a header (tab is
-// allowed, as RFC 9110 does).
-func validHeaderValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // Body is what Send posts for jobs: one job's payload verbatim, or {"batch":[...]} with the
