@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/unifiedprofiles/up/shared/egress"
 	"github.com/unifiedprofiles/up/shared/errcode"
 )
 
@@ -337,7 +338,7 @@ func ValidHeaderValue(v string) bool {
 // validDeliveryURL checks a URL that delivery will send to: absolute http or https, without
 // credentials in it (they would be shown back; a webhook's go in its sealed headers), and
 // not a cloud metadata service, which hands out the deployment's own credentials. Names
-// that resolve there can only be refused when delivery dials.
+// that resolve there can only be refused when delivery dials (package egress).
 func validDeliveryURL(field, raw string) error {
 	if len(raw) > maxURLLength {
 		return errcode.InvalidField(field, "is %d characters long; the limit is %d", len(raw), maxURLLength)
@@ -355,10 +356,10 @@ func validDeliveryURL(field, raw string) error {
 	return nil
 }
 
-// awsMetadataIPv6 is the EC2 instance metadata service's IPv6 address (not link-local).
-var awsMetadataIPv6 = netip.MustParseAddr("fd00:ec2::254")
-
-// refusedHost says why host may not be delivered to, "" when it may.
+// refusedHost says why host may not be delivered to, "" when it may: a literal address
+// egress.Forbidden refuses (delivery refuses it again when dialling), and, which only a
+// check of the settings can see, a metadata host name or an IPv4 address spelt in a form
+// some resolvers read as one.
 func refusedHost(host string) string {
 	h := strings.TrimSuffix(strings.ToLower(host), ".")
 	if h == "metadata.google.internal" {
@@ -372,8 +373,7 @@ func refusedHost(host string) string {
 		}
 		return ""
 	}
-	addr = addr.Unmap().WithZone("")
-	if addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() || addr == awsMetadataIPv6 {
+	if egress.Forbidden(addr) {
 		return "must not be a link-local address (169.254.0.0/16, fe80::/10): the cloud metadata service lives there"
 	}
 	return ""

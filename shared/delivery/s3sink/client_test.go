@@ -3,13 +3,16 @@ package s3sink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 
 	"github.com/unifiedprofiles/up/shared/delivery"
+	"github.com/unifiedprofiles/up/shared/egress"
 )
 
 func TestClientCache(t *testing.T) {
@@ -49,13 +52,23 @@ func TestClientCache(t *testing.T) {
 	if !c1.Options().UsePathStyle {
 		t.Error("an endpoint without path-style addressing")
 	}
-	// The endpoint's dials go through the link-local refusal, on the SDK's buildable client.
+	// The endpoint's dials go through the egress refusal (loopback allowed: local S3-compatible
+	// servers), on the SDK's buildable client. Which addresses are refused is package
+	// egress's test; this one checks the wiring.
 	bc, ok := c1.Options().HTTPClient.(*awshttp.BuildableClient)
 	if !ok {
 		t.Fatalf("HTTP client %T, want the SDK's buildable client", c1.Options().HTTPClient)
 	}
-	if bc.GetDialer().Control == nil {
-		t.Error("the endpoint's dialer has no link-local refusal")
+	if control := bc.GetDialer().Control; control == nil {
+		t.Error("the endpoint's dialer has no egress refusal")
+	} else {
+		var re *egress.RefusedError
+		if err := control("tcp", "169.254.169.254:80", nil); !errors.As(err, &re) {
+			t.Errorf("the endpoint's dialer: 169.254.169.254: err = %v, want an *egress.RefusedError", err)
+		}
+		if err := control("tcp", "127.0.0.1:9000", nil); err != nil {
+			t.Errorf("the endpoint's dialer refuses loopback: %v", err)
+		}
 	}
 	if bc.GetTransport().TLSClientConfig == nil {
 		t.Error("the transport lost its TLS configuration")
@@ -123,20 +136,16 @@ func TestClientCredentials(t *testing.T) {
 	}
 }
 
-func TestRefuseForbidden(t *testing.T) {
+// TestClassifyRefused: a refused dial, deep in the SDK's error, is permanent and says why.
+func TestClassifyRefused(t *testing.T) {
 	t.Parallel()
-	var fe *forbiddenAddrError
-	for _, a := range []string{"169.254.169.254:80", "169.254.170.2:80", "[fe80::1]:443", "[fd00:ec2::254]:80", "[::ffff:169.254.169.254]:80"} {
-		if err := refuseForbidden("tcp", a, nil); !errors.As(err, &fe) {
-			t.Errorf("%s: err = %v, want refused", a, err)
-		}
+	refused := &egress.RefusedError{Addr: netip.MustParseAddr("169.254.169.254")}
+	err := classify(fmt.Errorf("s3sink: put s3://b/k: operation error S3: PutObject: dial tcp: %w", refused))
+	var re *egress.RefusedError
+	if !delivery.IsPermanent(err) || !errors.As(err, &re) || !strings.HasSuffix(err.Error(), "an S3 endpoint may not be there") {
+		t.Errorf("classify = %v, want a permanent refusal", err)
 	}
-	for _, a := range []string{"127.0.0.1:9000", "[::1]:9000", "10.1.2.3:443", "52.216.0.1:443"} {
-		if err := refuseForbidden("tcp", a, nil); err != nil {
-			t.Errorf("%s refused: %v", a, err)
-		}
-	}
-	if !forbidden(netip.MustParseAddr("fe80::1%eth0")) {
-		t.Error("zoned link-local allowed")
+	if err := classify(errors.New("dial tcp: connection refused")); delivery.IsPermanent(err) {
+		t.Errorf("classify = %v, want a retryable error", err)
 	}
 }

@@ -44,7 +44,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -55,6 +54,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/unifiedprofiles/up/shared/delivery"
+	"github.com/unifiedprofiles/up/shared/egress"
 )
 
 const (
@@ -68,6 +68,8 @@ const (
 	// maxClients bounds the client cache; past it the cache starts again (destinations are
 	// few, so this only matters if settings keep changing).
 	maxClients = 256
+	// refusedWhy follows an *egress.RefusedError in messages.
+	refusedWhy = "; an S3 endpoint may not be there"
 )
 
 // Options configure a Sender.
@@ -137,8 +139,8 @@ func ParseSettings(settings map[string]any) (Settings, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return Settings{}, errors.New(`s3sink: setting "endpoint" is not an http or https URL`)
 		}
-		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && forbidden(ip) {
-			return Settings{}, fmt.Errorf(`s3sink: setting "endpoint": %w`, &forbiddenAddrError{addr: ip})
+		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && egress.Forbidden(ip) {
+			return Settings{}, fmt.Errorf(`s3sink: setting "endpoint": %w`+refusedWhy, &egress.RefusedError{Addr: ip})
 		}
 	}
 	return s, nil
@@ -230,9 +232,9 @@ func classify(err error) error {
 	if errors.As(err, &apiErr) && permanentCodes[apiErr.ErrorCode()] {
 		return delivery.Permanent(err)
 	}
-	var fe *forbiddenAddrError
-	if errors.As(err, &fe) {
-		return delivery.Permanent(err)
+	var re *egress.RefusedError
+	if errors.As(err, &re) {
+		return delivery.Permanent(fmt.Errorf("%w"+refusedWhy, err))
 	}
 	return err
 }
@@ -354,8 +356,9 @@ func (s *Sender) client(ctx context.Context, set Settings) (*s3.Client, error) {
 // transport settings) with set's region and endpoint, signing with set's keys only: the
 // default credential chain is never used (see the package comment), and settings without
 // both keys are refused. The HTTP client stays the SDK's buildable one (so AWS_CA_BUNDLE
-// still applies). With an endpoint setting, it refuses link-local addresses at dial time, so
-// the setting cannot aim signed requests at the cloud metadata service.
+// still applies). With an endpoint setting, its dialer refuses what package egress forbids
+// (link-local addresses), so the setting cannot aim signed requests at the cloud metadata
+// service; loopback stays allowed for local S3-compatible servers.
 func newClient(ctx context.Context, set Settings) (*s3.Client, error) {
 	if set.AccessKeyID == "" || set.SecretAccessKey == "" {
 		return nil, delivery.Permanent(errors.New(`s3sink: settings "access_key_id" and "secret_access_key" are both required; this service never writes with its own role`))
@@ -380,7 +383,7 @@ func newClient(ctx context.Context, set Settings) (*s3.Client, error) {
 		if set.Endpoint != "" {
 			o.BaseEndpoint = aws.String(set.Endpoint)
 			if bc, ok := o.HTTPClient.(*awshttp.BuildableClient); ok {
-				o.HTTPClient = bc.WithDialerOptions(func(d *net.Dialer) { d.Control = refuseForbidden })
+				o.HTTPClient = bc.WithDialerOptions(func(d *net.Dialer) { d.Control = egress.Control(false) })
 			}
 			// S3-compatible servers seldom speak the SDK's default trailing checksums
 			// (aws-chunked bodies); the body is signed in full instead.
@@ -393,34 +396,4 @@ func newClient(ctx context.Context, set Settings) (*s3.Client, error) {
 			o.UsePathStyle = true
 		}
 	}), nil
-}
-
-// forbiddenAddrError is a refused dial; it becomes a permanent error.
-type forbiddenAddrError struct{ addr netip.Addr }
-
-func (e *forbiddenAddrError) Error() string {
-	return fmt.Sprintf("address %s is link-local or the cloud metadata service; an S3 endpoint may not be there", e.addr)
-}
-
-// ec2MetadataV6 is the EC2 instance metadata service's IPv6 address.
-var ec2MetadataV6 = netip.MustParseAddr("fd00:ec2::254")
-
-// forbidden reports whether the sink may not connect to a: link-local addresses
-// (169.254.0.0/16 holds the metadata service, fe80::/10) and fd00:ec2::254. The same rule as
-// the webhook sender's; loopback stays allowed for local S3-compatible servers.
-func forbidden(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.WithZone("") == ec2MetadataV6
-}
-
-// refuseForbidden is a net.Dialer Control, run on the resolved address about to be dialled.
-func refuseForbidden(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("dial %q: not an IP address and port", address)
-	}
-	if forbidden(ap.Addr()) {
-		return &forbiddenAddrError{addr: ap.Addr()}
-	}
-	return nil
 }

@@ -5,47 +5,18 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/delivery"
+	"github.com/unifiedprofiles/up/shared/egress"
 )
 
-func TestForbidden(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		addr string
-		want bool
-	}{
-		{"169.254.169.254", true},
-		{"169.254.0.1", true},
-		{"169.254.255.255", true},
-		{"::ffff:169.254.169.254", true},
-		{"fe80::1", true},
-		{"fe80::1%eth0", true},
-		{"febf::1", true},
-		{"fd00:ec2::254", true},
-		{"ff02::1", true}, // link-local multicast
-		{"224.0.0.1", true},
-		{"127.0.0.1", false},
-		{"::1", false},
-		{"10.0.0.1", false},
-		{"192.168.1.1", false},
-		{"169.255.0.1", false},
-		{"fd00:ec2::253", false},
-		{"fec0::1", false},
-		{"93.184.216.34", false},
-	}
-	for _, tc := range tests {
-		if got := forbidden(netip.MustParseAddr(tc.addr)); got != tc.want {
-			t.Errorf("forbidden(%s) = %v, want %v", tc.addr, got, tc.want)
-		}
-	}
-}
-
 // TestDialRefusesLinkLocal goes through the sender's own transport, as a host name that
-// resolved to the metadata address would, past the settings' literal-address check.
+// resolved to the metadata address would, past the settings' literal-address check. Which
+// addresses are refused is package egress's test; this one checks the wiring.
 func TestDialRefusesLinkLocal(t *testing.T) {
 	t.Parallel()
 	s := New(Options{})
@@ -60,15 +31,14 @@ func TestDialRefusesLinkLocal(t *testing.T) {
 		conn.Close()
 		t.Fatal("dialled 169.254.169.254")
 	}
-	var fe *forbiddenAddrError
-	if !errors.As(err, &fe) {
-		t.Fatalf("err = %v, want a forbiddenAddrError", err)
+	var re *egress.RefusedError
+	if !errors.As(err, &re) {
+		t.Fatalf("err = %v, want an *egress.RefusedError", err)
 	}
-	if err := refuseForbidden("tcp6", "[fd00:ec2::254]:80", nil); !errors.As(err, &fe) {
-		t.Errorf("fd00:ec2::254: err = %v", err)
-	}
-	if err := refuseForbidden("tcp4", "127.0.0.1:80", nil); err != nil {
-		t.Errorf("loopback refused: %v", err)
+	// The refusal becomes a permanent error in the webhook's words.
+	err = s.transportError(ctx, &url.URL{Scheme: "http", Host: "169.254.169.254", Path: "/latest"}, err)
+	if !delivery.IsPermanent(err) || !errors.As(err, &re) || !strings.HasSuffix(err.Error(), "webhooks may not call it") {
+		t.Errorf("transportError = %v, want a permanent refusal", err)
 	}
 }
 
@@ -84,8 +54,11 @@ func TestRefuseLoopback(t *testing.T) {
 		t.Fatalf("loopback without RefuseLoopback: %v", err)
 	}
 	err := New(Options{RefuseLoopback: true}).Send(context.Background(), target, jobs)
-	var fe *forbiddenAddrError
-	if !errors.As(err, &fe) || !delivery.IsPermanent(err) {
-		t.Fatalf("loopback with RefuseLoopback: %v, want a permanent forbidden address", err)
+	var re *egress.RefusedError
+	if !errors.As(err, &re) || !delivery.IsPermanent(err) {
+		t.Fatalf("loopback with RefuseLoopback: %v, want a permanent refused address", err)
+	}
+	if !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("loopback with RefuseLoopback: %q does not say loopback", err)
 	}
 }

@@ -12,9 +12,10 @@
 //
 // A 2xx answer is delivery. 408, 429, 5xx, timeouts and network errors are retried by the
 // caller; any other answer (other 4xx, and 3xx, since redirects are not followed) and wrong
-// settings are permanent. The sender never connects to link-local addresses (the cloud
-// metadata service lives there), checked when each connection is dialled, so a host name
-// that resolves there is refused too.
+// settings are permanent. The sender never connects where package egress forbids (link-local
+// addresses: the cloud metadata service lives there), nor to loopback with
+// Options.RefuseLoopback, checked when each connection is dialled, so a host name that
+// resolves there is refused too.
 package webhook
 
 import (
@@ -32,10 +33,10 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/delivery"
+	"github.com/unifiedprofiles/up/shared/egress"
 	"github.com/unifiedprofiles/up/shared/workspace"
 )
 
@@ -55,6 +56,8 @@ const (
 	maxDrain = 64 << 10
 	// maxSnippet is how much of an answer's body an error message quotes.
 	maxSnippet = 200
+	// refusedWhy follows an *egress.RefusedError in messages.
+	refusedWhy = "; webhooks may not call it"
 )
 
 // Options configure a Sender.
@@ -63,8 +66,8 @@ type Options struct {
 	// DefaultTimeout when zero.
 	Timeout time.Duration
 	// Client, when not nil, replaces the sender's own HTTP client (tests). It is used with
-	// redirects switched off, but its transport is its own: the link-local refusal applies
-	// only to the sender's own client.
+	// redirects switched off, but its transport is its own: the egress refusal applies only
+	// to the sender's own client.
 	Client *http.Client
 	// RefuseLoopback refuses loopback and unspecified addresses too. In AWS Lambda 127.0.0.1
 	// serves the function's own Runtime API, which a tenant's webhook must never reach;
@@ -98,19 +101,10 @@ func New(opts Options) *Sender {
 	return s
 }
 
-// newTransport is http.DefaultTransport's configuration with the link-local refusal at dial
+// newTransport is http.DefaultTransport's configuration with the egress refusal at dial
 // time, and without a proxy: through a proxy the dial check would see only the proxy.
 func newTransport(refuseLoopback bool) *http.Transport {
-	control := refuseForbidden
-	if refuseLoopback {
-		control = func(network, address string, c syscall.RawConn) error {
-			if ap, err := netip.ParseAddrPort(address); err == nil && (ap.Addr().Unmap().IsLoopback() || ap.Addr().IsUnspecified()) {
-				return &forbiddenAddrError{addr: ap.Addr()}
-			}
-			return refuseForbidden(network, address, c)
-		}
-	}
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: control}
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: egress.Control(refuseLoopback)}
 	var tr *http.Transport
 	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
 		tr = dt.Clone()
@@ -121,38 +115,6 @@ func newTransport(refuseLoopback bool) *http.Transport {
 	tr.DialContext = d.DialContext
 	tr.MaxIdleConnsPerHost = 8
 	return tr
-}
-
-// forbiddenAddrError is a refused dial; it becomes a permanent error.
-type forbiddenAddrError struct{ addr netip.Addr }
-
-func (e *forbiddenAddrError) Error() string {
-	return fmt.Sprintf("address %s is link-local, loopback or the cloud metadata service; webhooks may not call it", e.addr)
-}
-
-// refuseForbidden is a net.Dialer Control: it runs after name resolution, on the very
-// address about to be connected, so no DNS trick (rebinding included) gets past it.
-func refuseForbidden(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("dial %q: not an IP address and port", address)
-	}
-	if forbidden(ap.Addr()) {
-		return &forbiddenAddrError{addr: ap.Addr()}
-	}
-	return nil
-}
-
-// ec2MetadataV6 is the EC2 instance metadata service's IPv6 address (Nitro instances).
-var ec2MetadataV6 = netip.MustParseAddr("fd00:ec2::254")
-
-// forbidden reports whether a webhook may not connect to a: link-local unicast
-// (169.254.0.0/16, fe80::/10, where 169.254.169.254 serves instance metadata and
-// credentials), link-local multicast, and fd00:ec2::254. Loopback and private networks stay
-// allowed: local receivers and tests use them.
-func forbidden(a netip.Addr) bool {
-	a = a.Unmap() // ::ffff:169.254.169.254 is 169.254.169.254
-	return a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.WithZone("") == ec2MetadataV6
 }
 
 // Settings are a webhook destination's settings, checked.
@@ -179,10 +141,10 @@ func ParseSettings(settings map[string]any) (Settings, error) {
 		// The URL itself is not quoted: it may carry a token.
 		return s, errors.New(`webhook: setting "url" is not an http or https URL`)
 	}
-	if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && forbidden(ip) {
+	if ip, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && egress.Forbidden(ip) {
 		// Refused before dialling too, so a literal address fails the same way on hosts
 		// where its family cannot even open a socket.
-		return s, fmt.Errorf(`webhook: setting "url": %w`, &forbiddenAddrError{addr: ip})
+		return s, fmt.Errorf(`webhook: setting "url": %w`+refusedWhy, &egress.RefusedError{Addr: ip})
 	}
 	s.URL = u
 	switch v := settings["secret"].(type) {
@@ -381,9 +343,9 @@ func retryable(code int) bool {
 // else (timeouts, refused or reset connections, TLS and DNS failures) may mend itself. The
 // message names the URL's scheme and host only: its path or query may hold a token.
 func (s *Sender) transportError(ctx context.Context, u *url.URL, err error) error {
-	var fe *forbiddenAddrError
-	if errors.As(err, &fe) {
-		return delivery.Permanent(fmt.Errorf("webhook: POST %s: %w", where(u), fe))
+	var re *egress.RefusedError
+	if errors.As(err, &re) {
+		return delivery.Permanent(fmt.Errorf("webhook: POST %s: %w"+refusedWhy, where(u), re))
 	}
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("webhook: POST %s: no answer within %s", where(u), s.timeout)
