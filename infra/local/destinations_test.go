@@ -273,7 +273,7 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 		slices.Sort(repeated)
 		t.Logf("%d deliveries of %d messages: %d repeats: %v", received, n, received-n, repeated)
 		if !localstacktest.OnDynamoDB() {
-			t.Errorf("%d repeats on bbolt, where none can happen", received-n)
+			t.Errorf("%d repeats on bbolt, where none is expected", received-n)
 		}
 	}
 	if d["dead_lettered"] != float64(0) || d["failed"].(float64) < 1 || d["last_delivered_at"] == nil {

@@ -15,11 +15,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -28,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/unifiedprofiles/up/shared/delivery"
+	"github.com/unifiedprofiles/up/shared/sqsbody"
 )
 
 // QueueURLEnv names the variable FromEnv reads the queue's URL from.
@@ -161,7 +160,7 @@ func (q *Queue) Enqueue(ctx context.Context, jobs []delivery.Job) error {
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("sqsqueue: %d of %d jobs were not queued on %s, after one retry; the first (message %s to %s): %s",
-			len(failed), len(jobs), q.url, clip(jobs[failed[0]].MessageID), jobs[failed[0]].DestinationID, first)
+			len(failed), len(jobs), q.url, sqsbody.Clip(jobs[failed[0]].MessageID), jobs[failed[0]].DestinationID, first)
 	}
 	return nil
 }
@@ -177,12 +176,12 @@ func Encode(j delivery.Job) (string, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(j); err != nil {
-		return "", fmt.Errorf("sqsqueue: encode the job of message %s to %s: %w", clip(j.MessageID), j.DestinationID, err)
+		return "", fmt.Errorf("sqsqueue: encode the job of message %s to %s: %w", sqsbody.Clip(j.MessageID), j.DestinationID, err)
 	}
 	body := sqsSafe(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 	if len(body) > MaxBody {
 		return "", fmt.Errorf("sqsqueue: the job of message %s to %s is %d bytes as JSON, over the %d SQS takes",
-			clip(j.MessageID), j.DestinationID, len(body), MaxBody)
+			sqsbody.Clip(j.MessageID), j.DestinationID, len(body), MaxBody)
 	}
 	return body, nil
 }
@@ -218,55 +217,15 @@ func sqsSafe(b []byte) string {
 // during a deployment still decodes. The error says what is wrong with the body.
 func Decode(body string) (delivery.Job, error) {
 	var j delivery.Job
-	if strings.TrimSpace(body) == "" {
-		return j, errors.New("sqsqueue: the message body is empty, not a delivery job")
-	}
-	dec := json.NewDecoder(strings.NewReader(body))
-	if err := dec.Decode(&j); err != nil {
-		return delivery.Job{}, fmt.Errorf("sqsqueue: the message body is not a delivery job: %s", jsonProblem(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return delivery.Job{}, errors.New("sqsqueue: the message body is not a delivery job: data follows the JSON object")
-	}
-	if bytes.Equal(bytes.TrimSpace([]byte(body)), []byte("null")) {
-		return delivery.Job{}, errors.New("sqsqueue: the message body is not a delivery job: it is JSON null, want an object")
+	if problem := sqsbody.Decode(body, &j); errors.Is(problem, sqsbody.ErrEmpty) {
+		return delivery.Job{}, errors.New("sqsqueue: the message body is empty, not a delivery job")
+	} else if problem != nil {
+		return delivery.Job{}, fmt.Errorf("sqsqueue: the message body is not a delivery job: %w", problem)
 	}
 	if err := check(j); err != nil {
 		return delivery.Job{}, err
 	}
 	return j, nil
-}
-
-// jsonProblem says in words what encoding/json found wrong.
-func jsonProblem(err error) string {
-	var typ *json.UnmarshalTypeError
-	var syn *json.SyntaxError
-	switch {
-	case errors.As(err, &typ) && typ.Field == "":
-		return fmt.Sprintf("it is a JSON %s, want an object", typ.Value)
-	case errors.As(err, &typ):
-		return fmt.Sprintf("field %s is a JSON %s, want %s", typ.Field, typ.Value, jsonKind(typ.Type.Kind().String()))
-	case errors.As(err, &syn):
-		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, err)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "the JSON ends too early"
-	}
-	// The only field that decodes itself and can fail is accepted_at, a time.Time.
-	var tp *time.ParseError
-	if errors.As(err, &tp) || strings.HasPrefix(err.Error(), "Time.UnmarshalJSON") {
-		return "accepted_at is not a time as RFC 3339 text (" + err.Error() + ")"
-	}
-	return "invalid JSON: " + err.Error()
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "a string"
-	case "int":
-		return "an integer (a number without a fraction, within range)"
-	}
-	return goKind
 }
 
 // maxID bounds an id in a job; the ids this project makes are about 30 characters.
@@ -280,7 +239,7 @@ func check(j delivery.Job) error {
 		{"destination_id", "dst_", j.DestinationID},
 		{"source_id", "src_", j.SourceID},
 	} {
-		if err := checkID(f.name, f.prefix, f.value); err != nil {
+		if err := sqsbody.CheckID(f.name, f.prefix, f.value, maxID); err != nil {
 			return fmt.Errorf("sqsqueue: the message body is not a delivery job: %w", err)
 		}
 	}
@@ -321,29 +280,4 @@ func jsonValueKind(c byte) string {
 		return "a JSON number"
 	}
 	return "not JSON"
-}
-
-func checkID(field, prefix, v string) error {
-	switch {
-	case v == "":
-		return fmt.Errorf("%s is missing or empty, want an id starting %s", field, prefix)
-	case !strings.HasPrefix(v, prefix) || len(v) == len(prefix):
-		return fmt.Errorf("%s %q does not look like an id of its kind: want %s followed by the id", field, clip(v), prefix)
-	case len(v) > maxID:
-		return fmt.Errorf("%s is %d characters long, at most %d", field, len(v), maxID)
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return fmt.Errorf("%s %q has the character %q at byte %d: ids hold only letters, digits, '_' and '-'", field, clip(v), c, i)
-		}
-	}
-	return nil
-}
-
-// clip shortens what goes into an error message.
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }

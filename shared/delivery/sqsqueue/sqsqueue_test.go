@@ -127,16 +127,12 @@ func TestDecode(t *testing.T) {
 		b, _ := json.Marshal(m)
 		return string(b)
 	}
-	// Each refusal names what is wrong.
+	// Each refusal names what is wrong: shared/sqsbody's words for the body as JSON, after this
+	// queue's; the job's own fields here.
 	bad := []struct{ name, body, want string }{
-		{"empty", "", "empty"},
-		{"blank", " \t\n", "empty"},
-		{"not JSON", "hello", "invalid JSON at byte 1"},
-		{"cut short", `{"workspace_id":"ws_1"`, "ends too early"},
-		{"null", "null", "JSON null, want an object"},
-		{"an array", `[1,2]`, "a JSON array, want an object"},
-		{"a string", `"ws_1"`, "a JSON string, want an object"},
-		{"two objects", body + body, "data follows the JSON object"},
+		{"empty", "", "sqsqueue: the message body is empty, not a delivery job"},
+		{"not JSON", "hello", "sqsqueue: the message body is not a delivery job: invalid JSON at byte 1"},
+		{"two objects", body + body, "sqsqueue: the message body is not a delivery job: data follows the JSON object"},
 		{"a sync task", `{"workspace_id":"ws_1","mapping_id":"map_1","sync_id":"sync_1","page":0}`, "destination_id is missing or empty"},
 		{"an S3 event", `{"Records":[{"eventSource":"aws:s3"}]}`, "workspace_id is missing or empty"},
 		{"no workspace", with("workspace_id", ""), "workspace_id is missing or empty"},
@@ -152,15 +148,12 @@ func TestDecode(t *testing.T) {
 		{"no acceptance time", with("accepted_at", ""), "accepted_at is missing"},
 		{"acceptance time null", with("accepted_at", "null"), "accepted_at is missing"},
 		{"acceptance time as a number", with("accepted_at", "1767225600"), "accepted_at is not a time as RFC 3339 text"},
-		{"acceptance time not a time", with("accepted_at", `"yesterday"`), "accepted_at is not a time as RFC 3339 text"},
+		{"acceptance time not a time", with("accepted_at", `"yesterday"`),
+			`sqsqueue: the message body is not a delivery job: accepted_at is not a time as RFC 3339 text (parsing time "yesterday"`},
 		{"attempts as text", with("attempts", `"2"`), "field attempts is a JSON string, want an integer"},
-		{"attempts with a fraction", with("attempts", `1.5`), "field attempts is a JSON number 1.5, want an integer"},
 		{"negative attempts", with("attempts", `-1`), "attempts is -1, want 0 or more"},
 		{"negative hops", with("hops", `-2`), "hops is -2, want 0 or more"},
-		{"id as a number", with("workspace_id", `7`), "field workspace_id is a JSON number, want a string"},
 		{"ids swapped", with("destination_id", `"src_1"`), `destination_id "src_1" does not look like an id of its kind: want dst_`},
-		{"prefix only", with("source_id", `"src_"`), `source_id "src_" does not look like an id`},
-		{"a key separator", with("destination_id", `"dst_1#x"`), `destination_id "dst_1#x" has the character '#' at byte 5`},
 		{"too long", with("workspace_id", `"ws_`+strings.Repeat("a", 200)+`"`), "workspace_id is 203 characters long, at most 128"},
 	}
 	for _, tc := range bad {
@@ -413,14 +406,7 @@ func TestFromEnv(t *testing.T) {
 	if _, err := dsqs.FromEnv(ctx); !errors.Is(err, dsqs.ErrNoQueueURL) {
 		t.Fatalf("without %s: %v, want ErrNoQueueURL", dsqs.QueueURLEnv, err)
 	}
-	endpoint := sqstest.Endpoint(t)
-	client := sqstest.Client(t, endpoint)
-	url := sqstest.CreateQueue(t, client)
-	t.Setenv(dsqs.QueueURLEnv, url)
-	t.Setenv("AWS_ENDPOINT_URL_SQS", endpoint)
-	t.Setenv("AWS_REGION", sqstest.Region)
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	client, url := sqstest.Env(t, dsqs.QueueURLEnv)
 	q, err := dsqs.FromEnv(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -7,19 +7,17 @@
 package sqsqueue
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/unifiedprofiles/up/shared/sqsbody"
 	"github.com/unifiedprofiles/up/shared/warehouse"
 )
 
@@ -98,50 +96,15 @@ const maxID = 128
 // decodes. The error says what is wrong with the body.
 func Decode(body string) (warehouse.Task, error) {
 	var t warehouse.Task
-	if strings.TrimSpace(body) == "" {
-		return t, errors.New("sqsqueue: the message body is empty, not a sync task")
-	}
-	dec := json.NewDecoder(strings.NewReader(body))
-	if err := dec.Decode(&t); err != nil {
-		return warehouse.Task{}, fmt.Errorf("sqsqueue: the message body is not a sync task: %s", jsonProblem(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return warehouse.Task{}, errors.New("sqsqueue: the message body is not a sync task: data follows the JSON object")
-	}
-	if bytes.Equal(bytes.TrimSpace([]byte(body)), []byte("null")) {
-		return warehouse.Task{}, errors.New("sqsqueue: the message body is not a sync task: it is JSON null, want an object")
+	if problem := sqsbody.Decode(body, &t); errors.Is(problem, sqsbody.ErrEmpty) {
+		return warehouse.Task{}, errors.New("sqsqueue: the message body is empty, not a sync task")
+	} else if problem != nil {
+		return warehouse.Task{}, fmt.Errorf("sqsqueue: the message body is not a sync task: %w", problem)
 	}
 	if err := check(t); err != nil {
 		return warehouse.Task{}, err
 	}
 	return t, nil
-}
-
-// jsonProblem says in words what encoding/json found wrong.
-func jsonProblem(err error) string {
-	var typ *json.UnmarshalTypeError
-	var syn *json.SyntaxError
-	switch {
-	case errors.As(err, &typ) && typ.Field == "":
-		return fmt.Sprintf("it is a JSON %s, want an object", typ.Value)
-	case errors.As(err, &typ):
-		return fmt.Sprintf("field %s is a JSON %s, want %s", typ.Field, typ.Value, jsonKind(typ.Type.Kind().String()))
-	case errors.As(err, &syn):
-		return fmt.Sprintf("invalid JSON at byte %d: %v", syn.Offset, err)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "the JSON ends too early"
-	}
-	return "invalid JSON: " + err.Error()
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "a string"
-	case "int":
-		return "an integer (a number without a fraction, within range)"
-	}
-	return goKind
 }
 
 // check validates a task's fields. The ids become parts of DynamoDB keys ("#" separates the
@@ -157,10 +120,10 @@ func check(t warehouse.Task) error {
 	case warehouse.TaskSalesforce:
 		ids = []struct{ name, prefix, value string }{{"workspace_id", "ws_", t.WorkspaceID}, {"source_id", "src_", t.SourceID}}
 	default:
-		return fmt.Errorf("sqsqueue: the message body is not a sync task: kind %q is unknown, want none (Reverse ETL) or %q", clip(t.Kind), warehouse.TaskSalesforce)
+		return fmt.Errorf("sqsqueue: the message body is not a sync task: kind %q is unknown, want none (Reverse ETL) or %q", sqsbody.Clip(t.Kind), warehouse.TaskSalesforce)
 	}
 	for _, f := range ids {
-		if err := checkID(f.name, f.prefix, f.value); err != nil {
+		if err := sqsbody.CheckID(f.name, f.prefix, f.value, maxID); err != nil {
 			return fmt.Errorf("sqsqueue: the message body is not a sync task: %w", err)
 		}
 	}
@@ -168,29 +131,4 @@ func check(t warehouse.Task) error {
 		return fmt.Errorf("sqsqueue: the message body is not a sync task: page is %d, want 0 (plan) or more (a page to load)", t.Page)
 	}
 	return nil
-}
-
-func checkID(field, prefix, v string) error {
-	switch {
-	case v == "":
-		return fmt.Errorf("%s is missing or empty, want an id starting %s", field, prefix)
-	case !strings.HasPrefix(v, prefix) || len(v) == len(prefix):
-		return fmt.Errorf("%s %q does not look like an id of its kind: want %s followed by the id", field, clip(v), prefix)
-	case len(v) > maxID:
-		return fmt.Errorf("%s is %d characters long, at most %d", field, len(v), maxID)
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return fmt.Errorf("%s %q has the character %q at byte %d: ids hold only letters, digits, '_' and '-'", field, clip(v), c, i)
-		}
-	}
-	return nil
-}
-
-// clip shortens what goes into an error message.
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }

@@ -41,27 +41,19 @@ func TestDecode(t *testing.T) {
 		t.Errorf("a task without page (the plan): %+v, %v", got, err)
 	}
 
-	// Each refusal names what is wrong.
+	// Each refusal names what is wrong: shared/sqsbody's words for the body as JSON, after this
+	// queue's; the task's own fields here.
 	bad := []struct{ name, body, want string }{
-		{"empty", "", "empty"},
-		{"blank", " \t\n", "empty"},
-		{"not JSON", "hello", "invalid JSON at byte 1"},
-		{"cut short", `{"workspace_id":"ws_1"`, "ends too early"},
-		{"null", "null", "JSON null, want an object"},
-		{"an array", `[1,2]`, "a JSON array, want an object"},
-		{"a string", `"ws_1"`, "a JSON string, want an object"},
-		{"two objects", body + body, "data follows the JSON object"},
+		{"empty", "", "sqsqueue: the message body is empty, not a sync task"},
+		{"not JSON", "hello", "sqsqueue: the message body is not a sync task: invalid JSON at byte 1"},
+		{"two objects", body + body, "sqsqueue: the message body is not a sync task: data follows the JSON object"},
 		{"an S3 event", `{"Records":[{"eventSource":"aws:s3"}]}`, "workspace_id is missing or empty"},
 		{"no mapping", `{"workspace_id":"ws_1","sync_id":"sync_1"}`, "mapping_id is missing or empty"},
 		{"no sync", `{"workspace_id":"ws_1","mapping_id":"map_1"}`, "sync_id is missing or empty"},
 		{"page as text", strings.Replace(body, `"page":2`, `"page":"2"`, 1), "field page is a JSON string, want an integer"},
-		{"page with a fraction", strings.Replace(body, `"page":2`, `"page":1.5`, 1), "field page is a JSON number 1.5, want an integer"},
-		{"page too large", strings.Replace(body, `"page":2`, `"page":1e30`, 1), "field page is a JSON number 1e30, want an integer"},
 		{"negative page", strings.Replace(body, `"page":2`, `"page":-1`, 1), "page is -1, want 0 (plan) or more"},
-		{"id as a number", `{"workspace_id":7,"mapping_id":"map_1","sync_id":"sync_1"}`, "field workspace_id is a JSON number, want a string"},
-		{"ids swapped", `{"workspace_id":"map_1","mapping_id":"ws_1","sync_id":"sync_1"}`, `workspace_id "map_1" does not look like an id of its kind: want ws_`},
-		{"prefix only", `{"workspace_id":"ws_","mapping_id":"map_1","sync_id":"sync_1"}`, `workspace_id "ws_" does not look like an id`},
-		{"a key separator", `{"workspace_id":"ws_1","mapping_id":"map_1#x","sync_id":"sync_1"}`, `mapping_id "map_1#x" has the character '#' at byte 5`},
+		{"ids swapped", `{"workspace_id":"map_1","mapping_id":"ws_1","sync_id":"sync_1"}`,
+			`sqsqueue: the message body is not a sync task: workspace_id "map_1" does not look like an id of its kind: want ws_`},
 		{"too long", `{"workspace_id":"ws_1","mapping_id":"map_1","sync_id":"sync_` + strings.Repeat("a", 200) + `"}`, "sync_id is 205 characters long, at most 128"},
 	}
 	for _, tc := range bad {
@@ -171,14 +163,7 @@ func TestFromEnv(t *testing.T) {
 	if _, err := sqsqueue.FromEnv(ctx); !errors.Is(err, sqsqueue.ErrNoQueueURL) {
 		t.Fatalf("without %s: %v, want ErrNoQueueURL", sqsqueue.QueueURLEnv, err)
 	}
-	endpoint := sqstest.Endpoint(t)
-	client := sqstest.Client(t, endpoint)
-	url := sqstest.CreateQueue(t, client)
-	t.Setenv(sqsqueue.QueueURLEnv, url)
-	t.Setenv("AWS_ENDPOINT_URL_SQS", endpoint)
-	t.Setenv("AWS_REGION", sqstest.Region)
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	client, url := sqstest.Env(t, sqsqueue.QueueURLEnv)
 	q, err := sqsqueue.FromEnv(ctx)
 	if err != nil {
 		t.Fatal(err)

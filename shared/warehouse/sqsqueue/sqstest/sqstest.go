@@ -57,6 +57,22 @@ func CreateQueue(t testing.TB, client *sqs.Client) string {
 	return url
 }
 
+// Env creates a queue (CreateQueue) and sets, for the rest of t, what a FromEnv reads: the
+// queue's URL in urlEnv, and the SDK's SQS endpoint, region and dummy credentials. It returns a
+// client and the queue's URL. t.Setenv: the test must not be parallel.
+func Env(t testing.TB, urlEnv string) (*sqs.Client, string) {
+	t.Helper()
+	endpoint := Endpoint(t)
+	client := Client(t, endpoint)
+	url := CreateQueue(t, client)
+	t.Setenv(urlEnv, url)
+	t.Setenv("AWS_ENDPOINT_URL_SQS", endpoint)
+	t.Setenv("AWS_REGION", Region)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	return client, url
+}
+
 // Receive takes up to 10 messages from the queue, waiting up to wait for the first, and
 // deletes what it took.
 func Receive(t testing.TB, client *sqs.Client, url string, wait time.Duration) []types.Message {
