@@ -42,6 +42,7 @@ fuzz ./shared/warehouse/bigquery/ FuzzPosition 15000x
 fuzz ./shared/warehouse/bigquery/ FuzzErrorLocation 15000x
 fuzz ./shared/warehouse/sqsqueue/ FuzzDecode 30000x
 fuzz ./shared/delivery/sqsqueue/ FuzzDecode 30000x
+fuzz ./shared/sqsbody/ FuzzDecode 30000x
 fuzz ./shared/warehouse/snowflake/ FuzzPosition 20000x
 fuzz ./shared/warehouse/snowflake/ FuzzNumber 30000x
 fuzz ./shared/salesforce/ FuzzParseDatetime 40000x
