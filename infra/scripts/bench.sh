@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 source infra/scripts/moto.sh
 start_moto
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(go version)"
-go test -run '^$' -bench "${BENCH:-.}" -skip 'ProfilesTraits|TrackingBatch|CSVUpload|Paced|RETL' -benchtime "${BENCHTIME:-2s}" ./infra/bench/
+go test -run '^$' -bench "${BENCH:-.}" -skip 'ProfilesTraits|TrackingBatch|CSVUpload|Paced|RETL|DeliveryWebhook' -benchtime "${BENCHTIME:-2s}" ./infra/bench/
 # Paced at 1,000 requests/s: a fixed count, not a duration.
 go test -run '^$' -bench 'ProfilesTraits|FlexAgentLookupPaced' -benchtime 5000x ./infra/bench/
 # A 9,999-row CSV upload, three times (each takes seconds).
@@ -15,6 +15,7 @@ go test -run '^$' -bench CSVUpload -benchtime 3x ./infra/bench/
 # rows among 1,000,000 (after a first sync of the million, which takes a while).
 go test -run '^$' -bench 'RETLFirstSync100k' -benchtime 2x ./infra/bench/
 go test -run '^$' -bench 'RETLIncremental1kOf1M' -benchtime 3x -timeout 30m ./infra/bench/
+go test -run '^$' -bench 'DeliveryWebhook' -benchtime 200000x ./infra/bench/ # destination delivery (issue 17): 200,000 events per batch size, about a minute
 # The tracking budget's load, 1,000 batches (a steady state: several flushes of the tables), with
 # a CPU profile: where the time goes.
 prof=$(mktemp -d)

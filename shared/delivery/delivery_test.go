@@ -470,3 +470,74 @@ func TestPayload(t *testing.T) {
 		t.Error("a raw message that is not an object was accepted")
 	}
 }
+
+// TestRetryingCountMovesWithTheQueue: on the store queue the retrying count changes with
+// the job's move, so an attempt whose move a crash lost (the job stays as it was and is
+// attempted again) leaves nothing counted as retrying for ever.
+func TestRetryingCountMovesWithTheQueue(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	clock := testclock.New(start)
+	st := openStore(t, clock.Now)
+	fd := &fakeDests{ds: map[string]workspace.Destination{"dst_a": dest("dst_a", TypeWebhook, nil)}}
+	var mu sync.Mutex
+	fail := true
+	e := NewEngine(st, fd, map[string]Sender{TypeWebhook: SenderFunc(func(context.Context, Target, []Job) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return errors.New("503")
+		}
+		return nil
+	})}, EngineOptions{Now: clock.Now, Rand: func() float64 { return 0 }, Backoff: Backoff{Base: time.Second, Max: time.Second}})
+	q := NewStoreQueue(st, clock.Now)
+	stop := RunLanes(q, e, LanesOptions{Poll: time.Hour}) // the lanes' counting, not their timing, is under test
+	stop()
+	ctx := context.Background()
+	recs := NewRecords(st, q, clock.Now)
+	retrying := func() int64 {
+		d, err := recs.Deliveries(ctx, "dst_a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Retrying
+	}
+	if err := q.Enqueue(ctx, []Job{job("dst_a", "m1", start, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	queued, _ := q.next(ctx, "dst_a", 10)
+	jobs := []Job{queued[0].job}
+	// A failed attempt whose move is lost (a crash): nothing retrying, the job as it was.
+	if d := e.Attempt(ctx, jobs); d[0].Outcome != Retry {
+		t.Fatalf("decision %v", d[0].Outcome)
+	}
+	if n := retrying(); n != 0 {
+		t.Errorf("retrying %d after an attempt whose move was lost, want 0", n)
+	}
+	// Attempted again, failing, and moved: retrying.
+	ds := e.Attempt(ctx, jobs)
+	if err := q.settle(ctx, queued, ds); err != nil {
+		t.Fatal(err)
+	}
+	if n := retrying(); n != 1 {
+		t.Errorf("retrying %d after a failed attempt, want 1", n)
+	}
+	// Due again, delivered and moved: no longer retrying.
+	clock.Add(time.Second)
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	queued, _ = q.next(ctx, "dst_a", 10)
+	if len(queued) != 1 || queued[0].job.Attempts != 1 {
+		t.Fatalf("queued after the retry was set: %+v", queued)
+	}
+	if err := q.settle(ctx, queued, e.Attempt(ctx, []Job{queued[0].job})); err != nil {
+		t.Fatal(err)
+	}
+	if n := retrying(); n != 0 {
+		t.Errorf("retrying %d after the delivery, want 0", n)
+	}
+	if left, _ := q.next(ctx, "dst_a", 10); len(left) != 0 {
+		t.Errorf("%d jobs left", len(left))
+	}
+}

@@ -80,6 +80,18 @@ type Engine struct {
 	mu      sync.Mutex
 	targets map[string]cachedTarget // workspace#destination → its configuration
 	seq     uint64
+	// queueRetries: the queue counts jobs entering and leaving retries, with its own moves
+	// (StoreQueue.settle, one commit on bbolt), so a crash between an attempt's record and
+	// the move leaves no job counted as retrying for ever. With SQS the engine counts them:
+	// a job's attempts come from the queue's receive count, so a redone attempt is seen.
+	queueRetries bool
+}
+
+// queueCountsRetries reports whether the queue, not the engine, counts retries.
+func (e *Engine) queueCountsRetries() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.queueRetries
 }
 
 type cachedTarget struct {

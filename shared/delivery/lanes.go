@@ -50,6 +50,9 @@ func RunLanes(q *StoreQueue, e *Engine, opts LanesOptions) (stop func()) {
 	q.mu.Lock()
 	q.wake = l.wake
 	q.mu.Unlock()
+	e.mu.Lock()
+	e.queueRetries = true
+	e.mu.Unlock()
 	l.wg.Go(func() {
 		// Lanes of queues another process left behind (a restart after a crash).
 		t := time.NewTicker(opts.Poll)

@@ -154,6 +154,16 @@ func (q *StoreQueue) next(ctx context.Context, dst string, limit int) ([]queued,
 func (q *StoreQueue) settle(ctx context.Context, jobs []queued, ds []Decision) error {
 	now := q.now()
 	var txs []store.Tx
+	// The retrying counts move with the jobs (in the same commit on bbolt).
+	counts := map[string]int64{}
+	for i, qj := range jobs {
+		addRetryCounts(counts, qj.job, ds[i])
+	}
+	if len(jobs) > 0 {
+		for _, op := range retryCountOps(jobs[0].job.DestinationID, counts) {
+			txs = append(txs, store.Tx{Ops: []store.Op{op}})
+		}
+	}
 	for i, qj := range jobs {
 		var needs []int
 		if ds[i].Outcome == Retry {

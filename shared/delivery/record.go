@@ -90,11 +90,8 @@ func (e *Engine) record(ctx context.Context, t Target, jobs []Job, out []Decisio
 	delivered := false
 	for i, j := range jobs {
 		d := &out[i]
-		if d.Outcome == Retry && j.Attempts == 0 {
-			counts[counterRetryStarted]++
-		}
-		if d.Outcome != Retry && j.Attempts > 0 {
-			counts[counterRetryEnded]++
+		if !e.queueCountsRetries() {
+			addRetryCounts(counts, j, *d)
 		}
 		switch d.Outcome {
 		case Delivered:
@@ -128,10 +125,7 @@ func (e *Engine) record(ctx context.Context, t Target, jobs []Job, out []Decisio
 		}
 		return
 	}
-	var ops []store.Op
-	for name, n := range counts {
-		ops = append(ops, store.AddOp(store.Key{PK: statsPK(dst), SK: name}, n, math.MaxInt64))
-	}
+	ops := retryCountOps(dst, counts)
 	if delivered {
 		data, _ := json.Marshal(stamp{At: now})
 		ops = append(ops, store.PutOp(store.Item{Key: store.Key{PK: statsPK(dst), SK: itemLastDelivered}, Data: data}, store.Always))
@@ -161,6 +155,25 @@ func writeEach(ctx context.Context, st store.Store, ops []store.Op) error {
 		return err
 	}
 	return errors.Join(errs...)
+}
+
+// addRetryCounts counts a job entering or leaving the retrying state by its decision d.
+func addRetryCounts(counts map[string]int64, j Job, d Decision) {
+	if d.Outcome == Retry && j.Attempts == 0 {
+		counts[counterRetryStarted]++
+	}
+	if d.Outcome != Retry && j.Attempts > 0 {
+		counts[counterRetryEnded]++
+	}
+}
+
+// retryCountOps are the counter adds of counts on destination dst.
+func retryCountOps(dst string, counts map[string]int64) []store.Op {
+	var ops []store.Op
+	for name, n := range counts {
+		ops = append(ops, store.AddOp(store.Key{PK: statsPK(dst), SK: name}, n, math.MaxInt64))
+	}
+	return ops
 }
 
 // debugOp is the debugger entry of an attempt.
