@@ -7,59 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/unifiedprofiles/up/shared/delivery/deliverytest"
 )
-
-// deliveryReceiver is the webhook the benchmark delivers to: it answers 200 at once and
-// notes when each messageId first arrived and how many times. It does not check the
-// signature (the sender still computes it: the destination has a secret).
-type deliveryReceiver struct {
-	mu       sync.Mutex
-	first    map[string]time.Time
-	count    map[string]int
-	requests int
-	all      chan struct{} // closed once want distinct messageIds have arrived
-	want     int
-}
-
-func (r *deliveryReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	now := time.Now()
-	type msg struct {
-		MessageID string `json:"messageId"`
-	}
-	var batch struct {
-		Batch []msg `json:"batch"`
-	}
-	var ids []string
-	if bytes.HasPrefix(body, []byte(`{"batch":`)) {
-		json.Unmarshal(body, &batch)
-		for _, m := range batch.Batch {
-			ids = append(ids, m.MessageID)
-		}
-	} else {
-		var one msg
-		json.Unmarshal(body, &one)
-		ids = []string{one.MessageID}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.requests++
-	for _, id := range ids {
-		if r.count[id]++; r.count[id] == 1 {
-			r.first[id] = now
-		}
-	}
-	if len(r.first) == r.want && r.all != nil {
-		close(r.all)
-		r.all = nil
-	}
-}
 
 // Destination delivery (issue 17) on the local stack: 16 senders post /v1/batch bodies of
 // 100 track events, and one webhook destination on loopback (an in-process receiver) gets
@@ -90,11 +45,11 @@ func benchDelivery(b *testing.B, batchSize int) {
 	}
 	json.Unmarshal(s.do(b, "POST", "/v1/workspaces/"+ws+"/sources", tok, `{"name":"Website","type":"javascript"}`, 201), &src)
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(src.WriteKey+":"))
-	recv := &deliveryReceiver{first: map[string]time.Time{}, count: map[string]int{}, all: make(chan struct{}), want: b.N}
-	hook := httptest.NewServer(recv)
-	b.Cleanup(hook.Close)
+	// The webhook: it answers 200 at once (the signature checked) and notes when each
+	// messageId first arrived and how many times.
+	recv := deliverytest.New(b, "bench-secret", deliverytest.Options{})
 	s.do(b, "POST", "/v1/workspaces/"+ws+"/destinations", tok, fmt.Sprintf(
-		`{"name":"Bench webhook","category":"analytics","type":"webhook","settings":{"url":%q,"secret":"bench-secret","batch_size":%d}}`, hook.URL, batchSize), 201)
+		`{"name":"Bench webhook","category":"analytics","type":"webhook","settings":{"url":%q,"secret":"bench-secret","batch_size":%d}}`, recv.URL, batchSize), 201)
 
 	// The bodies, before the timer: 100 track events each (the last may hold fewer), of
 	// 2,000 returning users.
@@ -148,42 +103,33 @@ func benchDelivery(b *testing.B, batchSize int) {
 	}
 	wg.Wait()
 	sentIn := time.Since(began)
-	recv.mu.Lock()
-	all := recv.all
-	recv.mu.Unlock()
-	if all != nil {
-		select {
-		case <-all:
-		case <-time.After(5 * time.Minute):
-		}
-	}
+	recv.WaitDistinct(b.N, 5*time.Minute)
 	elapsed := time.Since(began)
 	b.StopTimer()
 
-	recv.mu.Lock()
-	defer recv.mu.Unlock()
+	first, count := recv.First(), recv.Counts()
 	delivered, repeats := 0, 0
 	var l latencies
 	for k, c := range batches {
 		for _, id := range c {
-			at, ok := recv.first[id]
+			at, ok := first[id]
 			if !ok {
 				continue
 			}
 			delivered++
-			repeats += recv.count[id] - 1
+			repeats += count[id] - 1
 			l.add(max(at.Sub(accepted[k]), 0))
 		}
 	}
-	if len(recv.count) != delivered {
-		b.Errorf("%d messageIds at the webhook that were never sent", len(recv.count)-delivered)
+	if len(count) != delivered {
+		b.Errorf("%d messageIds at the webhook that were never sent", len(count)-delivered)
 	}
 	if delivered != b.N {
 		b.Fatalf("%d of the %d events sent reached the webhook after %v", delivered, b.N, elapsed.Round(time.Millisecond))
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(b.N)/sentIn.Seconds(), "accepted-events/s")
-	b.ReportMetric(float64(recv.requests)/float64(b.N), "webhook-req/event")
+	b.ReportMetric(float64(recv.Requests())/float64(b.N), "webhook-req/event")
 	b.ReportMetric(float64(repeats), "repeats")
 	l.report(b)
 }

@@ -1,110 +1,17 @@
 package main
 
 import (
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/unifiedprofiles/up/shared/delivery/deliverytest"
 	"github.com/unifiedprofiles/up/shared/localstack/localstacktest"
 )
-
-// crashReceiver is a webhook endpoint for TestDeliveryCrashLosesNothing: it checks each
-// request's X-Signature (hex HMAC-SHA1 of the body keyed with the secret), answers status to
-// every signed request, and counts the messageIds of the requests it answered 200.
-type crashReceiver struct {
-	secret string
-	srv    *httptest.Server
-
-	mu       sync.Mutex
-	status   int // what signed requests are answered
-	requests int // every request
-	refused  int // requests answered something other than 200 on purpose
-	badSig   int // requests whose signature did not verify (answered 400)
-	received int // messages answered 200, repeats included
-	count    map[string]int
-	inflight int       // requests being answered
-	last     time.Time // when the last request came
-}
-
-func newCrashReceiver(t *testing.T, secret string, status int) *crashReceiver {
-	r := &crashReceiver{secret: secret, status: status, count: map[string]int{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.mu.Lock()
-		r.inflight++
-		r.mu.Unlock()
-		defer func() {
-			r.mu.Lock()
-			r.inflight--
-			r.mu.Unlock()
-		}()
-		body, _ := io.ReadAll(req.Body)
-		mac := hmac.New(sha1.New, []byte(r.secret))
-		mac.Write(body)
-		signed := hmac.Equal([]byte(req.Header.Get("X-Signature")), []byte(hex.EncodeToString(mac.Sum(nil))))
-		// One message, or {"batch":[…]} when the destination's batch_size is above 1.
-		var msgs []map[string]any
-		var batch struct {
-			Batch []map[string]any `json:"batch"`
-		}
-		if json.Unmarshal(body, &batch); batch.Batch != nil {
-			msgs = batch.Batch
-		} else {
-			var one map[string]any
-			json.Unmarshal(body, &one)
-			msgs = []map[string]any{one}
-		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		r.requests++
-		r.last = time.Now()
-		if !signed {
-			r.badSig++
-			w.WriteHeader(400)
-			return
-		}
-		if r.status != 200 {
-			r.refused++
-			w.WriteHeader(r.status)
-			return
-		}
-		for _, m := range msgs {
-			id, _ := m["messageId"].(string)
-			r.count[id]++
-			r.received++
-		}
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *crashReceiver) answer(status int) {
-	r.mu.Lock()
-	r.status = status
-	r.mu.Unlock()
-}
-
-// quiet reports whether no request is being answered and none came for the last d.
-func (r *crashReceiver) quiet(d time.Duration) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.inflight == 0 && time.Since(r.last) >= d
-}
-
-func (r *crashReceiver) distinct() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.count)
-}
 
 // pollUntil polls done every 50 ms for at most d.
 func pollUntil(t *testing.T, what string, d time.Duration, done func() (bool, string)) {
@@ -148,14 +55,18 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 	stacks = append(stacks, s)
 
 	const secret = "crash-secret"
-	recv := newCrashReceiver(t, secret, http.StatusServiceUnavailable)
+	// The webhook answers 503 to every signed request until it is healed.
+	recv := deliverytest.New(t, secret, deliverytest.Options{
+		Fail:       func([]string) bool { return true },
+		FailStatus: http.StatusServiceUnavailable,
+	})
 	sid := "AC0123456789abcdef0123456789abcdef"
 	inv := s.call(t, "POST", "/v1/beta/accounts", s.operator, `{"account_sid":"`+sid+`"}`, 201)
 	ws := s.call(t, "POST", "/v1/workspaces", inv["invite_token"].(string), `{"name":"Crash","account_sid":"`+sid+`"}`, 201)
 	wsPath, tok := "/v1/workspaces/"+ws["id"].(string), ws["token"].(string)
 	writeKey := s.call(t, "POST", wsPath+"/sources", tok, `{"name":"Website","type":"javascript"}`, 201)["write_key"].(string)
 	dst := s.call(t, "POST", wsPath+"/destinations", tok, fmt.Sprintf(
-		`{"name":"Crash webhook","category":"analytics","type":"webhook","settings":{"url":%q,"secret":%q,"batch_size":20}}`, recv.srv.URL, secret), 201)["id"].(string)
+		`{"name":"Crash webhook","category":"analytics","type":"webhook","settings":{"url":%q,"secret":%q,"batch_size":20}}`, recv.URL, secret), 201)["id"].(string)
 	deliveries := wsPath + "/destinations/" + dst + "/deliveries"
 
 	// 500 messages; 100 on DynamoDB: moto_server as make test starts it copies the whole
@@ -207,22 +118,20 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 	// test process is slow to serve it): it must be refused too, or its messages would count
 	// as delivered although the stack that sent them never learnt it. Wait until the
 	// receiver has been idle a while before mending it.
-	recv.srv.CloseClientConnections()
+	recv.CloseClientConnections()
 	pollUntil(t, "the receiver idle after the kill", 10*time.Second, func() (bool, string) {
-		return recv.quiet(300 * time.Millisecond), "requests still coming"
+		return recv.Quiet(300 * time.Millisecond), "requests still coming"
 	})
-	recv.mu.Lock()
-	before := recv.refused
-	recv.mu.Unlock()
-	if before == 0 || recv.distinct() != 0 {
-		t.Fatalf("before the crash: %d requests refused, %d messages delivered; want some refused and none delivered", before, recv.distinct())
+	before := recv.Failed()
+	if before == 0 || recv.Distinct() != 0 {
+		t.Fatalf("before the crash: %d requests refused, %d messages delivered; want some refused and none delivered", before, recv.Distinct())
 	}
 
-	recv.answer(200)
+	recv.Heal()
 	again := start(t, bin, data, anyPort)
 	stacks = append(stacks, again)
 	pollUntil(t, "every message at the webhook after the restart", 60*time.Second, func() (bool, string) {
-		return recv.distinct() == n, fmt.Sprintf("%d of %d", recv.distinct(), n)
+		return recv.Distinct() == n, fmt.Sprintf("%d of %d", recv.Distinct(), n)
 	})
 	t.Logf("every message delivered %v after the kill (%d requests refused before it)", time.Since(killed).Round(time.Millisecond), before)
 
@@ -232,21 +141,20 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 	// due time is one commit there, and the restarted stack is not killed again. On DynamoDB
 	// the move is single writes, the new item before the old one is deleted (queue.go,
 	// settle): a kill between the two leaves the job queued twice, and it is sent twice.
-	recv.mu.Lock()
+	count := recv.Counts()
 	for _, id := range ids {
-		if recv.count[id] == 0 {
+		if count[id] == 0 {
 			t.Errorf("%s never arrived", id)
 		}
 	}
-	for id, k := range recv.count {
+	for id, k := range count {
 		if !sent[id] {
 			t.Errorf("a messageId never sent arrived %d times: %q", k, id)
 		}
 	}
-	if recv.badSig != 0 {
-		t.Errorf("%d requests with a wrong X-Signature", recv.badSig)
+	if bad := recv.BadSig(); bad != 0 {
+		t.Errorf("%d requests with a wrong X-Signature", bad)
 	}
-	recv.mu.Unlock()
 	// The record counts every delivery the webhook took: n on bbolt, n and the repeats on
 	// DynamoDB. Its "retrying" is not checked: a kill between an attempt's record and the
 	// queue's update leaves retries counted as started that never end (read.go: "a crash
@@ -255,20 +163,16 @@ func TestDeliveryCrashLosesNothing(t *testing.T) {
 	received := 0
 	pollUntil(t, "the record after the restart", 30*time.Second, func() (bool, string) {
 		d = again.call(t, "GET", deliveries, tok, "", 200)
-		recv.mu.Lock()
-		received = recv.received
-		recv.mu.Unlock()
+		received = recv.Received()
 		return d["delivered"] == float64(received), fmt.Sprintf("%v (the webhook took %d)", d, received)
 	})
 	if received != n {
 		var repeated []string
-		recv.mu.Lock()
-		for id, k := range recv.count {
+		for id, k := range recv.Counts() {
 			if k > 1 {
 				repeated = append(repeated, fmt.Sprintf("%s ×%d", id, k))
 			}
 		}
-		recv.mu.Unlock()
 		slices.Sort(repeated)
 		t.Logf("%d deliveries of %d messages: %d repeats: %v", received, n, received-n, repeated)
 		if !localstacktest.OnDynamoDB() {

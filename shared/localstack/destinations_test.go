@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,6 +23,7 @@ import (
 
 	"github.com/unifiedprofiles/up/infra/pgtest"
 	"github.com/unifiedprofiles/up/shared/delivery"
+	"github.com/unifiedprofiles/up/shared/delivery/deliverytest"
 	"github.com/unifiedprofiles/up/shared/localstack/localstacktest"
 )
 
@@ -112,85 +110,6 @@ func trackEvent(id string) string {
 	return fmt.Sprintf(`{"type":"track","messageId":%q,"userId":"user-%s","event":"Order Completed","properties":{"id":%q,"total":12.5}}`, id, id, id)
 }
 
-// receiver is a webhook endpoint that checks each request's signature and counts each
-// messageId; fail decides, per request, whether to answer 500 instead.
-type receiver struct {
-	t      *testing.T
-	secret string
-	srv    *httptest.Server
-
-	mu        sync.Mutex
-	requests  int
-	failed    int
-	count     map[string]int
-	first     map[string]time.Time // when each messageId first arrived
-	badSig    int
-	fail      func(ids []string) bool // under mu
-	failDelay time.Duration
-}
-
-func newReceiver(t *testing.T, secret string, fail func(ids []string) bool) *receiver {
-	r := &receiver{t: t, secret: secret, count: map[string]int{}, first: map[string]time.Time{}, fail: fail}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		mac := hmac.New(sha1.New, []byte(r.secret))
-		mac.Write(body)
-		signed := hmac.Equal([]byte(req.Header.Get("X-Signature")), []byte(hex.EncodeToString(mac.Sum(nil))))
-		var msgs []map[string]any
-		var batch struct {
-			Batch []map[string]any `json:"batch"`
-		}
-		if json.Unmarshal(body, &batch); batch.Batch != nil {
-			msgs = batch.Batch
-		} else {
-			var one map[string]any
-			json.Unmarshal(body, &one)
-			msgs = []map[string]any{one}
-		}
-		ids := make([]string, len(msgs))
-		for i, m := range msgs {
-			ids[i], _ = m["messageId"].(string)
-		}
-		if status := r.take(signed, ids); status != 200 {
-			if status == 500 {
-				time.Sleep(r.failDelay) // slow as well as failing, without holding up other requests
-			}
-			w.WriteHeader(status)
-		}
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// take records one request and returns the status to answer.
-func (r *receiver) take(signed bool, ids []string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.requests++
-	if !signed {
-		r.badSig++
-		return 400
-	}
-	if r.fail != nil && r.fail(ids) {
-		r.failed++
-		return 500
-	}
-	now := time.Now()
-	for _, id := range ids {
-		r.count[id]++
-		if _, ok := r.first[id]; !ok {
-			r.first[id] = now
-		}
-	}
-	return 200
-}
-
-func (r *receiver) distinct() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.count)
-}
-
 // TestWebhooksOneFailingHalfTheTime: two webhook destinations; one receiver fails half the
 // requests it gets (the first of each message, slowly: 50 ms before its 500). Every message
 // reaches both, signed; repeats carry only sent messageIds; the healthy one is never held
@@ -199,21 +118,23 @@ func TestWebhooksOneFailingHalfTheTime(t *testing.T) {
 	t.Parallel()
 	const firstRetry = time.Second // the least wait before a retry: half of Base
 	e := newDeliveryEnv(t, DeliveryOptions{Backoff: delivery.Backoff{Base: 2 * firstRetry, Max: 4 * firstRetry}})
-	healthy := newReceiver(t, "healthy-secret", nil)
+	healthy := deliverytest.New(t, "healthy-secret", deliverytest.Options{})
 	failedOnce := map[string]bool{} // under the receiver's lock
-	flaky := newReceiver(t, "flaky-secret", func(ids []string) bool {
-		fail := false
-		for _, id := range ids {
-			if !failedOnce[id] {
-				failedOnce[id], fail = true, true
+	flaky := deliverytest.New(t, "flaky-secret", deliverytest.Options{
+		Fail: func(ids []string) bool {
+			fail := false
+			for _, id := range ids {
+				if !failedOnce[id] {
+					failedOnce[id], fail = true, true
+				}
 			}
-		}
-		return fail
+			return fail
+		},
+		FailDelay: 50 * time.Millisecond,
 	})
-	flaky.failDelay = 50 * time.Millisecond
 	src := e.tn.Source(t, "javascript")
-	okID := e.destination(fmt.Sprintf(`{"name":"Healthy","category":"analytics","type":"webhook","settings":{"url":%q,"secret":"healthy-secret","batch_size":20}}`, healthy.srv.URL))
-	flakyID := e.destination(fmt.Sprintf(`{"name":"Flaky","category":"event_streams","settings":{"url":%q,"secret":"flaky-secret"}}`, flaky.srv.URL))
+	okID := e.destination(fmt.Sprintf(`{"name":"Healthy","category":"analytics","type":"webhook","settings":{"url":%q,"secret":"healthy-secret","batch_size":20}}`, healthy.URL))
+	flakyID := e.destination(fmt.Sprintf(`{"name":"Flaky","category":"event_streams","settings":{"url":%q,"secret":"flaky-secret"}}`, flaky.URL))
 
 	n := 1000
 	if localstacktest.OnDynamoDB() {
@@ -233,9 +154,9 @@ func TestWebhooksOneFailingHalfTheTime(t *testing.T) {
 		e.send(src.WriteKey, c, trackEvent)
 	}
 	wait(t, "every message at the healthy receiver", 60*time.Second, func() (bool, string) {
-		return healthy.distinct() == n, fmt.Sprintf("%d of %d", healthy.distinct(), n)
+		return healthy.Distinct() == n, fmt.Sprintf("%d of %d", healthy.Distinct(), n)
 	})
-	flakyWhenHealthyDone := flaky.distinct()
+	flakyWhenHealthyDone := flaky.Distinct()
 	t.Logf("healthy done at %v", time.Since(start))
 	// The flaky destination's debugger, once it has attempts: they failed, each message
 	// with its retry time.
@@ -257,32 +178,28 @@ func TestWebhooksOneFailingHalfTheTime(t *testing.T) {
 		t.Errorf("flaky debugger shows no retried attempt: %v", dbg)
 	}
 	wait(t, "every message at the flaky receiver", 120*time.Second, func() (bool, string) {
-		return flaky.distinct() == n, fmt.Sprintf("%d of %d", flaky.distinct(), n)
+		return flaky.Distinct() == n, fmt.Sprintf("%d of %d", flaky.Distinct(), n)
 	})
 	t.Logf("flaky done at %v", time.Since(start))
-	for _, r := range []*receiver{healthy, flaky} {
-		r.mu.Lock()
-		if r.badSig != 0 {
-			t.Errorf("%d requests with a wrong X-Signature", r.badSig)
+	for _, r := range []*deliverytest.Receiver{healthy, flaky} {
+		if bad := r.BadSig(); bad != 0 {
+			t.Errorf("%d requests with a wrong X-Signature", bad)
 		}
-		for id, k := range r.count {
+		for id, k := range r.Counts() {
 			if _, ok := sent[id]; !ok {
 				t.Errorf("a message id never sent arrived %d times: %q", k, id)
 			}
 		}
-		r.mu.Unlock()
 	}
 	// The healthy destination's delays, accept to first delivery.
 	var delays []time.Duration
-	healthy.mu.Lock()
-	for id, at := range healthy.first {
+	for id, at := range healthy.First() {
 		delays = append(delays, at.Sub(sent[id]))
 	}
-	healthy.mu.Unlock()
 	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
 	p99 := delays[len(delays)*99/100]
 	t.Logf("healthy p99 accept-to-delivered %v; the flaky one had %d of %d when the healthy one had all; flaky requests %d, failed %d",
-		p99, flakyWhenHealthyDone, n, flaky.requests, flaky.failed)
+		p99, flakyWhenHealthyDone, n, flaky.Requests(), flaky.Failed())
 	// Unaffected: had the healthy deliveries waited on the flaky ones (1,000 failures of 50 ms,
 	// 8 at a time, then retries at least a second later), its slowest would wait seconds.
 	// On moto_server (the suite's second run) every lane waits on one single-threaded Python
@@ -290,8 +207,8 @@ func TestWebhooksOneFailingHalfTheTime(t *testing.T) {
 	if p99 >= firstRetry && !localstacktest.OnDynamoDB() {
 		t.Errorf("healthy p99 %v: at or beyond the flaky destination's first retry wait", p99)
 	}
-	if flaky.failed != n || flaky.requests != 2*n || flakyWhenHealthyDone == n {
-		t.Errorf("the flaky receiver failed %d requests and had %d of %d when the healthy one was done: the test proved nothing", flaky.failed, flakyWhenHealthyDone, n)
+	if flaky.Failed() != n || flaky.Requests() != 2*n || flakyWhenHealthyDone == n {
+		t.Errorf("the flaky receiver failed %d requests and had %d of %d when the healthy one was done: the test proved nothing", flaky.Failed(), flakyWhenHealthyDone, n)
 	}
 	// The delivery record.
 	wait(t, "the record settled", 30*time.Second, func() (bool, string) {
@@ -564,22 +481,20 @@ func TestReverseETLRecordsReachDestinations(t *testing.T) {
 		"INSERT INTO contacts SELECT i, 'user' || i || '@example.com', 'gold' FROM generate_series(1, 3) i",
 	)
 	e := newDeliveryEnv(t, DeliveryOptions{})
-	hook := newReceiver(t, "retl-secret", nil)
+	hook := deliverytest.New(t, "retl-secret", deliverytest.Options{})
 	wh := e.tn.Source(t, "postgres")
-	e.destination(fmt.Sprintf(`{"name":"Warehouse records","category":"analytics","settings":{"url":%q,"secret":"retl-secret"},"source_ids":[%q]}`, hook.srv.URL, wh.ID))
+	e.destination(fmt.Sprintf(`{"name":"Warehouse records","category":"analytics","settings":{"url":%q,"secret":"retl-secret"},"source_ids":[%q]}`, hook.URL, wh.ID))
 	src := e.ws() + "/sources/" + wh.ID
 	e.want("PUT", src+"/warehouse", fmt.Sprintf(`{"host":%q,"port":5432,"database":"postgres","user":"retl","password":"right-password","ssl_mode":"disable"}`, pg.Socket), 200)
 	model := src + "/models/" + e.want("POST", src+"/models", `{"name":"Contacts","sql":"SELECT id, email, plan FROM contacts","id_column":"id"}`, 201)["id"].(string)
 	e.want("POST", model+"/mappings", `{"identifiers":{"user_id":"id","email":"email"},"traits":{"plan":"plan"},"schedule":{"interval":"1h"}}`, 201)
 	wait(t, "the three records at the webhook", 60*time.Second, func() (bool, string) {
-		return hook.distinct() == 3, fmt.Sprint(hook.distinct())
+		return hook.Distinct() == 3, fmt.Sprint(hook.Distinct())
 	})
-	hook.mu.Lock()
-	defer hook.mu.Unlock()
-	if hook.badSig != 0 {
-		t.Errorf("%d requests with a wrong signature", hook.badSig)
+	if bad := hook.BadSig(); bad != 0 {
+		t.Errorf("%d requests with a wrong signature", bad)
 	}
-	for id, n := range hook.count {
+	for id, n := range hook.Counts() {
 		if n != 1 || id == "" {
 			t.Errorf("message %q arrived %d times", id, n)
 		}
