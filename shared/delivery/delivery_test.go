@@ -541,3 +541,26 @@ func TestRetryingCountMovesWithTheQueue(t *testing.T) {
 		t.Errorf("%d jobs left", len(left))
 	}
 }
+
+// TestReplayWithoutAQueue: a deployment without a delivery queue answers replay with
+// delivery_not_configured and leaves the dead letters listed (the README's claim).
+func TestReplayWithoutAQueue(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	clock := testclock.New(start)
+	st := openStore(t, clock.Now)
+	fd := &fakeDests{ds: map[string]workspace.Destination{"dst_a": dest("dst_a", TypeWebhook, nil)}}
+	e := NewEngine(st, fd, map[string]Sender{TypeWebhook: SenderFunc(func(context.Context, Target, []Job) error {
+		return Permanent(errors.New("401"))
+	})}, EngineOptions{Now: clock.Now})
+	ctx := context.Background()
+	e.Attempt(ctx, []Job{job("dst_a", "m1", start, 0)})
+	recs := NewRecords(st, nil, clock.Now)
+	_, _, err := recs.Replay(ctx, "dst_a")
+	if e := errcode.As(err); e == nil || e.Code != "delivery_not_configured" {
+		t.Fatalf("replay without a queue: %v, want delivery_not_configured", err)
+	}
+	if dead, _, _ := recs.DeadLetters(ctx, "dst_a", "", 0); len(dead) != 1 {
+		t.Errorf("%d dead letters after the refused replay, want 1", len(dead))
+	}
+}
