@@ -27,6 +27,7 @@ require (
 	github.com/twilio/twilio-go v1.31.0
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/oauth2 v0.37.0
+	gonum.org/v1/gonum v0.17.0
 	google.golang.org/api v0.304.0
 )
 

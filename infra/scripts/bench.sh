@@ -16,6 +16,10 @@ go test -run '^$' -bench CSVUpload -benchtime 3x ./infra/bench/
 go test -run '^$' -bench 'RETLFirstSync100k' -benchtime 2x ./infra/bench/
 go test -run '^$' -bench 'RETLIncremental1kOf1M' -benchtime 3x -timeout 30m ./infra/bench/
 go test -run '^$' -bench 'DeliveryWebhook' -benchtime 200000x ./infra/bench/ # destination delivery (issue 17): 200,000 events per batch size, about a minute
+# Predictions: train a 30-day churn model on 100,000 generated profiles (120 days), and an ltv
+# model on 100,000 with 360 days, and rescore them, once each (seconds; generating the profiles
+# is outside the timer). Peak RSS is the whole process's, the dataset included.
+go test -run '^$' -bench 'TrainAndScore100k' -benchtime 1x ./infra/bench/
 # The tracking budget's load, 1,000 batches (a steady state: several flushes of the tables), with
 # a CPU profile: where the time goes.
 prof=$(mktemp -d)
