@@ -65,11 +65,11 @@ vendor-browser-sdk:
 	@echo "vendored @segment/analytics-next $$(node -p 'require("./$(AJS)/package.json").version'): set browsersdk.Version to it"
 
 # The web console's screenshots in the README: infra/consoletest walks the guided setup in
-# Chromium (the CSV, website, warehouse and mobile paths) and saves a full-page PNG of each step.
+# Chromium (the CSV, website, warehouse and mobile paths, and step 3's predictive traits) and saves a full-page PNG of each step.
 SCREENSHOTS := infra/consoletest/screenshots
 screenshots:
 	rm -f $(SCREENSHOTS)/*.png
-	UP_SCREENSHOTS=$(CURDIR)/$(SCREENSHOTS) $(GO) test -count=1 -run 'TestCSVPath|TestWebsitePath|TestWarehousePath|TestMobilePath' ./infra/consoletest/
+	UP_SCREENSHOTS=$(CURDIR)/$(SCREENSHOTS) $(GO) test -count=1 -run 'TestCSVPath|TestWebsitePath|TestWarehousePath|TestMobilePath|TestPredictionsStep3' ./infra/consoletest/
 	@ls $(SCREENSHOTS)/*.png
 
 lint:

@@ -15,6 +15,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/lambdahttp"
 	"github.com/unifiedprofiles/up/shared/objects/s3"
+	"github.com/unifiedprofiles/up/shared/predict"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/salesforce"
 	sfrest "github.com/unifiedprofiles/up/shared/salesforce/rest"
@@ -57,9 +58,15 @@ func main() {
 		// the BigQuery and Snowflake drivers live in sync-worker only), and "sync now" and new
 		// interval mappings queue their first task on the sync queue.
 		var retl *warehouse.Service
+		// Predictions: a new one and "train now" send its run to the same queue (without it,
+		// the dispatcher's next minute finds the run due).
+		popts := predict.Options{}
 		switch q, err := sqsqueue.FromEnv(context.Background()); {
 		case err == nil:
 			retl = warehouse.New(st, svc, profiles, opts.Secrets, map[string]warehouse.Opener{"postgres": postgres.Open, "redshift": postgres.OpenRedshift}, q, warehouse.Options{})
+			popts.Wake = func(ctx context.Context, d predict.Due) error {
+				return q.Send(ctx, warehouse.Task{Kind: warehouse.TaskPrediction, WorkspaceID: d.WorkspaceID, SpaceID: d.SpaceID, PredictionID: d.PredictionID})
+			}
 		case errors.Is(err, sqsqueue.ErrNoQueueURL):
 			log.Warn("reverse ETL disabled", "err", err)
 		default:
@@ -91,7 +98,8 @@ func main() {
 			os.Exit(1)
 		}
 		deliveries := delivery.NewRecords(st, replayTo, nil)
-		httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: uploads, Warehouse: retl, Salesforce: sf, Deliveries: deliveries},
+		preds := predict.New(st, svc, profiles, popts)
+		httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: uploads, Warehouse: retl, Salesforce: sf, Deliveries: deliveries, Predictions: preds},
 			httpapi.AdminOptions{Logger: log, PublicURL: os.Getenv("UP_PUBLIC_URL"),
 				ConsoleOrigins: strings.Split(os.Getenv("UP_CONSOLE_ORIGIN"), ",")})
 	})

@@ -6,9 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/unifiedprofiles/up/infra/lambdatest"
 	"github.com/unifiedprofiles/up/shared/store/storetest"
 	"github.com/unifiedprofiles/up/shared/token"
+	"github.com/unifiedprofiles/up/shared/warehouse"
+	"github.com/unifiedprofiles/up/shared/warehouse/sqsqueue"
+	"github.com/unifiedprofiles/up/shared/warehouse/sqsqueue/sqstest"
 )
 
 // The operator token the sample events in events/ carry.
@@ -82,5 +87,68 @@ func TestSetupUnderRIE(t *testing.T) {
 	}
 	if e := call(src.Clone().SetBody(`{"name":`), 400)["error"].(map[string]any); e["code"] != "invalid_json" {
 		t.Fatalf("invalid JSON: %v", e)
+	}
+}
+
+// Predictions through the setup function under the emulator, with DynamoDB and the sync
+// queue on moto_server: creating a prediction answers 201 training and sends its first run to
+// the sync queue at once (no waiting for the dispatcher's minute); train now answers 202 and
+// sends it again.
+func TestSetupQueuesPredictionRunsUnderRIE(t *testing.T) {
+	t.Parallel()
+	sqsEndpoint := sqstest.Endpoint(t) // skips (or fails under CI) without moto
+	sqsClient := sqstest.Client(t, sqsEndpoint)
+	queueURL := sqstest.CreateQueue(t, sqsClient)
+	endpoint, table := storetest.DynamoTable(t)
+	em := lambdatest.Run(t, "setup", map[string]string{
+		"UP_TABLE_NAME":             table,
+		"UP_OPERATOR_TOKEN_SHA256":  token.Hash(eventOperatorToken),
+		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+		"UP_UPLOADS_BUCKET":         "up-uploads-rie",
+		"UP_SYNC_QUEUE_URL":         queueURL,
+		"AWS_ENDPOINT_URL_SQS":      sqsEndpoint,
+	})
+	call := func(ev *lambdatest.V2Event, wantStatus int) map[string]any {
+		t.Helper()
+		res := em.InvokeV2(t, ev)
+		if res.StatusCode != wantStatus {
+			t.Fatalf("%s %s: status %d, want %d: %s", ev.RequestContext.HTTP.Method, ev.RawPath, res.StatusCode, wantStatus, res.Body)
+		}
+		var out map[string]any
+		json.Unmarshal([]byte(res.Body), &out)
+		return out
+	}
+	call(lambdatest.LoadV2(t, "setup-accept-beta"), 201)
+	ws := call(lambdatest.LoadV2(t, "setup-create-workspace"), 201)
+	id, tok := ws["id"].(string), ws["token"].(string)
+	sp := ws["spaces"].([]any)[0].(map[string]any)["id"].(string)
+	base := "/v1/workspaces/" + id + "/spaces/" + sp + "/predictions"
+	post := lambdatest.LoadV2(t, "setup-create-source").Clone().SetHeader("Authorization", "Bearer "+tok)
+
+	received := func() []warehouse.Task {
+		t.Helper()
+		var got []warehouse.Task
+		for _, m := range sqstest.Receive(t, sqsClient, queueURL, time.Second) {
+			tk, err := sqsqueue.Decode(aws.ToString(m.Body))
+			if err != nil {
+				t.Fatalf("a message the worker cannot read: %v", err)
+			}
+			got = append(got, tk)
+		}
+		return got
+	}
+	p := call(post.Clone().SetRoute("POST /v1/workspaces/{ws}/spaces/{sp}/predictions").SetPath(base).
+		SetBody(`{"kind":"churn","key":"likely_to_churn","event":"Order Completed","window_days":30}`), 201)
+	pid, _ := p["id"].(string)
+	if p["status"] != "training" || pid == "" {
+		t.Fatalf("created %v", p)
+	}
+	want := warehouse.Task{Kind: warehouse.TaskPrediction, WorkspaceID: id, SpaceID: sp, PredictionID: pid}
+	if got := received(); len(got) != 1 || got[0] != want {
+		t.Fatalf("after the create the queue holds %+v, want %+v", got, want)
+	}
+	call(post.Clone().SetRoute("POST /v1/workspaces/{ws}/spaces/{sp}/predictions/{id}/train").SetPath(base+"/"+pid+"/train").SetBody(""), 202)
+	if got := received(); len(got) != 1 || got[0] != want {
+		t.Fatalf("after train now the queue holds %+v, want %+v", got, want)
 	}
 }

@@ -2,8 +2,9 @@
 // schedule. It only wires: the logic is warehouse.Service.Dispatch, which starts every due
 // sync (its first task goes to the SQS queue that sync-worker consumes) and sends again the
 // task of every sync whose worker went quiet (its lease ran out). It also sends one task of
-// kind salesforce per Salesforce source whose sync is due (salesforce.Runner.Queue); the
-// sync worker runs it.
+// kind salesforce per Salesforce source whose sync is due (salesforce.Runner.Queue), and one
+// of kind prediction per prediction due to run (predict.Service.Queue: first run, daily
+// recheck, rescore every 7 days, retrain every 30); the sync worker runs them.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/unifiedprofiles/up/shared/lambdactx"
+	"github.com/unifiedprofiles/up/shared/predict"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/salesforce"
 	"github.com/unifiedprofiles/up/shared/store/dynamo"
@@ -41,14 +43,20 @@ func main() {
 	// Dispatching reads and writes the table and sends tasks; it never opens a warehouse, so
 	// this function has neither drivers nor the key that opens warehouse credentials.
 	ws := workspace.New(st, workspace.Options{})
-	svc := warehouse.New(st, ws, profile.New(st, profile.Options{}), nil, nil, queue, warehouse.Options{})
+	profiles := profile.New(st, profile.Options{})
+	svc := warehouse.New(st, ws, profiles, nil, nil, queue, warehouse.Options{})
 	// Salesforce: only the due list and the runs' leases are read here, never a credential.
 	sf := salesforce.NewRunner(salesforce.NewConnector(st, ws, nil, nil, salesforce.ConnectorOptions{}), nil, nil, salesforce.RunnerOptions{})
+	// Predictions: only the due list and the runs' leases are read here.
+	preds := predict.New(st, ws, profiles, predict.Options{})
 	lambda.Start(func(ctx context.Context, _ events.EventBridgeEvent) error {
 		ctx, cancel := lambdactx.BeforeDeadline(ctx)
 		defer cancel()
-		err := errors.Join(svc.Dispatch(ctx), sf.Queue(ctx, time.Now(), func(ctx context.Context, d salesforce.DueSource) error {
+		now := time.Now()
+		err := errors.Join(svc.Dispatch(ctx), sf.Queue(ctx, now, func(ctx context.Context, d salesforce.DueSource) error {
 			return queue.Send(ctx, warehouse.Task{Kind: warehouse.TaskSalesforce, WorkspaceID: d.WorkspaceID, SourceID: d.SourceID})
+		}), preds.Queue(ctx, now, func(ctx context.Context, d predict.Due) error {
+			return queue.Send(ctx, warehouse.Task{Kind: warehouse.TaskPrediction, WorkspaceID: d.WorkspaceID, SpaceID: d.SpaceID, PredictionID: d.PredictionID})
 		}))
 		if err != nil && ctx.Err() != nil {
 			log.Warn("out of time: the next minute's run finds what is left", "err", err)

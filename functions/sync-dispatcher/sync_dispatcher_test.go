@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/unifiedprofiles/up/infra/lambdatest"
+	"github.com/unifiedprofiles/up/shared/predict"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/secrets/localkey"
 	"github.com/unifiedprofiles/up/shared/store/storetest"
@@ -162,4 +164,62 @@ func (fakeDB) Close() error                          { return nil }
 func (fakeDB) Query(context.Context, string) (warehouse.Rows, error) {
 	return warehouse.Rows{Columns: []warehouse.Column{{Name: "id", Type: "int4"}, {Name: "email", Type: "text"}},
 		Rows: [][]any{{int64(1), "ada@example.com"}}}, nil
+}
+
+// Predictions under the emulator, on DynamoDB and SQS (moto_server): a new prediction is due
+// at once, and the dispatcher sends its run to the queue as a task of kind prediction; while
+// it is due and no run holds it, each minute's dispatch sends it again (a lost task costs a
+// minute); once it ran (here in this process, as the worker would), nothing is sent until its
+// next run is due.
+func TestSyncDispatcherQueuesPredictionsUnderRIE(t *testing.T) {
+	t.Parallel()
+	sqsClient := sqstest.Client(t, sqstest.Endpoint(t)) // skips (or fails under CI) without moto
+	queueURL := sqstest.CreateQueue(t, sqsClient)
+	endpoint, table, st := storetest.DynamoStore(t)
+	ctx := context.Background()
+	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operatorToken)})
+	tn := workspacetest.New(t, ws, operatorToken)
+	preds := predict.New(st, ws, profile.New(st, profile.Options{}), predict.Options{})
+	var spec predict.Spec
+	if err := json.Unmarshal([]byte(`{"kind":"purchase","key":"will_buy","events":["Order Completed"],"window_days":15}`), &spec); err != nil {
+		t.Fatal(err)
+	}
+	p, err := preds.Create(ctx, tn.Owner, tn.ID(), tn.SpaceID(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	em := lambdatest.Run(t, "sync-dispatcher", map[string]string{
+		"UP_TABLE_NAME":             table,
+		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+		"UP_SYNC_QUEUE_URL":         queueURL,
+		"AWS_ENDPOINT_URL_SQS":      sqstest.Endpoint(t),
+	})
+	dispatch := func() []warehouse.Task {
+		t.Helper()
+		if out, err := em.Invoke(ctx, lambdatest.LoadEvent(t, "sync-dispatcher-scheduled")); err != nil || !bytes.Equal(bytes.TrimSpace(out), []byte("null")) {
+			t.Fatalf("invoke: %s %v\n%s", out, err, em.Output())
+		}
+		var got []warehouse.Task
+		for _, m := range sqstest.Receive(t, sqsClient, queueURL, time.Second) {
+			tk, err := sqsqueue.Decode(aws.ToString(m.Body))
+			if err != nil {
+				t.Fatalf("a message the worker cannot read: %v", err)
+			}
+			got = append(got, tk)
+		}
+		return got
+	}
+	want := warehouse.Task{Kind: warehouse.TaskPrediction, WorkspaceID: tn.ID(), SpaceID: tn.SpaceID(), PredictionID: p.ID}
+	for i := range 2 {
+		if got := dispatch(); len(got) != 1 || got[0] != want {
+			t.Fatalf("dispatch %d sent %+v, want %+v", i+1, got, want)
+		}
+	}
+	if ran, err := preds.Run(ctx, tn.ID(), tn.SpaceID(), p.ID); !ran || err != nil {
+		t.Fatalf("the run: %v %v", ran, err)
+	}
+	if got := dispatch(); len(got) != 0 {
+		t.Fatalf("after the run the dispatcher sent %+v, want nothing until the next run is due", got)
+	}
 }

@@ -1,7 +1,9 @@
 // Command sync-worker runs Reverse ETL sync tasks from SQS. It only wires: the logic is
 // warehouse.Service.Work, which plans a sync or loads one page of it, checkpoints, and sends
 // the sync's next task to the same queue. A task of kind salesforce runs a Salesforce
-// source's sync (salesforce.Runner.Run) into its warehouse source.
+// source's sync (salesforce.Runner.Run) into its warehouse source; one of kind prediction a
+// prediction's run (predict.Service.Run: load the space's activity, train or rescore, put
+// the scores).
 //
 // It answers with partial batch responses: a task that fails comes back alone, after the
 // queue's visibility timeout, and goes to the dead-letter queue after 5 receives; a body that
@@ -22,6 +24,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/delivery"
 	dsqs "github.com/unifiedprofiles/up/shared/delivery/sqsqueue"
 	"github.com/unifiedprofiles/up/shared/lambdactx"
+	"github.com/unifiedprofiles/up/shared/predict"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/salesforce"
 	sfrest "github.com/unifiedprofiles/up/shared/salesforce/rest"
@@ -81,21 +84,30 @@ func main() {
 		client = func(context.Context, salesforce.Connection) (salesforce.Client, error) { return nil, appErr }
 	}
 	sf := salesforce.NewRunner(salesforce.NewConnector(st, ws, sealer, nil, salesforce.ConnectorOptions{}), svc, client, salesforce.RunnerOptions{})
-	lambda.Start(handler(router{retl: svc, sf: sf}, log))
+	preds := predict.New(st, ws, profiles, predict.Options{})
+	lambda.Start(handler(router{retl: svc, sf: sf, pred: preds}, log))
 }
 
 // router runs a task by its kind: Reverse ETL's on warehouse.Service, Salesforce's on the
-// Runner (a run held by another worker does nothing; its failures end in the run's history).
+// Runner, a prediction's on predict.Service (a run held by another worker does nothing; a
+// run's failures end in its history or the prediction's status).
 type router struct {
 	retl worker
 	sf   interface {
 		Run(ctx context.Context, ws, src string) (salesforce.SyncRun, bool, error)
 	}
+	pred interface {
+		Run(ctx context.Context, ws, sp, id string) (bool, error)
+	}
 }
 
 func (r router) Work(ctx context.Context, t warehouse.Task) error {
-	if t.Kind == warehouse.TaskSalesforce {
+	switch t.Kind {
+	case warehouse.TaskSalesforce:
 		_, _, err := r.sf.Run(ctx, t.WorkspaceID, t.SourceID)
+		return err
+	case warehouse.TaskPrediction:
+		_, err := r.pred.Run(ctx, t.WorkspaceID, t.SpaceID, t.PredictionID)
 		return err
 	}
 	return r.retl.Work(ctx, t)
@@ -133,7 +145,8 @@ func handler(w worker, log *slog.Logger) func(context.Context, events.SQSEvent) 
 					lvl = slog.LevelWarn // out of time: the lease runs out and the dispatcher sends the task again
 				}
 				log.Log(ctx, lvl, "task failed", "message_id", rec.MessageId, "kind", t.Kind, "workspace_id", t.WorkspaceID,
-					"mapping_id", t.MappingID, "sync_id", t.SyncID, "source_id", t.SourceID, "page", t.Page, "err", err)
+					"mapping_id", t.MappingID, "sync_id", t.SyncID, "source_id", t.SourceID, "space_id", t.SpaceID,
+					"prediction_id", t.PredictionID, "page", t.Page, "err", err)
 				fail(rec)
 			}
 		}

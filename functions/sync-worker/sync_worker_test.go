@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -17,6 +18,8 @@ import (
 	"github.com/unifiedprofiles/up/infra/lambdatest"
 	"github.com/unifiedprofiles/up/infra/pgtest"
 	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/message"
+	"github.com/unifiedprofiles/up/shared/predict"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/salesforce"
 	"github.com/unifiedprofiles/up/shared/secrets/kms"
@@ -281,14 +284,16 @@ func (w *fakeWorker) Work(ctx context.Context, t warehouse.Task) error {
 	return nil
 }
 
-// A task of kind salesforce goes to the Salesforce runner, the others to Reverse ETL.
+// A task of kind salesforce goes to the Salesforce runner, one of kind prediction to the
+// predictions, the others to Reverse ETL.
 func TestRouterByKind(t *testing.T) {
 	t.Parallel()
-	retl, sf := &fakeWorker{fail: map[int]bool{}, slow: -1}, &fakeRunner{}
-	r := router{retl: retl, sf: sf}
+	retl, sf, pred := &fakeWorker{fail: map[int]bool{}, slow: -1}, &fakeRunner{}, &fakePredictions{}
+	r := router{retl: retl, sf: sf, pred: pred}
 	for _, body := range []string{
 		`{"kind":"salesforce","workspace_id":"ws_1","source_id":"src_1","page":0}`,
 		`{"workspace_id":"ws_1","mapping_id":"map_1","sync_id":"sync_1","page":4}`,
+		`{"kind":"prediction","workspace_id":"ws_1","space_id":"sp_1","prediction_id":"pred_1"}`,
 	} {
 		task, err := sqsqueue.Decode(body)
 		if err != nil {
@@ -298,8 +303,112 @@ func TestRouterByKind(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !reflect.DeepEqual(sf.runs, []string{"ws_1/src_1"}) || !reflect.DeepEqual(retl.pages, []int{4}) {
-		t.Fatalf("salesforce runs %v, reverse ETL pages %v", sf.runs, retl.pages)
+	if !reflect.DeepEqual(sf.runs, []string{"ws_1/src_1"}) || !reflect.DeepEqual(retl.pages, []int{4}) || !reflect.DeepEqual(pred.runs, []string{"ws_1/sp_1/pred_1"}) {
+		t.Fatalf("salesforce runs %v, reverse ETL pages %v, prediction runs %v", sf.runs, retl.pages, pred.runs)
+	}
+}
+
+type fakePredictions struct{ runs []string }
+
+func (f *fakePredictions) Run(_ context.Context, ws, sp, id string) (bool, error) {
+	f.runs = append(f.runs, ws+"/"+sp+"/"+id)
+	return true, nil
+}
+
+// A prediction's run through the worker under the emulator, on DynamoDB: this process
+// applies a little activity and creates a churn prediction as the setup API would; the task
+// the dispatcher would send runs it in the worker (first before the space's counts backfill
+// may start, then after: too little data, waiting_for_data, with each requirement and the
+// anonymous profile left out), and the same task again (SQS delivers at least once) runs
+// nothing.
+func TestSyncWorkerRunsAPredictionUnderRIE(t *testing.T) {
+	t.Parallel()
+	endpoint, table, st := storetest.DynamoStore(t)
+	ctx := context.Background()
+	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(operatorToken)})
+	tn := workspacetest.New(t, ws, operatorToken)
+	profiles := profile.New(st, profile.Options{})
+	now := time.Now().UTC()
+	var msgs []message.Message
+	for i, who := range []string{"ada", "grace", "anon"} {
+		m := message.Message{Type: message.Track, MessageID: fmt.Sprintf("m-%d", i), Event: "Order Completed",
+			Timestamp: now.Add(-48 * time.Hour), ReceivedAt: now, Raw: []byte(`{}`)}
+		if who == "anon" {
+			m.AnonymousID = "anon-1"
+		} else {
+			m.UserID = who
+		}
+		msgs = append(msgs, m)
+	}
+	if outs, err := profiles.ApplyMany(ctx, tn.SpaceID(), msgs); err != nil || outs[0].Err != nil {
+		t.Fatalf("apply: %v %+v", err, outs)
+	}
+	preds := predict.New(st, ws, profiles, predict.Options{})
+	var spec predict.Spec
+	json.Unmarshal([]byte(`{"kind":"churn","key":"likely_to_churn","event":"Order Completed","window_days":30}`), &spec)
+	p, err := preds.Create(ctx, tn.Owner, tn.ID(), tn.SpaceID(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	em := lambdatest.Run(t, "sync-worker", map[string]string{
+		"UP_TABLE_NAME":             table,
+		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+		"UP_SYNC_QUEUE_URL":         unreachable + "/123456789012/up-sync-unused",
+		"UP_DESTINATIONS_QUEUE_URL": unreachable + "/123456789012/up-destinations-unused",
+		"AWS_ENDPOINT_URL_SQS":      unreachable,
+		"UP_KMS_KEY_ID":             "alias/up-unused",
+		"UP_KMS_ENDPOINT":           unreachable,
+	})
+	var ev events.SQSEvent
+	if err := json.Unmarshal(lambdatest.LoadEvent(t, "sync-worker-sqs"), &ev); err != nil {
+		t.Fatal(err)
+	}
+	body, err := sqsqueue.Encode(warehouse.Task{Kind: warehouse.TaskPrediction, WorkspaceID: tn.ID(), SpaceID: tn.SpaceID(), PredictionID: p.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Records[0].Body = body
+	payload, _ := json.Marshal(ev)
+	get := func() predict.Prediction {
+		t.Helper()
+		got, err := preds.Get(ctx, tn.Owner, tn.ID(), tn.SpaceID(), p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	// As the setup API's task arrives: if the space's counts backfill may not start yet (a few
+	// seconds after its first prediction; the emulator may take longer than that to start),
+	// the run judges nothing and is due again then, and the task is sent again then.
+	if failed := invoke(t, em, payload); len(failed) != 0 {
+		t.Fatalf("the prediction's task failed: %v\n%s", failed, em.Output())
+	}
+	if first := get(); first.Status == predict.StatusTraining {
+		if len(first.Requirements) != 0 || first.NextRunAt == nil || first.NextRunAt.After(time.Now().Add(10*time.Second)) {
+			t.Fatalf("the run before the counts backfill could start: %+v", first)
+		}
+		time.Sleep(time.Until(*first.NextRunAt) + 100*time.Millisecond)
+		if failed := invoke(t, em, payload); len(failed) != 0 {
+			t.Fatalf("the prediction's task failed: %v\n%s", failed, em.Output())
+		}
+	}
+	got := get()
+	if got.Status != predict.StatusWaitingForData || len(got.Requirements) != 5 || got.AnonymousProfiles != 1 || got.LastRunAt == nil ||
+		got.NextRunAt == nil || got.NextRunAt.Sub(*got.LastRunAt) < 23*time.Hour {
+		t.Fatalf("after the worker's run: %+v", got)
+	}
+	for _, r := range got.Requirements {
+		if r.Met && r.Rule != "event_types" {
+			t.Errorf("requirement met on two profiles: %+v", r)
+		}
+	}
+	// The same task again: the run already ended and the next is a day away.
+	if failed := invoke(t, em, payload); len(failed) != 0 {
+		t.Fatalf("the repeated task failed: %v", failed)
+	}
+	if again, _ := preds.Get(ctx, tn.Owner, tn.ID(), tn.SpaceID(), p.ID); !again.LastRunAt.Equal(*got.LastRunAt) {
+		t.Fatalf("the repeated task ran the prediction again: %+v", again)
 	}
 }
 

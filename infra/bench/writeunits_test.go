@@ -20,17 +20,28 @@ import (
 // entry, a tracking batch of 100, and a chunk of CSV rows (identifies that change nothing).
 var returningPaths = []string{"apply", "tracking-single", "tracking-batch100", "csv-rows"}
 
-// returningWriteUnits sends rounds of returning visitors' messages down path and returns
-// the write units per message, the profiles made beforehand not counted.
-func returningWriteUnits(tb testing.TB, endpoint, table, path string, rounds int) float64 {
+// predictingPaths are costed again in a space with a registered prediction, where each track
+// call also adds to its daily counter (profile.DailyCounts): reported, not held to the
+// budget, which the spaces that use no prediction keep.
+var predictingPaths = []string{"apply", "tracking-single", "tracking-batch100"}
+
+// returningWriteUnits sends rounds of returning visitors' messages down path, in a space
+// with a registered prediction when predicting, and returns the write units per message,
+// the profiles made beforehand (and the registration) not counted.
+func returningWriteUnits(tb testing.TB, endpoint, table, path string, rounds int, predicting bool) float64 {
 	tb.Helper()
 	m := &meter{API: dynamo.Serialized(storetest.Client(tb, endpoint, false))}
 	st := dynamo.New(m, table)
 	profiles := profile.New(st, profile.Options{})
 	tr := tracking.New(st, nil, profiles, tracking.Options{})
-	space := fmt.Sprintf("sp_wu_%s_%d", path, time.Now().UnixNano())
+	space := fmt.Sprintf("sp_wu_%s_%v_%d", path, predicting, time.Now().UnixNano())
 	src := workspace.Source{ID: "src_" + space, SpaceID: space, Type: "http"}
 	ctx := context.Background()
+	if predicting {
+		if err := profiles.RegisterPrediction(ctx, space, "pred_wu", "wu_score"); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	visitors := 10 // the cost per message does not depend on how many
 	if path == "tracking-batch100" {
 		visitors = 100
@@ -107,26 +118,38 @@ func TestReturningVisitorWriteUnits(t *testing.T) {
 	endpoint, table := storetest.DynamoTable(t)
 	for _, path := range returningPaths {
 		t.Run(path, func(t *testing.T) { // one at a time: moto is not safe under concurrent transactions
-			wu := returningWriteUnits(t, endpoint, table, path, 1)
+			wu := returningWriteUnits(t, endpoint, table, path, 1, false)
 			t.Logf("%s: %.2f WU per returning visitor's message", path, wu)
 			if wu > 3 {
 				t.Errorf("%s: %.2f write units per returning visitor's message, over the budget of 3", path, wu)
 			}
 		})
 	}
+	for _, path := range predictingPaths {
+		t.Run(path+"-predicting", func(t *testing.T) {
+			wu := returningWriteUnits(t, endpoint, table, path, 1, true)
+			t.Logf("%s, space with a prediction: %.2f WU per returning visitor's message (reported, not held to the budget)", path, wu)
+		})
+	}
 }
 
 func BenchmarkDynamoWriteUnitsReturning(b *testing.B) {
 	endpoint, table := storetest.DynamoTable(b)
-	for _, path := range returningPaths {
-		b.Run(path, func(b *testing.B) {
+	run := func(name, path string, predicting bool) {
+		b.Run(name, func(b *testing.B) {
 			var wu float64
 			n := 0
 			for b.Loop() {
-				wu += returningWriteUnits(b, endpoint, table, path, 1)
+				wu += returningWriteUnits(b, endpoint, table, path, 1, predicting)
 				n++
 			}
 			b.ReportMetric(wu/float64(n), "WU/event")
 		})
+	}
+	for _, path := range returningPaths {
+		run(path, path, false)
+	}
+	for _, path := range predictingPaths {
+		run(path+"-predicting", path, true)
 	}
 }

@@ -454,6 +454,9 @@ var publicAPI = []string{
 	"GET /v1/workspaces/{ws}/sources/{src}/models/{model}/mappings", "POST /v1/workspaces/{ws}/sources/{src}/models/{model}/mappings",
 	"GET /v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}",
 	"GET /v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/syncs", "POST /v1/workspaces/{ws}/sources/{src}/models/{model}/mappings/{mapping}/syncs",
+	"GET /v1/workspaces/{ws}/spaces/{sp}/predictions", "POST /v1/workspaces/{ws}/spaces/{sp}/predictions",
+	"GET /v1/workspaces/{ws}/spaces/{sp}/predictions/{id}", "DELETE /v1/workspaces/{ws}/spaces/{sp}/predictions/{id}",
+	"POST /v1/workspaces/{ws}/spaces/{sp}/predictions/{id}/train",
 }
 
 // privateCalls lists the requests the page made to the stack that are neither the console's

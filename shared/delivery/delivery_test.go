@@ -564,3 +564,41 @@ func TestReplayWithoutAQueue(t *testing.T) {
 		t.Errorf("%d dead letters after the refused replay, want 1", len(dead))
 	}
 }
+
+// An imported message older than the 30 days other calls take (import takes 360) is
+// accepted by its source, so a Segment destination must read it back too; one of another
+// call older than that, or past the import window, could not have been accepted.
+func TestParsePayloadTakesImportedHistory(t *testing.T) {
+	t.Parallel()
+	accepted := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		age     time.Duration
+		wantErr bool
+	}{
+		{"today", time.Hour, false},
+		{"40 days old", 40 * 24 * time.Hour, false},
+		{"200 days old", 200 * 24 * time.Hour, false},
+		{"400 days old", 400 * 24 * time.Hour, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			at := accepted.Add(-tc.age)
+			payload := fmt.Sprintf(`{"type":"track","event":"Order Completed","userId":"u1","messageId":"m1","timestamp":%q,"receivedAt":%q,"properties":{"revenue":12.5}}`,
+				at.Format(time.RFC3339Nano), accepted.Format(time.RFC3339Nano))
+			m, err := parsePayload(Job{MessageID: "m1", Type: message.Track, SourceID: "src_1", Payload: []byte(payload), AcceptedAt: accepted})
+			if tc.wantErr {
+				if !IsPermanent(err) {
+					t.Fatalf("got %v, want a permanent error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.MessageID != "m1" || m.Event != "Order Completed" || !m.Timestamp.Equal(at) || m.SourceID != "src_1" || m.Properties["revenue"] != 12.5 {
+				t.Errorf("got %+v", m)
+			}
+		})
+	}
+}

@@ -25,9 +25,14 @@ type Spaces interface {
 	GetSpace(ctx context.Context, p workspace.Principal, wsID, spaceID string) (workspace.Space, error)
 }
 
-// parsePayload reads a job's payload back into a message, as the tracking API would.
+// parsePayload reads a job's payload back into a message, as the tracking API would. It is
+// read as the one message of an import: the message was accepted once, under its own call's
+// bounds, and history sent through /v1/import (up to 360 days old, where other calls stop at
+// 30) must reach the Segment destinations as well.
 func parsePayload(j Job) (message.Message, error) {
-	req, err := tracking.Parse(j.Type, j.Payload, tracking.Env{ReceivedAt: j.AcceptedAt})
+	body := make([]byte, 0, len(j.Payload)+12)
+	body = append(append(append(body, `{"batch":[`...), j.Payload...), "]}"...)
+	req, err := tracking.Parse("import", body, tracking.Env{ReceivedAt: j.AcceptedAt})
 	if err != nil {
 		return message.Message{}, Permanent(fmt.Errorf("message %s no longer parses: %w", j.MessageID, err))
 	}

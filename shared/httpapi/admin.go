@@ -12,6 +12,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/delivery"
 	"github.com/unifiedprofiles/up/shared/errcode"
 	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/predict"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/salesforce"
 	"github.com/unifiedprofiles/up/shared/tracking"
@@ -49,20 +50,24 @@ type Services struct {
 	// Deliveries is what destination delivery recorded; without it those routes answer
 	// delivery_not_configured.
 	Deliveries *delivery.Records
+	// Predictions keeps and runs spaces' predictions; without it their routes answer
+	// predictions_not_configured.
+	Predictions *predict.Service
 }
 
 type admin struct {
-	ws         *workspace.Service
-	profiles   *profile.Service
-	tracking   *tracking.Service
-	uploads    *upload.Service
-	warehouse  *warehouse.Service
-	salesforce *salesforce.Connector
-	sfRunner   *salesforce.Runner
-	records    *delivery.Records
-	log        *slog.Logger
-	publicURL  string
-	cors       cors
+	ws          *workspace.Service
+	profiles    *profile.Service
+	tracking    *tracking.Service
+	uploads     *upload.Service
+	warehouse   *warehouse.Service
+	salesforce  *salesforce.Connector
+	sfRunner    *salesforce.Runner
+	records     *delivery.Records
+	predictions *predict.Service
+	log         *slog.Logger
+	publicURL   string
+	cors        cors
 }
 
 // authed is a handler that runs for an authenticated principal.
@@ -70,7 +75,7 @@ type authed func(w http.ResponseWriter, r *http.Request, p workspace.Principal) 
 
 // MountAdmin adds the admin / setup API (ARCHITECTURE.md section 5) to mux.
 func MountAdmin(mux *http.ServeMux, svc Services, opts AdminOptions) {
-	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, warehouse: svc.Warehouse, salesforce: svc.Salesforce, sfRunner: svc.SalesforceSyncs, records: svc.Deliveries, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/"), cors: consoleCORS(opts.ConsoleOrigins)}
+	a := &admin{ws: svc.Workspaces, profiles: svc.Profiles, tracking: svc.Tracking, uploads: svc.Uploads, warehouse: svc.Warehouse, salesforce: svc.Salesforce, sfRunner: svc.SalesforceSyncs, records: svc.Deliveries, predictions: svc.Predictions, log: opts.Logger, publicURL: strings.TrimRight(opts.PublicURL, "/"), cors: consoleCORS(opts.ConsoleOrigins)}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -138,6 +143,9 @@ func (a *admin) routes() []route {
 		{"/v1/workspaces/{ws}/spaces/{sp}/identity", map[string]authed{"GET": a.getIdentity, "PUT": a.putIdentity}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/computed-traits", map[string]authed{"GET": a.listComputedTraits, "POST": a.createComputedTrait}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/computed-traits/{id}", map[string]authed{"GET": a.getComputedTrait, "DELETE": a.deleteComputedTrait}},
+		{"/v1/workspaces/{ws}/spaces/{sp}/predictions", map[string]authed{"GET": a.pred(a.listPredictions), "POST": a.pred(a.createPrediction)}},
+		{"/v1/workspaces/{ws}/spaces/{sp}/predictions/{id}", map[string]authed{"GET": a.pred(a.getPrediction), "DELETE": a.pred(a.deletePrediction)}},
+		{"/v1/workspaces/{ws}/spaces/{sp}/predictions/{id}/train", map[string]authed{"POST": a.pred(a.trainPrediction)}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/profiles", map[string]authed{"GET": a.findProfiles}},
 		{"/v1/workspaces/{ws}/spaces/{sp}/profiles/{profile}", map[string]authed{"GET": a.getProfile}},
 		{"/v1/workspaces/{ws}/sources", map[string]authed{"GET": a.listSources, "POST": a.createSource}},

@@ -55,6 +55,8 @@ type paFixture struct {
 	spaceB, tokenB string // a second space of the same workspace
 	otherWSToken   string // access token of another workspace's space
 	workspaceToken string
+
+	profiles *profile.Service // the service behind the API, for what no route writes (predictions)
 }
 
 // t0 must track the wall clock: the store expires events and de-duplication keys by it.
@@ -70,7 +72,7 @@ func newPAFixture(t *testing.T, opts ProfilesOptions) *paFixture {
 	clock := &paClock{now: t0.Add(-21 * 24 * time.Hour)}
 	ws := workspace.New(st, workspace.Options{OperatorTokenHash: token.Hash(paOperatorToken), Now: clock.Now})
 	profiles := profile.New(st, profile.Options{Now: clock.Now})
-	f := &paFixture{t: t, clock: clock, t0: t0}
+	f := &paFixture{t: t, clock: clock, t0: t0, profiles: profiles}
 
 	must := func(err error) {
 		t.Helper()
@@ -604,4 +606,53 @@ func TestProfilesRateLimit(t *testing.T) {
 		expect(200, f.path(f.space, "user_id:u1", "metadata"), paBasic(f.token))
 	}
 	expect(429, traits, paBasic(f.token))
+}
+
+// A registered prediction's score shows among the profile's traits under the prediction's
+// key, as a computed trait (class=computed_trait too), for that profile only and in that
+// space only; unregistered, it stops showing on the next read.
+func TestProfilesTraitsShowPredictionScores(t *testing.T) {
+	t.Parallel()
+	f := newPAFixture(t, ProfilesOptions{RateLimit: 1 << 20})
+	ctx := context.Background()
+	ada, err := f.profiles.Lookup(ctx, f.space, identity.Identifier{Type: identity.TypeUserID, Value: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.profiles.RegisterPrediction(ctx, f.space, "pred_churn", "churn_risk"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.profiles.PutScores(ctx, f.space, "pred_churn", map[string]float64{ada.ID: 0.87}, f.t0); err != nil {
+		t.Fatal(err)
+	}
+	score := func(sp, tok, id, query string) (any, bool) {
+		t.Helper()
+		res := f.get(f.path(sp, id, "traits")+query, paBasic(tok))
+		if res.status != 200 {
+			t.Fatalf("traits of %s%s: %d %s", id, query, res.status, res.body)
+		}
+		v, ok := res.object(t)["traits"].(map[string]any)["churn_risk"]
+		return v, ok
+	}
+	for _, tc := range []struct {
+		name, sp, tok, id, query string
+		want                     any // nil: absent
+	}{
+		{"all traits", f.space, f.token, "user_id:u1", "", 0.87},
+		{"by an identifier merged in", f.space, f.token, "anonymous_id:a2", "", 0.87},
+		{"computed traits only", f.space, f.token, "user_id:u1", "?class=computed_trait", 0.87},
+		{"included by name", f.space, f.token, "user_id:u1", "?include=churn_risk", 0.87},
+		{"another profile", f.space, f.token, "user_id:u2", "", nil},
+		{"the same user in another space", f.spaceB, f.tokenB, "user_id:u1", "", nil},
+	} {
+		if got, ok := score(tc.sp, tc.tok, tc.id, tc.query); tc.want == nil && ok || tc.want != nil && got != tc.want {
+			t.Errorf("%s: churn_risk %v (present %v), want %v", tc.name, got, ok, tc.want)
+		}
+	}
+	if err := f.profiles.UnregisterPrediction(ctx, f.space, "pred_churn"); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := score(f.space, f.token, "user_id:u1", ""); ok {
+		t.Errorf("after unregistering: churn_risk %v still shows", got)
+	}
 }

@@ -180,7 +180,8 @@ func TestTrackingErrorsNameTheField(t *testing.T) {
 // Item 2: /v1/import of an event 90 days old answered 200 and stored it where no reader
 // looks; a future timestamp kept the event out of the explorer and the Profile API, and a
 // year-9999 one dated first_message_at after last_message_at. Now: refused with a reason,
-// or kept where every reader shows it.
+// or kept where every reader shows it. (Import takes history up to 360 days old for
+// predictions since, counted but not kept: TestImportTakesHistoryForPredictions.)
 func TestImportKeepsWhatItAccepts(t *testing.T) {
 	t.Parallel()
 	e := newTrackingStack(t, httpapi.TrackingOptions{})
@@ -189,7 +190,7 @@ func TestImportKeepsWhatItAccepts(t *testing.T) {
 	stamp := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
 	r := e.send(src.WriteKey, "import", map[string]any{"batch": []any{
 		map[string]any{"type": "identify", "userId": "imp", "traits": map[string]any{"plan": "pro"}, "timestamp": "9999-12-31T23:59:59Z"},
-		map[string]any{"type": "track", "userId": "imp", "event": "Old", "timestamp": stamp(-90 * 24 * time.Hour)},
+		map[string]any{"type": "track", "userId": "imp", "event": "Old", "timestamp": stamp(-400 * 24 * time.Hour)},
 		map[string]any{"type": "track", "userId": "imp", "event": "Ahead", "timestamp": stamp(2 * time.Hour)},
 		map[string]any{"type": "track", "userId": "imp", "event": "Recent", "timestamp": stamp(-20 * 24 * time.Hour)},
 	}})
@@ -198,11 +199,11 @@ func TestImportKeepsWhatItAccepts(t *testing.T) {
 	}
 	rejected, _ := r.body["rejected"].([]any)
 	if len(rejected) != 1 {
-		t.Fatalf("rejected %v, want the 90-day-old event alone", r.body["rejected"])
+		t.Fatalf("rejected %v, want the 400-day-old event alone", r.body["rejected"])
 	}
 	if rj := rejected[0].(map[string]any); rj["index"] != 1.0 || rj["code"] != "timestamp_too_old" || rj["field"] != "timestamp" ||
-		!strings.Contains(rj["message"].(string), "30 days") {
-		t.Errorf("rejection %v, want index 1 timestamp_too_old naming the 30 days", rj)
+		!strings.Contains(rj["message"].(string), "360 days") {
+		t.Errorf("rejection %v, want index 1 timestamp_too_old naming import's 360 days", rj)
 	}
 	// The explorer and the Profile API show the event from the future (at its arrival).
 	found := e.bearer("GET", "/v1/workspaces/"+e.ws+"/spaces/"+e.space+"/profiles?identifier=user_id:imp", "")

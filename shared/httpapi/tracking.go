@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/unifiedprofiles/up/shared/browsersdk"
 	"github.com/unifiedprofiles/up/shared/errcode"
+	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/store"
 	"github.com/unifiedprofiles/up/shared/token"
 	"github.com/unifiedprofiles/up/shared/tracking"
@@ -144,9 +146,26 @@ func (t *trackingAPI) serve(w http.ResponseWriter, r *http.Request, call string)
 	out := struct {
 		Success  bool                 `json:"success"`
 		Rejected []tracking.Rejection `json:"rejected,omitempty"`
+		NotKept  int                  `json:"not_kept,omitempty"`
+		Warnings []trackingWarning    `json:"warnings,omitempty"`
 	}{Success: true, Rejected: res.Rejected}
+	// Only /v1/import takes messages older than the retention; it says how many it applied
+	// without keeping their events, so nobody looks for them in the explorer. NotKept counts
+	// every type (an old identify still sets traits); only track calls are counted.
+	if call == "import" && res.NotKept > 0 {
+		out.NotKept = res.NotKept
+		out.Warnings = []trackingWarning{{Code: "events_not_kept", Message: fmt.Sprintf(
+			"%d messages older than %d days were applied and their track events counted for predictions; their raw events are not kept",
+			res.NotKept, int(profile.EventRetention/(24*time.Hour)))}}
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// trackingWarning is something the caller should know about an accepted request.
+type trackingWarning struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // readTrackingBody reads at most MaxRequestBytes (compressed or not) and gunzips it.

@@ -12,11 +12,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/httpapi"
+	"github.com/unifiedprofiles/up/shared/identity"
 	"github.com/unifiedprofiles/up/shared/localstack"
 	"github.com/unifiedprofiles/up/shared/testclock"
 	"github.com/unifiedprofiles/up/shared/token"
@@ -469,5 +471,151 @@ func TestTrackingIsolation(t *testing.T) {
 	r := a.do("GET", "/v1/spaces/"+b.SpaceID()+"/collections/users/profiles/user_id:iso/traits", nil, map[string]string{"Authorization": "Basic " + basic(b.AccessToken(t))})
 	if r.status != 404 {
 		t.Errorf("A's profile visible in B's space: %d %s", r.status, r.raw)
+	}
+}
+
+// /v1/import takes history up to 360 days old for predictions: an event 200 days old is
+// applied and counted per day, its raw event not kept, and the answer says how many were
+// not kept; the same import again counts nothing twice. Past 360 days import refuses naming
+// its limit, and every other call still refuses past the 30 days events are kept.
+func TestImportTakesHistoryForPredictions(t *testing.T) {
+	t.Parallel()
+	e := newTrackingStack(t, httpapi.TrackingOptions{})
+	src := e.source("http")
+	ctx := context.Background()
+	const day = 24 * time.Hour
+	now := e.clock.Now()
+	stamp := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	history := map[string]any{"batch": []any{
+		map[string]any{"type": "track", "userId": "hist", "messageId": "imp-old", "event": "Order Completed",
+			"properties": map[string]any{"revenue": 42.5}, "timestamp": stamp(-200 * day)},
+		map[string]any{"type": "track", "userId": "hist", "messageId": "imp-recent", "event": "Order Completed", "timestamp": stamp(-time.Hour)},
+	}}
+	wantWarning := []any{map[string]any{"code": "events_not_kept",
+		"message": "1 messages older than 30 days were applied and their track events counted for predictions; their raw events are not kept"}}
+	for attempt := range 2 { // the client retries: the same answer, nothing counted twice
+		r := e.send(src.WriteKey, "import", history)
+		if r.status != 200 || r.body["success"] != true || r.body["not_kept"] != 1.0 || !reflect.DeepEqual(r.body["warnings"], wantWarning) {
+			t.Fatalf("import (attempt %d): %d %s, want 200 with not_kept 1 and the warning", attempt, r.status, r.raw)
+		}
+	}
+	p, err := e.stack.Profiles.Lookup(ctx, e.space, identity.Identifier{Type: identity.TypeUserID, Value: "hist"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := e.stack.Profiles.DailyCounts(ctx, e.space, p, now.Add(-360*day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range counts {
+		got = append(got, fmt.Sprintf("%s %s %d %v", c.Day.Format("2006-01-02"), c.Event, c.Count, c.Revenue["revenue"]))
+	}
+	want := []string{
+		now.Add(-200*day).UTC().Format("2006-01-02") + " Order Completed 1 42.5",
+		now.Add(-time.Hour).UTC().Format("2006-01-02") + " Order Completed 1 0",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("daily counts %q, want %q", got, want)
+	}
+	evs, err := e.stack.Profiles.Events(ctx, e.space, p, time.Time{}, now.Add(time.Hour))
+	if err != nil || len(evs) != 1 || evs[0].MessageID != "imp-recent" || !evs[0].Counted {
+		t.Errorf("stored events %+v (%v), want only the recent one, marked counted", evs, err)
+	}
+
+	r := e.send(src.WriteKey, "import", map[string]any{"batch": []any{
+		map[string]any{"type": "track", "userId": "hist", "event": "Too Old", "timestamp": stamp(-400 * day)},
+		map[string]any{"type": "track", "userId": "hist", "event": "Recent", "timestamp": stamp(-time.Minute)},
+	}})
+	rejected, _ := r.body["rejected"].([]any)
+	if r.status != 200 || len(rejected) != 1 || strings.Contains(r.raw, "not_kept") || strings.Contains(r.raw, "warnings") {
+		t.Fatalf("import of a 400-day-old event: %d %s, want it rejected alone and no warning", r.status, r.raw)
+	}
+	if rj := rejected[0].(map[string]any); rj["code"] != "timestamp_too_old" || !strings.Contains(rj["message"].(string), "360 days") {
+		t.Errorf("rejection %v, want timestamp_too_old naming import's 360 days", rj)
+	}
+
+	old := map[string]any{"type": "track", "userId": "hist", "event": "Late", "timestamp": stamp(-40 * day)}
+	if r := e.send(src.WriteKey, "track", old); r.status != 400 || errCode(r) != "timestamp_too_old" || !strings.Contains(r.raw, "30 days") {
+		t.Errorf("/v1/track 40 days old: %d %s, want 400 timestamp_too_old naming the 30 days", r.status, r.raw)
+	}
+	r = e.send(src.WriteKey, "batch", map[string]any{"batch": []any{old}})
+	if rejected, _ := r.body["rejected"].([]any); r.status != 200 || len(rejected) != 1 || !strings.Contains(r.raw, "30 days") || strings.Contains(r.raw, "not_kept") {
+		t.Errorf("/v1/batch 40 days old: %d %s, want it rejected naming the 30 days", r.status, r.raw)
+	}
+}
+
+// A space pays for daily counts only once it uses predictions (ARCHITECTURE.md section 6:
+// a returning visitor's message costs at most 3 write units): /v1/track and /v1/batch
+// count nothing in a space without a registered prediction, and count every track call
+// once one is registered; /v1/import counts either way (TestImportTakesHistoryForPredictions).
+func TestTrackingCountsOnlyForPredictions(t *testing.T) {
+	t.Parallel()
+	e := newTrackingStack(t, httpapi.TrackingOptions{})
+	src := e.source("http")
+	ctx := context.Background()
+	now := e.clock.Now()
+	send := func(id string) {
+		t.Helper()
+		for _, call := range []string{"track", "batch"} {
+			m := map[string]any{"type": "track", "userId": "counted", "messageId": call + "-" + id, "event": "Viewed",
+				"properties": map[string]any{"revenue": 2}, "timestamp": now.Add(-time.Minute).Format(time.RFC3339)}
+			var body any = m
+			if call == "batch" {
+				body = map[string]any{"batch": []any{m}}
+			}
+			if r := e.send(src.WriteKey, call, body); r.status != 200 {
+				t.Fatalf("/v1/%s: %d %s", call, r.status, r.raw)
+			}
+		}
+	}
+	counts := func() (n int64, revenue float64, marked int) {
+		t.Helper()
+		p, err := e.stack.Profiles.Lookup(ctx, e.space, identity.Identifier{Type: identity.TypeUserID, Value: "counted"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dcs, err := e.stack.Profiles.DailyCounts(ctx, e.space, p, now.Add(-24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dc := range dcs {
+			n, revenue = n+dc.Count, revenue+dc.Revenue["revenue"]
+		}
+		evs, err := e.stack.Profiles.Events(ctx, e.space, p, time.Time{}, now.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if ev.Counted {
+				marked++
+			}
+		}
+		return n, revenue, marked
+	}
+	for _, tc := range []struct {
+		name   string
+		before func()
+		count  int64 // the calls counted so far
+		marked int   // the events marked counted so far
+	}{
+		{"no prediction", func() {}, 0, 0},
+		{"a prediction registered", func() {
+			if err := e.stack.Profiles.RegisterPrediction(ctx, e.space, "pred_churn", "churn_risk"); err != nil {
+				t.Fatal(err)
+			}
+		}, 2, 2},
+		{"the prediction unregistered", func() {
+			if err := e.stack.Profiles.UnregisterPrediction(ctx, e.space, "pred_churn"); err != nil {
+				t.Fatal(err)
+			}
+		}, 2, 2},
+	} {
+		tc.before()
+		e.clock.Add(2 * time.Second) // past the config cache of every instance
+		send(tc.name)
+		if n, revenue, marked := counts(); n != tc.count || revenue != 2*float64(tc.count) || marked != tc.marked {
+			t.Errorf("%s: %d calls counted (revenue %v), %d events marked; want %d and %d", tc.name, n, revenue, marked, tc.count, tc.marked)
+		}
 	}
 }

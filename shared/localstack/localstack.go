@@ -26,6 +26,7 @@ import (
 	"github.com/unifiedprofiles/up/shared/httpapi"
 	"github.com/unifiedprofiles/up/shared/locals3"
 	objs3 "github.com/unifiedprofiles/up/shared/objects/s3"
+	"github.com/unifiedprofiles/up/shared/predict"
 	"github.com/unifiedprofiles/up/shared/profile"
 	"github.com/unifiedprofiles/up/shared/salesforce"
 	sfrest "github.com/unifiedprofiles/up/shared/salesforce/rest"
@@ -106,6 +107,9 @@ type Stack struct {
 	// SalesforceSyncs runs Salesforce sources' syncs (nil without a connected app); the
 	// stack dispatches due ones on a ticker.
 	SalesforceSyncs *salesforce.Runner
+	// Predictions keeps spaces' predictions; the stack runs due ones on a ticker and when
+	// one is created or asked to train.
+	Predictions *predict.Service
 	// S3Handler is the S3-compatible endpoint browsers upload CSV files to; serve it at
 	// Config.S3URL. A stored object under uploads/ starts its processing, as the S3
 	// notification starts csv-ingest in AWS.
@@ -123,6 +127,8 @@ type Stack struct {
 	stopSyncs func()
 	// stopDelivery ends the destinations' lanes.
 	stopDelivery func()
+	// stopPredictions ends the prediction runner.
+	stopPredictions func()
 }
 
 // Open opens the store (the bbolt file in cfg.DataDir, or cfg.DynamoDB's table, created if
@@ -178,13 +184,15 @@ func Open(cfg Config) (*Stack, error) {
 	if sfapp != nil {
 		sfRunner = salesforce.NewRunner(sf, wh, sfapp.SyncClient, salesforce.RunnerOptions{Now: now})
 	}
-	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, Warehouse: wh, Salesforce: sf, SalesforceSyncs: sfRunner, Store: where, store: st}
+	wake := newPredictionWaker()
+	preds := predict.New(st, svc, profiles, predict.Options{Now: now, Wake: wake.Wake})
+	stack := &Stack{Profiles: profiles, Workspaces: svc, Tracking: tr, Warehouse: wh, Salesforce: sf, SalesforceSyncs: sfRunner, Predictions: preds, Store: where, store: st}
 	if err := stack.openS3(cfg, st, log, now); err != nil {
 		st.Close()
 		return nil, err
 	}
 	mux := httpapi.NewMux()
-	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads, Warehouse: wh, Salesforce: sf, SalesforceSyncs: sfRunner, Deliveries: delivery.NewRecords(st, dq, now)}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
+	httpapi.MountAdmin(mux, httpapi.Services{Workspaces: svc, Profiles: profiles, Tracking: tr, Uploads: stack.Uploads, Warehouse: wh, Salesforce: sf, SalesforceSyncs: sfRunner, Deliveries: delivery.NewRecords(st, dq, now), Predictions: preds}, httpapi.AdminOptions{Logger: log, PublicURL: cfg.PublicURL, ConsoleOrigins: cfg.ConsoleOrigins})
 	httpapi.MountProfiles(mux, svc, profiles, httpapi.ProfilesOptions{Logger: log, Now: now, Limits: st})
 	httpapi.MountFlex(mux, svc, profiles, tr, httpapi.FlexOptions{Logger: log, PublicURL: cfg.PublicURL, Now: now})
 	topts := cfg.Tracking
@@ -196,6 +204,7 @@ func Open(cfg Config) (*Stack, error) {
 	stack.stopBackfills = runBackfills(profiles, log)
 	stack.stopSyncs = runSyncs(wh, queue, log)
 	stack.stopDelivery = runDelivery(st, dq, svc, profiles, tr, cfg.Delivery, now, log)
+	stack.stopPredictions = runPredictions(preds, wake, now, log)
 	if sfRunner != nil {
 		stopRETL, stopSF := stack.stopSyncs, runSalesforceSyncs(sfRunner, now, log)
 		stack.stopSyncs = func() { stopSF(); stopRETL() }
@@ -336,6 +345,7 @@ func (s *Stack) Close() error {
 	s.stopBackfills()
 	s.stopSyncs()
 	s.stopDelivery()
+	s.stopPredictions()
 	s.cancel()
 	s.ingest.Wait()
 	return errors.Join(s.s3.Close(), s.store.Close())

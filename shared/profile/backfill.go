@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"iter"
 	"slices"
 	"time"
 
@@ -65,6 +66,52 @@ func listKey(sp, pid string) store.Key {
 
 func listPK(sp string, shard int) string { return fmt.Sprintf("%s#PL#%02d", spacePK(sp), shard) }
 
+// listCursor is a position in a space's profile list: the shard and the last id read there.
+// A shard of profileListShards is the end.
+type listCursor struct {
+	shard int
+	after string
+}
+
+// listedPage is one query's page of a space's profile list and the cursor after it.
+type listedPage struct {
+	pids []string
+	next listCursor
+}
+
+// listedPages yields a space's listed profile ids from the cursor on, shard by shard, one
+// query (backfillPage ids) per page as the caller pulls. Every page is yielded, an empty
+// shard's too, so a caller that checkpoints after each moves past it. Listed ids include
+// profiles merged away since (the list only grows).
+func (s *Service) listedPages(ctx context.Context, spaceID string, from listCursor) iter.Seq2[listedPage, error] {
+	return func(yield func(listedPage, error) bool) {
+		for cur := from; cur.shard < profileListShards; {
+			if err := ctx.Err(); err != nil {
+				yield(listedPage{}, err)
+				return
+			}
+			items, err := s.st.Query(ctx, listPK(spaceID, cur.shard), store.Page{After: cur.after, Limit: backfillPage})
+			if err != nil {
+				yield(listedPage{}, err)
+				return
+			}
+			page := listedPage{pids: make([]string, len(items))}
+			for i, it := range items {
+				page.pids[i] = it.SK
+			}
+			if len(items) < backfillPage {
+				cur = listCursor{shard: cur.shard + 1}
+			} else {
+				cur.after = items[len(items)-1].SK
+			}
+			page.next = cur
+			if !yield(page, nil) {
+				return
+			}
+		}
+	}
+}
+
 func backfillKey(sp, traitID string) store.Key {
 	return store.Key{PK: spacePK(sp), SK: "CTRAIT#" + traitID + "#BACKFILL"}
 }
@@ -82,18 +129,70 @@ type pendingBackfill struct {
 	TraitID string `json:"trait_id"`
 }
 
+// listWalk is where a walk over a space's profile list (a backfill) is and who holds it,
+// checkpointed in the walk's own item after every page (walkList).
+type listWalk struct {
+	Shard    int    `json:"shard"`
+	After    string `json:"after,omitempty"`
+	Profiles int    `json:"profiles"` // listed profiles covered so far
+	// LeaseUntil: a runner holds the walk until then (renewed at each checkpoint).
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
+}
+
+func (w *listWalk) done() bool { return w.Shard >= profileListShards }
+
+// takeLease takes w's lease for this runner unless another runner holds it (false), and
+// saves it with save: of two runners that read the same checkpoint only one's save succeeds
+// (the other's answers errLeaseLost, and it leaves the walk).
+func (s *Service) takeLease(w *listWalk, save func() error) (bool, error) {
+	now := s.now()
+	if now.Before(w.LeaseUntil) {
+		return false, nil
+	}
+	w.LeaseUntil = now.Add(backfillLease)
+	switch err := save(); {
+	case errors.Is(err, errLeaseLost):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
+// walkList calls each for every listed profile id from w's position on, and after every
+// page moves w past it, renews the lease (released once the list is done) and checkpoints
+// with save; it stops at the first error.
+func (s *Service) walkList(ctx context.Context, spaceID string, w *listWalk, each func(pid string) error, save func() error) error {
+	for page, err := range s.listedPages(ctx, spaceID, listCursor{shard: w.Shard, after: w.After}) {
+		if err != nil {
+			return err
+		}
+		for _, pid := range page.pids {
+			if err := each(pid); err != nil {
+				return err
+			}
+		}
+		w.Profiles += len(page.pids)
+		w.Shard, w.After = page.next.shard, page.next.after
+		w.LeaseUntil = s.now().Add(backfillLease)
+		if w.done() {
+			w.LeaseUntil = time.Time{}
+		}
+		if err := save(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // backfillJob is the progress of one trait's backfill, checkpointed after every page.
 type backfillJob struct {
-	TraitID    string    `json:"trait_id"`
-	Status     string    `json:"status"`
-	NotBefore  time.Time `json:"not_before"`
-	Shard      int       `json:"shard"`
-	After      string    `json:"after,omitempty"`
-	Profiles   int       `json:"profiles"` // listed profiles covered so far
+	TraitID   string    `json:"trait_id"`
+	Status    string    `json:"status"`
+	NotBefore time.Time `json:"not_before"`
+	listWalk
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
-	// LeaseUntil: a runner holds the backfill until then (renewed at each checkpoint).
-	LeaseUntil time.Time `json:"lease_until,omitzero"`
 	Failures   int       `json:"failures,omitempty"` // runs in a row that failed
 	Error      string    `json:"error,omitempty"`    // the last failure, for people
 }
@@ -171,7 +270,7 @@ func (s *Service) Backfill(ctx context.Context, spaceID, traitID string) (bool, 
 	}
 	now := s.now()
 	if now.Before(job.NotBefore) || now.Before(job.LeaseUntil) {
-		return false, nil
+		return false, nil // not due, or another runner holds it
 	}
 	ct, err := s.loadTraits(ctx, spaceID)
 	if err != nil {
@@ -185,11 +284,7 @@ func (s *Service) Backfill(ctx context.Context, spaceID, traitID string) (bool, 
 	if job.Status == BackfillPending {
 		job.Status, job.StartedAt = BackfillRunning, now
 	}
-	// Take the lease: a version check, so of two runners that read the job only one goes on.
-	job.LeaseUntil = now.Add(backfillLease)
-	if version, err = s.checkpoint(ctx, spaceID, job, version); errors.Is(err, errLeaseLost) {
-		return false, nil
-	} else if err != nil {
+	if held, err := s.takeLease(&job.listWalk, func() error { return s.checkpoint(ctx, spaceID, job, &version) }); !held || err != nil {
 		return false, err
 	}
 	done, err := s.backfillFrom(ctx, spaceID, trait, &job, &version)
@@ -205,36 +300,14 @@ func (s *Service) Backfill(ctx context.Context, spaceID, traitID string) (bool, 
 // backfillFrom covers the listed profiles from job's checkpoint, checkpointing (and renewing
 // the lease) after every page.
 func (s *Service) backfillFrom(ctx context.Context, spaceID string, trait ComputedTrait, job *backfillJob, version *int64) (bool, error) {
-	for job.Shard < profileListShards {
-		if err := ctx.Err(); err != nil {
-			return false, err
+	err := s.walkList(ctx, spaceID, &job.listWalk, func(pid string) error { return s.backfillProfile(ctx, spaceID, trait, pid) }, func() error {
+		job.Failures, job.Error = 0, ""
+		if job.done() {
+			job.Status, job.FinishedAt = BackfillDone, s.now()
 		}
-		items, err := s.st.Query(ctx, listPK(spaceID, job.Shard), store.Page{After: job.After, Limit: backfillPage})
-		if err != nil {
-			return false, err
-		}
-		for _, it := range items {
-			if err := s.backfillProfile(ctx, spaceID, trait, it.SK); err != nil {
-				return false, err
-			}
-		}
-		job.Profiles += len(items)
-		if len(items) < backfillPage {
-			job.Shard, job.After = job.Shard+1, ""
-		} else {
-			job.After = items[len(items)-1].SK
-		}
-		job.LeaseUntil, job.Failures, job.Error = s.now().Add(backfillLease), 0, ""
-		if job.Shard == profileListShards {
-			job.Status, job.FinishedAt, job.LeaseUntil = BackfillDone, s.now(), time.Time{}
-		}
-		v, err := s.checkpoint(ctx, spaceID, *job, *version)
-		if err != nil {
-			return false, err
-		}
-		*version = v
-	}
-	return true, nil
+		return s.checkpoint(ctx, spaceID, *job, version)
+	})
+	return err == nil, err
 }
 
 // backfillFailed records a failed run and releases the lease, so the next scheduled run
@@ -247,7 +320,7 @@ func (s *Service) backfillFailed(ctx context.Context, spaceID string, job backfi
 		job.Status, job.FinishedAt = BackfillFailed, s.now()
 		job.Error = fmt.Sprintf("the backfill failed %d runs in a row and was stopped; the trait keeps counting new events", job.Failures)
 	}
-	if _, err := s.checkpoint(ctx, spaceID, job, version); err != nil && !errors.Is(err, errLeaseLost) {
+	if err := s.checkpoint(ctx, spaceID, job, &version); err != nil && !errors.Is(err, errLeaseLost) {
 		return errors.Join(cause, err)
 	}
 	return cause
@@ -256,17 +329,24 @@ func (s *Service) backfillFailed(ctx context.Context, spaceID string, job backfi
 // errLeaseLost: another runner took the backfill (our lease ran out); stop without writing.
 var errLeaseLost = errors.New("profile: backfill lease lost")
 
-// checkpoint saves a backfill's progress if no other runner wrote it since version (which
-// only happens when one took over an expired lease): then it answers errLeaseLost.
-func (s *Service) checkpoint(ctx context.Context, spaceID string, job backfillJob, version int64) (int64, error) {
-	err := s.st.Transact(ctx, store.ReplaceOp(store.JSONItem(backfillKey(spaceID, job.TraitID), job), version))
+// checkpoint saves a backfill's progress (saveWalk).
+func (s *Service) checkpoint(ctx context.Context, spaceID string, job backfillJob, version *int64) error {
+	return s.saveWalk(ctx, backfillKey(spaceID, job.TraitID), job, version)
+}
+
+// saveWalk writes a walk's item at k if no other runner wrote it since *version (which only
+// happens when one took over an expired lease): then it answers errLeaseLost. It moves
+// *version on to the version written.
+func (s *Service) saveWalk(ctx context.Context, k store.Key, job any, version *int64) error {
+	err := s.st.Transact(ctx, store.ReplaceOp(store.JSONItem(k, job), *version))
 	switch {
 	case store.FailedOp(err) == 0:
-		return 0, errLeaseLost
+		return errLeaseLost
 	case err != nil:
-		return 0, err
+		return err
 	}
-	return version + 1, nil
+	*version++
+	return nil
 }
 
 // backfillProfile computes the backfilled half of one trait on the live profile that pid is

@@ -47,6 +47,9 @@ type dedupeRecord struct {
 	// transaction). A redelivery finding the record writes the event if it is missing, so a
 	// crash between the two writes loses nothing.
 	Event string `json:"event,omitempty"`
+	// Counted: the message's daily counters were written, so the event written again is
+	// marked counted as it would have been (Event.Counted).
+	Counted bool `json:"counted,omitempty"`
 }
 
 // Apply resolves a normalised message into a space and applies it to exactly one profile:
@@ -79,8 +82,29 @@ func (s *Service) ApplyMany(ctx context.Context, spaceID string, msgs []message.
 // request's debugger entries): with returns them, given the outcomes the first attempt
 // plans, and they commit in the same commit as the messages, each on its own, when every
 // message commits at that first attempt. written reports whether they did; if not, the
-// caller writes them itself, from the final outcomes.
+// caller writes them itself, from the final outcomes. Track calls are counted for
+// predictions (DailyCounts) only in a space with a registered prediction (ImportManyWith
+// counts them in any space).
 func (s *Service) ApplyManyWith(ctx context.Context, spaceID string, msgs []message.Message, with func([]Outcome) []store.Op) (out []Outcome, written bool, err error) {
+	return s.applyMany(ctx, spaceID, msgs, with, false)
+}
+
+// ImportMany is ImportManyWith without writes of the caller's.
+func (s *Service) ImportMany(ctx context.Context, spaceID string, msgs []message.Message) ([]Outcome, error) {
+	out, _, err := s.ImportManyWith(ctx, spaceID, msgs, nil)
+	return out, err
+}
+
+// ImportManyWith is ApplyManyWith for the history a workspace brings in (/v1/import): its
+// track calls are counted for predictions (DailyCounts) whether or not the space has a
+// prediction yet, so one created later reads the history imported, even the part older
+// than EventRetention whose events are not kept.
+func (s *Service) ImportManyWith(ctx context.Context, spaceID string, msgs []message.Message, with func([]Outcome) []store.Op) (out []Outcome, written bool, err error) {
+	return s.applyMany(ctx, spaceID, msgs, with, true)
+}
+
+// applyMany is ApplyManyWith, counting every message when imported.
+func (s *Service) applyMany(ctx context.Context, spaceID string, msgs []message.Message, with func([]Outcome) []store.Op, imported bool) (out []Outcome, written bool, err error) {
 	out = make([]Outcome, len(msgs))
 	todo := make([]int, len(msgs))
 	for i := range todo {
@@ -117,7 +141,7 @@ func (s *Service) ApplyManyWith(ctx context.Context, spaceID string, msgs []mess
 		if attempt == 0 {
 			extra = with
 		}
-		outs, retry, wrote, err := s.applyOnce(ctx, spaceID, batch, extra)
+		outs, retry, wrote, err := s.applyOnce(ctx, spaceID, batch, extra, imported)
 		if err != nil {
 			skip(out, todo)
 			return out, written, err
@@ -212,6 +236,10 @@ type snapshot struct {
 	writer   map[string]int                 // profile id → the last transaction of this batch that writes it
 	applied  map[string]int                 // messageId → the message of this batch that applies it
 	states   map[stateRef]*loadedState      // computed-trait states of the live profiles, as after this batch\'s writes so far
+	// count: the batch writes its messages' daily counters (and marks their events
+	// counted): it is an import, or the space has a prediction (in the config it read, so
+	// this costs no read).
+	count bool
 }
 
 // plan is what one message of a batch does.
@@ -219,10 +247,15 @@ type plan struct {
 	out   Outcome
 	txs   []int // its transactions in the batch; all must commit
 	dupOf int   // ≥ 0: a repeat of that earlier message of the batch
-	// repair: the message was applied before but its event may be missing (see dedupeRecord).
-	repair *store.Key
-	retry  bool          // the snapshot was inconsistent for it: try again
-	heads  []writtenHead // the profiles it writes, cached once it commits
+	// repair: the message was applied before but its event may be missing (see dedupeRecord);
+	// repairCounted: its counters were written then.
+	repair        *store.Key
+	repairCounted bool
+	retry         bool          // the snapshot was inconsistent for it: try again
+	heads         []writtenHead // the profiles it writes, cached once it commits
+	// commit is its transaction that commits the dedupe record, once it is planned to
+	// apply (-1: refused, a duplicate, or to retry): its daily counts need it.
+	commit int
 }
 
 // writtenHead is a profile's head as a plan writes it, at the version the write stamps.
@@ -232,9 +265,10 @@ type writtenHead struct {
 	head    *profileHead
 }
 
-// applyOnce is one attempt at a batch. It returns each message's outcome, which of them
-// must be tried again, and a failure that stopped the attempt as a whole.
-func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.Message, extra func([]Outcome) []store.Op) ([]Outcome, []bool, bool, error) {
+// applyOnce is one attempt at a batch (imported: see ImportManyWith). It returns each
+// message's outcome, which of them must be tried again, and a failure that stopped the
+// attempt as a whole.
+func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.Message, extra func([]Outcome) []store.Op, imported bool) ([]Outcome, []bool, bool, error) {
 	cfg, err := s.config(ctx, spaceID)
 	if err != nil {
 		return nil, nil, false, err
@@ -250,6 +284,7 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 	if err != nil {
 		return nil, nil, false, err
 	}
+	snap.count = imported || len(cfg.preds.ids) > 0
 	var txs []store.Tx
 	plans := make([]plan, len(msgs))
 	for i, m := range msgs {
@@ -261,11 +296,13 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 	if err := s.repair(ctx, msgs, plans, snap, &txs); err != nil {
 		return nil, nil, false, err
 	}
-	// The caller's writes, on the outcomes as planned: they hold if every transaction
-	// commits, so each needs them all.
+	msgTxs := len(txs)
+	counters := snap.counterTxs(msgs, plans, &txs)
+	// The caller's writes, on the outcomes as planned: they hold if every message's
+	// transaction commits, so each needs them all (not the counters: see settleCounters).
 	extraFrom := len(txs)
 	if extra != nil && !slices.ContainsFunc(plans, func(p plan) bool { return p.retry }) {
-		all := make([]int, len(txs))
+		all := make([]int, msgTxs)
 		for i := range all {
 			all[i] = i
 		}
@@ -274,8 +311,9 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 		}
 	}
 	if len(txs) > 0 && s.now().Sub(cfg.fetchedAt) > maxAttemptAge {
-		// Too old to commit: the computed-trait definitions read may have changed, and a new
-		// trait's backfill relies on no attempt committing this long after its read.
+		// Too old to commit: the computed-trait definitions or prediction registrations read
+		// may have changed, and a new trait's backfill (and the counts' backfill:
+		// countingGrace) relies on no attempt committing this long after its read.
 		s.configs.forget(spaceID)
 		retry := make([]bool, len(msgs))
 		for i := range retry {
@@ -292,6 +330,9 @@ func (s *Service) applyOnce(ctx context.Context, spaceID string, msgs []message.
 	wrote := extraFrom < len(txs)
 	for _, err := range errs[extraFrom:] {
 		wrote = wrote && err == nil
+	}
+	if len(counters) > 0 {
+		s.settleCounters(ctx, spaceID, counters, errs)
 	}
 	retry := make([]bool, len(msgs))
 	for i := range plans {
@@ -435,7 +476,7 @@ func (sn *snapshot) needs(pids ...string) []int {
 // resolve decides what one message does on the snapshot, appends its transactions to txs and
 // updates the snapshot as if they commit.
 func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]store.Tx) plan {
-	p := plan{dupOf: -1}
+	p := plan{dupOf: -1, commit: -1}
 	refuse := func(err error) plan { p.out.Err = err; return p }
 	if m.MessageID == "" {
 		return refuse(errcode.InvalidField("messageId", "is required to apply a message exactly once"))
@@ -454,11 +495,14 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 		json.Unmarshal(dup.Data, &rec)
 		p.out.Result = Result{ProfileID: rec.ProfileID, Created: rec.Created, Duplicate: true}
 		if rec.Event != "" {
-			p.repair = &store.Key{PK: profilePK(spaceID, rec.ProfileID), SK: rec.Event}
+			p.repair, p.repairCounted = &store.Key{PK: profilePK(spaceID, rec.ProfileID), SK: rec.Event}, rec.Counted
 		}
 		return p
 	}
 	if err := sn.cfg.defs.refuseShadowing(m); err != nil {
+		return refuse(err)
+	}
+	if err := sn.cfg.preds.refuseShadowing(m); err != nil {
 		return refuse(err)
 	}
 	ids, blocked := sn.cfg.rules.Extract(m)
@@ -561,10 +605,13 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 		// committing meanwhile would take them elsewhere).
 		ops = append(ops, store.CheckVersionOp(profileKey(spaceID, target.p.ID), target.version))
 	}
-	evItem := sn.eventItem(eventKey(spaceID, target.p.ID, m.Timestamp, m.MessageID), m, ids)
+	if EventKept(m, now) {
+		evItem := sn.eventItem(eventKey(spaceID, target.p.ID, m.Timestamp, m.MessageID), m, ids, sn.counts(m))
+		ops = append(ops, store.PutOp(evItem, store.Always))
+	}
 	dd := item(dedupeKey(spaceID, m.MessageID), dedupeRecord{ProfileID: target.p.ID, Created: d.Create})
 	dd.ExpiresAt = now.Add(DedupeWindow).Unix()
-	ops = append(ops, store.PutOp(evItem, store.Always), store.PutOp(dd, store.MustNotExist))
+	ops = append(ops, store.PutOp(dd, store.MustNotExist))
 	if d.Create {
 		ops = append(ops, store.PutOp(store.Item{Key: listKey(spaceID, target.p.ID)}, store.Always))
 	}
@@ -574,7 +621,7 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 	}
 	t := len(*txs)
 	*txs = append(*txs, store.Tx{Ops: ops, Needs: needs})
-	p.txs = []int{t}
+	p.txs, p.commit = []int{t}, t
 	p.out.Result = res
 	// The snapshot as after this transaction.
 	if changed {
@@ -604,24 +651,39 @@ func (sn *snapshot) resolve(s *Service, index int, m message.Message, txs *[]sto
 // the profile is not even checked (if it was merged away meanwhile, the event stays under
 // its id, which the survivor lists in MergedIDs and reads), and instead of a transaction the
 // dedupe record commits first, alone, and the event follows it (see dedupeRecord.Event).
+// An event too old to keep (EventKept) is not written at all.
 func (sn *snapshot) unchanged(p plan, index int, m message.Message, ids []identity.Identifier, pid string, res Result, txs *[]store.Tx) plan {
-	evItem := sn.eventItem(eventKey(sn.spaceID, pid, m.Timestamp, m.MessageID), m, ids)
-	dd := item(dedupeKey(sn.spaceID, m.MessageID), dedupeRecord{ProfileID: pid, Event: evItem.SK})
+	rec := dedupeRecord{ProfileID: pid}
+	var evItem store.Item
+	kept := EventKept(m, sn.now)
+	if kept {
+		rec.Counted = sn.counts(m)
+		evItem = sn.eventItem(eventKey(sn.spaceID, pid, m.Timestamp, m.MessageID), m, ids, rec.Counted)
+		rec.Event = evItem.SK
+	}
+	dd := item(dedupeKey(sn.spaceID, m.MessageID), rec)
 	dd.ExpiresAt = sn.now.Add(DedupeWindow).Unix()
 	first := len(*txs)
-	*txs = append(*txs, store.Tx{Ops: []store.Op{store.PutOp(dd, store.MustNotExist)}, Needs: sn.needs(pid)},
-		store.Tx{Ops: []store.Op{store.PutOp(evItem, store.Always)}, Needs: []int{first}})
-	p.txs = []int{first, first + 1}
+	*txs = append(*txs, store.Tx{Ops: []store.Op{store.PutOp(dd, store.MustNotExist)}, Needs: sn.needs(pid)})
+	p.txs, p.commit = []int{first}, first
+	if kept {
+		*txs = append(*txs, store.Tx{Ops: []store.Op{store.PutOp(evItem, store.Always)}, Needs: []int{first}})
+		p.txs = append(p.txs, first+1)
+	}
 	p.out.Result = res
 	sn.applied[m.MessageID] = index
 	return p
 }
 
-// eventItem is the stored event of m at k.
-func (sn *snapshot) eventItem(k store.Key, m message.Message, ids []identity.Identifier) store.Item {
+// counts reports whether m's daily counters are written as it is applied (counterTxs), so
+// its event is marked counted.
+func (sn *snapshot) counts(m message.Message) bool { return sn.count && m.Type == message.Track }
+
+// eventItem is the stored event of m at k; counted marks it as counted (Event.Counted).
+func (sn *snapshot) eventItem(k store.Key, m message.Message, ids []identity.Identifier, counted bool) store.Item {
 	ev := Event{MessageID: m.MessageID, Type: m.Type, Event: m.Event, Name: m.Name, Timestamp: m.Timestamp,
 		ReceivedAt: m.ReceivedAt, SourceID: m.SourceID, Properties: m.Properties, Identifiers: ids, Raw: m.Raw,
-		TraitsVersion: sn.cfg.defs.version}
+		TraitsVersion: sn.cfg.defs.version, Counted: counted}
 	// json.Marshal's bytes without its cost (see eventjson.go); it writes what that cannot.
 	data, ok := appendEventJSON(make([]byte, 0, 256+len(m.Raw)+64*len(ids)), &ev)
 	it := store.Item{Key: k, Data: data}
@@ -661,7 +723,7 @@ func (s *Service) repair(ctx context.Context, msgs []message.Message, plans []pl
 		got[*p.repair] = store.Item{} // once per key
 		ids, _ := sn.cfg.rules.Extract(msgs[i])
 		p.txs = append(p.txs, len(*txs))
-		*txs = append(*txs, store.Tx{Ops: []store.Op{store.PutOp(sn.eventItem(*p.repair, msgs[i], ids), store.Always)}})
+		*txs = append(*txs, store.Tx{Ops: []store.Op{store.PutOp(sn.eventItem(*p.repair, msgs[i], ids, p.repairCounted), store.Always)}})
 	}
 	return nil
 }

@@ -164,7 +164,8 @@ var ErrNoSlot = errors.New("profile: no computed-trait slot left")
 // none). customTraitKeys are the custom trait keys known to be in use in the space (what its
 // sources and uploads carried): a computed trait never takes the key of a custom trait, nor
 // of a reserved trait or one an identifier is read from, so neither ever hides the other
-// (and Apply refuses an identify that sets a computed trait's key).
+// (and Apply refuses an identify that sets a computed trait's key). Nor does it take a
+// registered prediction's key (RegisterPrediction).
 // Errors: invalid_field (400); computed_trait_exists, trait_key_in_use (409).
 func (s *Service) CreateComputedTrait(ctx context.Context, spaceID string, d traits.Definition, preset string, take store.Op, customTraitKeys ...string) (ComputedTrait, error) {
 	if err := d.Validate(); err != nil {
@@ -176,7 +177,7 @@ func (s *Service) CreateComputedTrait(ctx context.Context, spaceID string, d tra
 	now := s.now()
 	t := ComputedTrait{ID: s.ids.New("ctr_"), Definition: d, Preset: preset, CreatedAt: now}
 	for attempt := 0; ; attempt++ {
-		ct, err := s.loadTraits(ctx, spaceID)
+		ct, cp, err := s.loadDefinitions(ctx, spaceID)
 		if err != nil {
 			return ComputedTrait{}, err
 		}
@@ -186,13 +187,21 @@ func (s *Service) CreateComputedTrait(ctx context.Context, spaceID string, d tra
 					"a computed trait with key %q already exists in this space (%s); delete it first or choose another key", d.Key, x.ID)
 			}
 		}
+		for _, id := range cp.ids {
+			if cp.keys[id] == d.Key {
+				return ComputedTrait{}, keyTaken(d.Key, "the key of prediction "+id)
+			}
+		}
 		t.Since = ct.version + 1
 		set := traitSet{Traits: append(slices.Clone(ct.traits), t)}
 		job := backfillJob{TraitID: t.ID, NotBefore: now.Add(s.backfillDelay), Status: BackfillPending}
 		err = s.st.Transact(ctx, take,
 			store.ReplaceOp(store.JSONItem(traitsKey(spaceID), set), ct.version),
 			store.ReplaceOp(store.JSONItem(backfillKey(spaceID, t.ID), job), 0),
-			store.PutOp(store.JSONItem(pendingBackfillKey(spaceID, t.ID), pendingBackfill{SpaceID: spaceID, TraitID: t.ID}), store.Always))
+			store.PutOp(store.JSONItem(pendingBackfillKey(spaceID, t.ID), pendingBackfill{SpaceID: spaceID, TraitID: t.ID}), store.Always),
+			// A prediction registering the key meanwhile fails this (RegisterPrediction
+			// checks the definitions the same way).
+			store.CheckVersionOp(predictionsKey(spaceID), cp.version))
 		switch store.FailedOp(err) {
 		case -1:
 			if err != nil {
@@ -202,9 +211,9 @@ func (s *Service) CreateComputedTrait(ctx context.Context, spaceID string, d tra
 			return t, nil
 		case 0:
 			return ComputedTrait{}, ErrNoSlot
-		case 1:
+		case 1, 4:
 			if attempt < maxAttempts {
-				continue // another definition change won the race: read again
+				continue // another definition or registration change won the race: read again
 			}
 		}
 		return ComputedTrait{}, err
@@ -243,17 +252,44 @@ func (s *Service) DeleteComputedTrait(ctx context.Context, spaceID, id string, f
 
 // ComputedTraitValues returns the current values of a profile's computed traits by key; a
 // trait without a value (no qualifying event, or below its minimum frequency) is left out.
+// Each registered prediction's score (0–1) is there too under the prediction's key, when
+// the profile has one. Reads: the definitions and registrations in one round trip, then the
+// profile's states and scores in another (none when the space has neither).
 func (s *Service) ComputedTraitValues(ctx context.Context, spaceID string, p Profile) (map[string]any, error) {
-	ct, err := s.loadTraits(ctx, spaceID)
+	ct, cp, err := s.loadDefinitions(ctx, spaceID)
 	if err != nil {
 		return nil, err
 	}
+	got := map[store.Key]store.Item{}
+	asked := map[store.Key]bool{}
+	keys := make([]store.Key, 0, len(ct.traits)+len(cp.ids))
+	for _, t := range ct.traits {
+		k := stateKey(spaceID, p.ID, t.ID)
+		keys, asked[k] = append(keys, k), true
+	}
+	for _, id := range cp.ids {
+		keys = append(keys, scoreKey(spaceID, p.ID, id))
+	}
+	if err := s.getMany(ctx, got, keys); err != nil {
+		return nil, err
+	}
 	states := map[stateRef]*loadedState{}
-	if err := s.readStates(ctx, spaceID, []string{p.ID}, ct.traits, states, nil, nil); err != nil {
+	if err := s.readStates(ctx, spaceID, []string{p.ID}, ct.traits, states, got, asked); err != nil {
 		return nil, err
 	}
 	now := s.now()
-	out := make(map[string]any, len(ct.traits))
+	out := make(map[string]any, len(ct.traits)+len(cp.ids))
+	for _, id := range cp.ids {
+		it, ok := got[scoreKey(spaceID, p.ID, id)]
+		if !ok {
+			continue
+		}
+		var sc storedScore
+		if err := json.Unmarshal(it.Data, &sc); err != nil {
+			return nil, fmt.Errorf("decode score %s: %w", it.Key, err)
+		}
+		out[cp.keys[id]] = sc.Score
+	}
 	for _, t := range ct.traits {
 		st := ComputedState{}
 		if l := states[stateRef{p.ID, t.ID}]; l != nil {
@@ -303,10 +339,7 @@ func mergeStates(a, b ComputedState) ComputedState {
 // keyInUse refuses a computed-trait key that a custom trait has, or may have: a reserved
 // trait, a trait an identifier of the space is read from, or a key the space's data carried.
 func (s *Service) keyInUse(ctx context.Context, spaceID, key string, customTraitKeys []string) error {
-	inUse := func(why string) error {
-		return &errcode.Error{Kind: errcode.Conflict, Code: "trait_key_in_use", Field: "key",
-			Message: fmt.Sprintf("%q is %s, so a computed trait of that key would hide it or be hidden; choose another key", key, why)}
-	}
+	inUse := func(why string) error { return keyTaken(key, why) }
 	if slices.Contains(traits.ReservedKeys, key) {
 		return inUse("a reserved trait (Segment's identify spec)")
 	}

@@ -65,5 +65,8 @@ func appendEventJSON(b []byte, e *Event) (_ []byte, ok bool) {
 		b = append(b, `,"traits_version":`...)
 		b = strconv.AppendInt(b, e.TraitsVersion, 10)
 	}
+	if e.Counted {
+		b = append(b, `,"counted":true`...)
+	}
 	return append(b, '}'), true
 }

@@ -36,7 +36,7 @@ func checkEventJSON(t *testing.T, e Event, wantOK bool) {
 	m := message.Message{MessageID: e.MessageID, Type: e.Type, Event: e.Event, Name: e.Name, Timestamp: e.Timestamp,
 		ReceivedAt: e.ReceivedAt, SourceID: e.SourceID, Properties: e.Properties, Raw: e.Raw}
 	sn.cfg.defs.version = e.TraitsVersion
-	if it := sn.eventItem(store.Key{PK: "p", SK: "s"}, m, e.Identifiers); string(it.Data) != string(want) {
+	if it := sn.eventItem(store.Key{PK: "p", SK: "s"}, m, e.Identifiers, e.Counted); string(it.Data) != string(want) {
 		t.Errorf("eventItem stored\n     %s\nwant %s", it.Data, want)
 	}
 }
@@ -48,7 +48,7 @@ func TestEventJSONMatchesMarshal(t *testing.T) {
 		return Event{MessageID: "m-1", Type: "track", Event: "Product Viewed", Name: "Home", Timestamp: at, ReceivedAt: at,
 			SourceID: "src_1", Properties: map[string]any{"sku": 412.0},
 			Identifiers: []identity.Identifier{{Type: "user_id", Value: "u-1"}, {Type: "anonymous_id", Value: "a-1"}},
-			Raw:         json.RawMessage(`{"type":"track"}`), TraitsVersion: 3}
+			Raw:         json.RawMessage(`{"type":"track"}`), TraitsVersion: 3, Counted: true}
 	}
 	with := func(f func(*Event)) Event { e := base(); f(&e); return e }
 	nasty := "q\" b\\ <a href=\"x&y\"> \b\f\n\r\t \x00\x01\x1f\x7f é€😀 \u2028\u2029 bad:\xff\xe2\x80 end"
@@ -61,7 +61,7 @@ func TestEventJSONMatchesMarshal(t *testing.T) {
 		{"zero", Event{}, true},
 		{"all fields", base(), true},
 		{"nothing optional", with(func(e *Event) {
-			e.Event, e.Name, e.SourceID, e.Properties, e.Identifiers, e.Raw, e.TraitsVersion = "", "", "", nil, nil, nil, 0
+			e.Event, e.Name, e.SourceID, e.Properties, e.Identifiers, e.Raw, e.TraitsVersion, e.Counted = "", "", "", nil, nil, nil, 0, false
 		}), true},
 		{"empty, not nil", with(func(e *Event) {
 			e.Properties, e.Identifiers, e.Raw = map[string]any{}, []identity.Identifier{}, json.RawMessage{}
@@ -129,7 +129,7 @@ func TestEventJSONKnowsEveryField(t *testing.T) {
 	t.Parallel()
 	want := []string{`json:"message_id"`, `json:"type"`, `json:"event,omitempty"`, `json:"name,omitempty"`, `json:"timestamp"`,
 		`json:"received_at"`, `json:"source_id,omitempty"`, `json:"properties,omitempty"`, `json:"identifiers,omitempty"`,
-		`json:"raw,omitempty"`, `json:"traits_version,omitempty"`}
+		`json:"raw,omitempty"`, `json:"traits_version,omitempty"`, `json:"counted,omitempty"`}
 	var got []string
 	for f := range reflect.TypeFor[Event]().Fields() {
 		got = append(got, string(f.Tag))
@@ -154,7 +154,7 @@ func FuzzEventJSONMatchesMarshal(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id, typ, event, value string, props, raw []byte, sec, nsec int64, zoneMinutes int, version int64) {
 		at := time.Unix(sec, nsec).In(time.FixedZone("", zoneMinutes*60))
 		e := Event{MessageID: id, Type: typ, Event: event, Name: value, Timestamp: at, ReceivedAt: at.UTC(), SourceID: value,
-			Identifiers: []identity.Identifier{{Type: typ, Value: value}}, Raw: raw, TraitsVersion: version}
+			Identifiers: []identity.Identifier{{Type: typ, Value: value}}, Raw: raw, TraitsVersion: version, Counted: version%2 == 0}
 		json.Unmarshal(props, &e.Properties)
 		// Shallower than jsonappend.MaxDepth (a level takes at least one byte): it writes them all.
 		checkEventJSON(t, e, len(props) < jsonappend.MaxDepth && len(raw) < jsonappend.MaxDepth)

@@ -51,7 +51,7 @@ func BenchmarkEventItem(b *testing.B) {
 			b.Run("eventItem", func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					sn.eventItem(k, m, ids)
+					sn.eventItem(k, m, ids, false)
 				}
 			})
 			b.Run("json.Marshal", func(b *testing.B) { // what eventItem did before appendEventJSON

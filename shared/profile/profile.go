@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/identity"
+	"github.com/unifiedprofiles/up/shared/message"
 	"github.com/unifiedprofiles/up/shared/store"
 )
 
@@ -20,7 +21,8 @@ const (
 	// refused. Every list a profile holds is bounded (identifiers by identity.MaxIdentifiers,
 	// merged ids by identity.MaxMerges, traits by MaxProfileBytes).
 	MaxGroups = 100
-	// EventRetention: events are stored this long.
+	// EventRetention: events are stored this long. An older message (an import) is applied
+	// and counted (DailyCounts) but its event is not stored: no reader would show it.
 	EventRetention = 30 * 24 * time.Hour
 	// EventQueryWindow: how far back events can be queried.
 	EventQueryWindow = 14 * 24 * time.Hour
@@ -71,6 +73,17 @@ type Profile struct {
 	Violations  []identity.Violation `json:"violations,omitempty"`
 	First       MessageRef           `json:"first_message"`
 	Groups      []string             `json:"groups,omitempty"` // group_ids this user belongs to
+}
+
+// EventKept reports whether Apply stores m's event: unless its time is more than
+// EventRetention before it arrived (now when m does not say), the bound the tracking API
+// refuses older events by, except on /v1/import.
+func EventKept(m message.Message, now time.Time) bool {
+	received := m.ReceivedAt
+	if received.IsZero() {
+		received = now
+	}
+	return !m.Timestamp.Before(received.Add(-EventRetention))
 }
 
 func (p *Profile) candidate() identity.Candidate {

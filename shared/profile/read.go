@@ -87,6 +87,9 @@ type Event struct {
 	// TraitsVersion is the version of the space's computed-trait definitions the event was
 	// applied under: a trait created later backfills it, earlier ones counted it live.
 	TraitsVersion int64 `json:"traits_version,omitempty"`
+	// Counted: the message's daily counters were written as it was applied (its space had a
+	// prediction, or it was imported); BackfillCounts folds in only the events without it.
+	Counted bool `json:"counted,omitempty"`
 }
 
 // Events returns a profile's events between start and end (inclusive start, exclusive end),
@@ -195,4 +198,56 @@ func (p Profile) TraitValues() map[string]any {
 		}
 	}
 	return out
+}
+
+// EachProfile yields every live profile of a space (those merged away are left out: the
+// survivor carries their ids), reading the space's sharded profile list a page at a time
+// and each page's profiles in one GetMany. Profiles created meanwhile may or may not be
+// yielded. The caller has checked that the space is the caller's.
+func (s *Service) EachProfile(ctx context.Context, spaceID string) iter.Seq2[Profile, error] {
+	return func(yield func(Profile, error) bool) {
+		for page, err := range s.listedPages(ctx, spaceID, listCursor{}) {
+			if err != nil {
+				yield(Profile{}, err)
+				return
+			}
+			keys := make([]store.Key, len(page.pids))
+			for i, pid := range page.pids {
+				keys[i] = profileKey(spaceID, pid)
+			}
+			got := make(map[store.Key]store.Item, len(keys))
+			if err := s.getMany(ctx, got, keys); err != nil {
+				yield(Profile{}, err)
+				return
+			}
+			for _, k := range keys {
+				it, ok := got[k]
+				if !ok {
+					continue // listed, not (or no longer) stored
+				}
+				var p Profile
+				if err := json.Unmarshal(it.Data, &p); err != nil {
+					yield(Profile{}, fmt.Errorf("decode profile %s: %w", k, err))
+					return
+				}
+				if p.MergedInto != "" {
+					continue
+				}
+				if !yield(p, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// IsAnonymous reports whether a profile knows no one: its identifiers (if any) are all
+// anonymous ids, so nothing ties it to a person (a user id, an email, a device).
+func IsAnonymous(p Profile) bool {
+	for _, id := range p.Identifiers {
+		if id.Type != identity.TypeAnonymousID {
+			return false
+		}
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"time"
 
@@ -19,9 +20,11 @@ type Service struct {
 	st  store.Store
 	now func() time.Time
 	ids token.IDs
+	log *slog.Logger
 
 	configs       configCache
 	traitDefs     traitCache
+	predictions   predictionCache
 	heads         headCache
 	backfillDelay time.Duration
 }
@@ -32,6 +35,9 @@ type Options struct {
 	// BackfillDelay is how long a new computed trait waits before its backfill starts
 	// (DefaultBackfillDelay when 0; see there for why it waits at all).
 	BackfillDelay time.Duration
+	// Logger takes what fails without failing a call (a daily counter lost after its
+	// message committed); slog.Default() when nil.
+	Logger *slog.Logger
 }
 
 // New returns a Service on st.
@@ -44,7 +50,11 @@ func New(st store.Store, opts Options) *Service {
 	if delay <= 0 {
 		delay = DefaultBackfillDelay
 	}
-	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now},
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{st: st, now: func() time.Time { return now().UTC() }, ids: token.IDs{Now: now}, log: log,
 		backfillDelay: delay}
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/identity"
-	"github.com/unifiedprofiles/up/shared/store"
 )
 
 // configTTL is how long a warm instance applies a space's identity settings and computed-
@@ -24,6 +23,7 @@ type spaceConfig struct {
 	rules     *identity.Compiled
 	rulesVer  int64 // the settings item's version; 0: never saved, the defaults
 	defs      compiledTraits
+	preds     compiledPredictions // an identify may not set their keys either
 	fetchedAt time.Time
 }
 
@@ -56,7 +56,7 @@ func (c *configCache) forget(spaceID string) {
 	delete(c.m, spaceID)
 }
 
-// config returns a space's config, read at most configTTL ago (both items in one round
+// config returns a space's config, read at most configTTL ago (its three items in one round
 // trip; the rules are compiled again only when their version changed).
 func (s *Service) config(ctx context.Context, spaceID string) (spaceConfig, error) {
 	now := s.now()
@@ -64,8 +64,8 @@ func (s *Service) config(ctx context.Context, spaceID string) (spaceConfig, erro
 	if ok && now.Sub(cached.fetchedAt) < configTTL {
 		return cached, nil
 	}
-	sk, tk := settingsKey(spaceID), traitsKey(spaceID)
-	got, err := s.st.GetMany(ctx, sk, tk)
+	sk := settingsKey(spaceID)
+	got, err := s.st.GetMany(ctx, sk, traitsKey(spaceID), predictionsKey(spaceID))
 	if err != nil {
 		return spaceConfig{}, fmt.Errorf("read the configuration of space %s: %w", spaceID, err)
 	}
@@ -87,11 +87,7 @@ func (s *Service) config(ctx context.Context, spaceID string) (spaceConfig, erro
 		}
 		cfg.rules, cfg.rulesVer = rules, settings.Version
 	}
-	var traitsItem *store.Item
-	if it, ok := got[tk]; ok {
-		traitsItem = &it
-	}
-	if cfg.defs, err = s.traitDefs.decode(spaceID, traitsItem); err != nil {
+	if cfg.defs, cfg.preds, err = s.decodeDefinitions(spaceID, got); err != nil {
 		return spaceConfig{}, err
 	}
 	s.configs.put(spaceID, cfg)

@@ -42,11 +42,14 @@ func Parse(call string, body []byte, env Env) (Request, error) {
 	if env.NewID == nil {
 		env.NewID = randomMessageID
 	}
+	env.imported = call == "import"
 	if err := checkJSONObject(body); err != nil {
 		return Request{}, err
 	}
 	if call == "batch" || call == "import" {
-		return parseBatch(body, env)
+		req, err := parseBatch(body, env)
+		req.Import = env.imported
+		return req, err
 	}
 	return parseSingle(call, body, env)
 }
@@ -422,17 +425,27 @@ func normalise(typ string, w *wireMessage, typeErr *json.UnmarshalTypeError, sub
 		m.Timestamp = env.ReceivedAt
 	}
 	// Accept only what is kept. An event older than the retention would answer 200 and be
-	// gone (or never shown): it is refused, naming the limit. One from further in the future
-	// than a fast clock explains would stay out of every reader's window (they look
-	// profile.FutureSkew ahead) until its time came, and would date the profile's first
-	// message after its last: it takes the time it arrived, the one time known to be right.
-	// Both bounds apply after the clock-skew correction.
-	switch oldest := env.ReceivedAt.Add(-profile.EventRetention); {
+	// gone (or never shown): it is refused, naming the limit. /v1/import takes history up to
+	// ImportWindow old for its counts (the answer says how many events are not kept). One
+	// from further in the future than a fast clock explains would stay out of every reader's
+	// window (they look profile.FutureSkew ahead) until its time came, and would date the
+	// profile's first message after its last: it takes the time it arrived, the one time
+	// known to be right. Both bounds apply after the clock-skew correction.
+	window := profile.EventRetention
+	if env.imported {
+		window = ImportWindow
+	}
+	switch oldest := env.ReceivedAt.Add(-window); {
+	case m.Timestamp.Before(oldest) && env.imported:
+		return message.Message{}, reject("timestamp_too_old", originalField,
+			"%s%s is %s, %d days before it arrived; /v1/import takes events up to %d days old, so the oldest accepted now is %s",
+			subjectPrefix(subj), originalField, m.Timestamp.Format(time.RFC3339), int(env.ReceivedAt.Sub(m.Timestamp)/(24*time.Hour)),
+			int(window/(24*time.Hour)), oldest.Format(time.RFC3339))
 	case m.Timestamp.Before(oldest):
 		return message.Message{}, reject("timestamp_too_old", originalField,
 			"%s%s is %s, %d days before it arrived; events are kept %d days, so the oldest accepted now is %s",
 			subjectPrefix(subj), originalField, m.Timestamp.Format(time.RFC3339), int(env.ReceivedAt.Sub(m.Timestamp)/(24*time.Hour)),
-			int(profile.EventRetention/(24*time.Hour)), oldest.Format(time.RFC3339))
+			int(window/(24*time.Hour)), oldest.Format(time.RFC3339))
 	case m.Timestamp.After(env.ReceivedAt.Add(profile.FutureSkew)):
 		m.Timestamp = env.ReceivedAt
 	}

@@ -108,52 +108,69 @@ func TestParseRefusesABadBatchEnvelope(t *testing.T) {
 
 // Issue 12, item 2: a message is accepted only if it is kept. Older than the event retention
 // (30 days) it is rejected with timestamp_too_old naming the limit, instead of a 200 for an
-// event no reader would ever show; later than profile.FutureSkew after its arrival it takes
-// the time it arrived, so that it shows at once and never dates a profile's first message
-// after its last. The bounds apply after the clock-skew correction.
+// event no reader would ever show; /v1/import alone takes history up to ImportWindow (360
+// days) for its counts, and names that limit past it. Later than profile.FutureSkew after
+// its arrival it takes the time it arrived, so that it shows at once and never dates a
+// profile's first message after its last. The bounds apply after the clock-skew correction.
 func TestParseTimestampBounds(t *testing.T) {
 	t.Parallel()
 	at := func(d time.Duration) string { return parseReceivedAt.Add(d).Format(time.RFC3339Nano) }
 	const day = 24 * time.Hour
 	for _, tc := range []struct {
 		name, fields string
-		code, field  string    // the rejection
+		field        string    // the field a rejection names
+		single       string    // the single call's rejection ("": accepted)
+		imported     string    // /v1/import's rejection ("": accepted)
 		want         time.Time // the timestamp kept
 	}{
-		{"90 days old", `"timestamp":"` + at(-90*day) + `"`, "timestamp_too_old", "timestamp", time.Time{}},
-		{"31 days old by its send delay", `"originalTimestamp":"` + at(-31*day) + `","sentAt":"` + at(0) + `"`, "timestamp_too_old", "originalTimestamp", time.Time{}},
-		{"29 days old", `"timestamp":"` + at(-29*day) + `"`, "", "", parseReceivedAt.Add(-29 * day)},
-		{"30 s ahead", `"timestamp":"` + at(30*time.Second) + `"`, "", "", parseReceivedAt.Add(30 * time.Second)},
-		{"2 h ahead", `"timestamp":"` + at(2*time.Hour) + `"`, "", "", parseReceivedAt},
-		{"year 9999", `"timestamp":"9999-12-31T23:59:59Z"`, "", "", parseReceivedAt},
-		{"a device clock a year fast, corrected", `"originalTimestamp":"` + at(365*day-time.Minute) + `","sentAt":"` + at(365*day) + `"`, "", "", parseReceivedAt.Add(-time.Minute)},
+		{"400 days old", `"timestamp":"` + at(-400*day) + `"`, "timestamp", "30 days", "360 days", time.Time{}},
+		{"361 days old by its send delay", `"originalTimestamp":"` + at(-361*day) + `","sentAt":"` + at(0) + `"`, "originalTimestamp", "30 days", "360 days", time.Time{}},
+		{"359 days old", `"timestamp":"` + at(-359*day) + `"`, "timestamp", "30 days", "", parseReceivedAt.Add(-359 * day)},
+		{"90 days old", `"timestamp":"` + at(-90*day) + `"`, "timestamp", "30 days", "", parseReceivedAt.Add(-90 * day)},
+		{"31 days old by its send delay", `"originalTimestamp":"` + at(-31*day) + `","sentAt":"` + at(0) + `"`, "originalTimestamp", "30 days", "", parseReceivedAt.Add(-31 * day)},
+		{"29 days old", `"timestamp":"` + at(-29*day) + `"`, "", "", "", parseReceivedAt.Add(-29 * day)},
+		{"30 s ahead", `"timestamp":"` + at(30*time.Second) + `"`, "", "", "", parseReceivedAt.Add(30 * time.Second)},
+		{"2 h ahead", `"timestamp":"` + at(2*time.Hour) + `"`, "", "", "", parseReceivedAt},
+		{"year 9999", `"timestamp":"9999-12-31T23:59:59Z"`, "", "", "", parseReceivedAt},
+		{"a device clock a year fast, corrected", `"originalTimestamp":"` + at(365*day-time.Minute) + `","sentAt":"` + at(365*day) + `"`, "", "", "", parseReceivedAt.Add(-time.Minute)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			msg := `{"type":"track","userId":"u","event":"e",` + tc.fields + `}`
-			req, err := Parse("import", []byte(`{"batch":[`+msg+`]}`), parseTestEnv())
+			single, singleErr := Parse("track", []byte(msg), parseTestEnv())
+			batch, err := Parse("batch", []byte(`{"batch":[`+msg+`]}`), parseTestEnv())
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, single := Parse("track", []byte(msg), parseTestEnv())
-			if tc.code != "" {
-				if len(req.Messages) != 0 || len(req.Rejected) != 1 {
-					t.Fatalf("import: %d accepted, rejected %+v; want it rejected", len(req.Messages), req.Rejected)
+			imported, err := Parse("import", []byte(`{"batch":[`+msg+`]}`), parseTestEnv())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.single != "" {
+				if e := errcode.As(singleErr); e == nil || e.Code != "timestamp_too_old" || e.Field != tc.field || !strings.Contains(e.Message, tc.single) {
+					t.Errorf("single call: %v, want timestamp_too_old on %s naming the %s", singleErr, tc.field, tc.single)
 				}
-				rj := req.Rejected[0]
-				if rj.Code != tc.code || answeredField(rj) != tc.field || !strings.Contains(rj.Message, "30 days") {
-					t.Errorf("rejection %+v, want %s on %s naming the 30 days", rj, tc.code, tc.field)
+				if len(batch.Rejected) != 1 || batch.Rejected[0].Code != "timestamp_too_old" || !strings.Contains(batch.Rejected[0].Message, tc.single) {
+					t.Errorf("batch: rejected %+v, want timestamp_too_old naming the %s", batch.Rejected, tc.single)
 				}
-				if e := errcode.As(single); e == nil || e.Code != tc.code || e.Field != tc.field {
-					t.Errorf("single call: %v, want %s", single, tc.code)
+			} else if singleErr != nil || len(batch.Messages) != 1 || !single.Messages[0].Message.Timestamp.Equal(tc.want) {
+				t.Errorf("single call %v, batch rejected %+v; want both accepted at %v", singleErr, batch.Rejected, tc.want)
+			}
+			if tc.imported != "" {
+				if len(imported.Messages) != 0 || len(imported.Rejected) != 1 {
+					t.Fatalf("import: %d accepted, rejected %+v; want it rejected", len(imported.Messages), imported.Rejected)
+				}
+				rj := imported.Rejected[0]
+				if rj.Code != "timestamp_too_old" || answeredField(rj) != tc.field || !strings.Contains(rj.Message, tc.imported) {
+					t.Errorf("import: rejection %+v, want timestamp_too_old on %s naming the %s", rj, tc.field, tc.imported)
 				}
 				return
 			}
-			if len(req.Messages) != 1 || single != nil {
-				t.Fatalf("import: rejected %+v; single: %v", req.Rejected, single)
+			if len(imported.Messages) != 1 {
+				t.Fatalf("import: rejected %+v, want it accepted", imported.Rejected)
 			}
-			if got := req.Messages[0].Message.Timestamp; !got.Equal(tc.want) {
-				t.Errorf("timestamp %v, want %v", got, tc.want)
+			if got := imported.Messages[0].Message.Timestamp; !got.Equal(tc.want) {
+				t.Errorf("import: timestamp %v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -183,5 +200,32 @@ func TestParseErrorsClipValues(t *testing.T) {
 		case len(e.Message) > 400 || len(e.Field) > 64+len("…"): // errcode.Clip's bound
 			t.Errorf("%s %.60s…: %d-byte message, %d-byte field, want them quoting at most a clip", tc.call, tc.body, len(e.Message), len(e.Field))
 		}
+	}
+}
+
+// Only a request to /v1/import is marked an import: its track calls are counted for
+// predictions whatever the space (profile.ImportManyWith), every other call's only where a
+// prediction reads them.
+func TestParseMarksImports(t *testing.T) {
+	t.Parallel()
+	msg := `{"type":"track","userId":"u","event":"e"}`
+	for _, tc := range []struct {
+		call, body string
+		want       bool
+	}{
+		{"import", `{"batch":[` + msg + `]}`, true},
+		{"batch", `{"batch":[` + msg + `]}`, false},
+		{"track", msg, false},
+	} {
+		t.Run(tc.call, func(t *testing.T) {
+			t.Parallel()
+			req, err := Parse(tc.call, []byte(tc.body), parseTestEnv())
+			if err != nil || len(req.Messages) != 1 {
+				t.Fatalf("Parse: %d messages, %v", len(req.Messages), err)
+			}
+			if req.Import != tc.want {
+				t.Errorf("Import = %v, want %v", req.Import, tc.want)
+			}
+		})
 	}
 }

@@ -75,6 +75,10 @@ type Outcome struct {
 type Result struct {
 	Outcomes []Outcome
 	Rejected []Rejection // the parser's rejections and the identity rules' refusals, by index
+	// NotKept counts the accepted messages older than profile.EventRetention (only
+	// /v1/import takes them): applied (track calls counted), their events not kept. A
+	// redelivery (a duplicate) is in it again, so a retried request gets the same answer.
+	NotKept int
 }
 
 // Ingest applies req's messages, in order, to src's space through the identity entry point:
@@ -90,9 +94,14 @@ func (s *Service) Ingest(ctx context.Context, src workspace.Source, req Request)
 		msgs[i].SourceID = src.ID
 	}
 	// The debugger entries commit with the messages when they all commit at the first try
-	// (one commit for the request); otherwise they are written after.
+	// (one commit for the request); otherwise they are written after. An import is counted
+	// for predictions whatever the space (profile.ImportManyWith).
+	apply := s.profiles.ApplyManyWith
+	if req.Import {
+		apply = s.profiles.ImportManyWith
+	}
 	var debug func()
-	outs, written, ingestErr := s.profiles.ApplyManyWith(ctx, src.SpaceID, msgs, func(outs []profile.Outcome) []store.Op {
+	outs, written, ingestErr := apply(ctx, src.SpaceID, msgs, func(outs []profile.Outcome) []store.Op {
 		res, applied := summarize(req, outs)
 		ops, mark := s.debuggerOps(src, res, applied)
 		debug = mark
@@ -181,6 +190,9 @@ func summarize(req Request, outs []profile.Outcome) (Result, []*Parsed) {
 			res.Rejected = append(res.Rejected, Rejection{Index: pm.Index, Code: e.Code, Message: e.Message, Field: e.Field, Raw: pm.Message.Raw})
 		default:
 			res.Outcomes = append(res.Outcomes, Outcome{Index: pm.Index, Result: o.Result})
+			if !profile.EventKept(pm.Message, pm.Message.ReceivedAt) {
+				res.NotKept++
+			}
 		}
 		applied = append(applied, pm)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/message"
+	"github.com/unifiedprofiles/up/shared/profile"
 )
 
 // Limits of the tracking API (PRODUCT.md section 5).
@@ -18,7 +19,16 @@ const (
 	MaxBatchMessages = 2500
 	MaxMessageIDLen  = 100
 	MaxFields        = 300 // traits or properties per message
+	// ImportWindow is how old a message /v1/import takes (every other call takes
+	// profile.EventRetention): a backfill of history for predictions. A message older than
+	// the retention is applied and counted (profile.DailyCounts, kept
+	// profile.CountsRetention) but its event is not kept (profile.EventKept).
+	ImportWindow = 360 * 24 * time.Hour
 )
+
+// An imported message's counters must outlive it: this fails to compile (a negative
+// constant converted to uint64) if ImportWindow ever passes profile.CountsRetention.
+const _ = uint64(profile.CountsRetention - ImportWindow)
 
 // Calls are the endpoints: /v1/<call>. "import" is parsed as "batch".
 var Calls = []string{message.Identify, message.Track, message.Page, message.Screen, message.Group, message.Alias, "batch", "import"}
@@ -32,6 +42,9 @@ type Request struct {
 	// Hops counts how many times these messages were forwarded into this source by a Segment
 	// Connections destination (0 from a client); see Outbox.
 	Hops int
+	// Import: the request came to /v1/import (set by Parse). Its track calls are counted for
+	// predictions even in a space that has none yet (profile.ImportManyWith).
+	Import bool
 }
 
 // Parsed is one valid message and its position in the request.
@@ -54,4 +67,6 @@ type Env struct {
 	ReceivedAt time.Time
 	IP         string        // the caller's address: context.ip when the message says context.direct
 	NewID      func() string // assigns a messageId to a message without one
+
+	imported bool // /v1/import: messages up to ImportWindow old (set by Parse)
 }

@@ -100,17 +100,23 @@ const (
 	// TaskSalesforce is a run of a Salesforce source's sync (WorkspaceID and SourceID;
 	// salesforce.Runner.Run).
 	TaskSalesforce = "salesforce"
+	// TaskPrediction is a run of a space's prediction (WorkspaceID, SpaceID and
+	// PredictionID; predict.Service.Run).
+	TaskPrediction = "prediction"
 )
 
 // Task is one step of a sync on the queue: Page 0 plans it, page k loads the k-th page. A task
-// of Kind TaskSalesforce runs a Salesforce source's sync instead (WorkspaceID, SourceID).
+// of Kind TaskSalesforce runs a Salesforce source's sync instead (WorkspaceID, SourceID), one
+// of Kind TaskPrediction a prediction's run (WorkspaceID, SpaceID, PredictionID).
 type Task struct {
-	Kind        string `json:"kind,omitempty"`
-	WorkspaceID string `json:"workspace_id"`
-	MappingID   string `json:"mapping_id,omitempty"`
-	SyncID      string `json:"sync_id,omitempty"`
-	SourceID    string `json:"source_id,omitempty"`
-	Page        int    `json:"page"`
+	Kind         string `json:"kind,omitempty"`
+	WorkspaceID  string `json:"workspace_id"`
+	MappingID    string `json:"mapping_id,omitempty"`
+	SyncID       string `json:"sync_id,omitempty"`
+	SourceID     string `json:"source_id,omitempty"`
+	SpaceID      string `json:"space_id,omitempty"`
+	PredictionID string `json:"prediction_id,omitempty"`
+	Page         int    `json:"page"`
 }
 
 func syncNotFound(id string) error { return errcode.NotFoundf("sync %s was not found", id) }

@@ -34,8 +34,9 @@ export async function api(method, path, body, token) {
   } catch (e) {
     throw new APIError(0, "network", "The API did not answer (" + e.message + "). Check your connection and try again.");
   }
-  if (res.status === 204) return null;
+  // Read every body, a 204's empty one too: a response left unread is reported as aborted.
   const text = await res.text();
+  if (res.status === 204) return null;
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch { data = text; }
   if (!res.ok) {

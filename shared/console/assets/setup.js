@@ -3,6 +3,7 @@
 // configuration check.
 import { api, ws, workspace, download, firstSpace } from "./api.js";
 import { h, page, field, guard, flash, errorBox, statusBadge, table, sleep, copyText, usageChanged } from "./ui.js";
+import { predictiveTraits } from "./predictions.js";
 
 export const kinds = {
   csv: { label: "CSV", text: "Upload profiles and custom traits from CSV files (fewer than 10,000 rows each).", page: "#/setup/csv", action: "Upload CSV" },
@@ -302,8 +303,7 @@ export async function identifiersPage() {
     h("p", null, "Space ", h("strong", null, space.name), ". Identifiers link what you know about a customer across sources; their order is their priority when profiles merge."),
     h("h2", null, "Identifiers"), idTable, addBox, save, saveBox,
     h("h2", null, "Computed traits"), traits, customBox,
-    h("h2", null, "Predictive traits"),
-    h("p", { class: "muted" }, "Predictions (likelihood to churn, predicted lifetime value) are not available in this deployment yet."),
+    await predictiveTraits(sp),
     h("p", null, h("a", { class: "button secondary", href: "#/setup" }, "Back to the guided setup")));
 }
 

@@ -435,7 +435,15 @@ func (w writes) apply(v *view) error {
 		case store.Add:
 			next := op.Item
 			if cur := curs[i]; cur != nil {
+				// A live counter keeps its data and expiry; one without takes the op's, as
+				// DynamoDB's if_not_exists does.
 				next = *cur
+				if len(next.Data) == 0 {
+					next.Data = op.Item.Data
+				}
+				if next.ExpiresAt == 0 {
+					next.ExpiresAt = op.Item.ExpiresAt
+				}
 			}
 			next.Count += op.Delta
 			v.put(op.Item.Key, w.keys[i], encodeValue(next))

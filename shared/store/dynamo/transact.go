@@ -288,12 +288,12 @@ func (s *Store) write(op store.Op, revive bool, now int64) types.TransactWriteIt
 	default: // store.Add; Validate has refused anything else
 		if revive {
 			// The stored counter has expired: replace it with a fresh one holding Delta, as
-			// if it had been absent (the caller has checked Delta is within bounds). A whole
-			// put rather than SET+REMOVE: it also drops the old Version, TTL and Data, and
-			// minidyn ignores REMOVE.
+			// if it had been absent (the caller has checked Delta is within bounds), with the
+			// op's Data and expiry. A whole put rather than SET+REMOVE: it also drops the old
+			// Version, TTL and Data, and minidyn ignores REMOVE.
 			return types.TransactWriteItem{Put: &types.Put{
 				TableName:                 table,
-				Item:                      encode(store.Item{Key: op.Item.Key, Data: op.Item.Data, Count: op.Delta}),
+				Item:                      encode(store.Item{Key: op.Item.Key, Data: op.Item.Data, Count: op.Delta, ExpiresAt: op.Item.ExpiresAt}),
 				ConditionExpression:       aws.String(condExpired),
 				ExpressionAttributeNames:  x.names(condExpired),
 				ExpressionAttributeValues: x.values(condExpired),
@@ -330,12 +330,15 @@ func condition(op store.Op) string {
 // addExpressions returns the update and condition of an Add on a live or absent counter.
 // The counter starts from 0 when absent (if_not_exists) and the bound is checked against
 // the stored count, rearranged so the expression compares an attribute with a value:
-// C + d <= max becomes C <= max-d, and C + d >= 0 becomes C >= -d.
+// C + d <= max becomes C <= max-d, and C + d >= 0 becomes C >= -d. The op's Data and
+// expiry go in only where the item has none (a new counter), so a live counter keeps its own.
 func addExpressions(op store.Op) (update, cond string) {
-	hasData := len(op.Item.Data) > 0
 	update = "SET #c = if_not_exists(#c, :zero) + :delta"
-	if hasData {
+	if len(op.Item.Data) > 0 {
 		update += ", #d = if_not_exists(#d, :data)"
+	}
+	if op.Item.ExpiresAt != 0 {
+		update += ", #ttl = if_not_exists(#ttl, :ttl)"
 	}
 	cond = condNotExpired
 	switch {
@@ -405,6 +408,8 @@ func (x exprValues) values(exprs ...string) map[string]types.AttributeValue {
 			m[t] = num(-x.op.Delta)
 		case ":data":
 			m[t] = &types.AttributeValueMemberB{Value: x.op.Item.Data}
+		case ":ttl":
+			m[t] = num(x.op.Item.ExpiresAt)
 		}
 	}
 	if len(m) == 0 {

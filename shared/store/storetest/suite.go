@@ -23,6 +23,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("PutGet", func(t *testing.T) { t.Parallel(); testPutGet(t, open(t)) })
 	t.Run("Conditions", func(t *testing.T) { t.Parallel(); testConditions(t, open(t)) })
 	t.Run("Counters", func(t *testing.T) { t.Parallel(); testCounters(t, open(t)) })
+	t.Run("CounterExpiry", func(t *testing.T) { t.Parallel(); testCounterExpiry(t, open(t)) })
 	t.Run("AllOrNothing", func(t *testing.T) { t.Parallel(); testAllOrNothing(t, open(t)) })
 	t.Run("InvalidTransactions", func(t *testing.T) { t.Parallel(); testInvalid(t, open(t)) })
 	t.Run("GetMany", func(t *testing.T) { t.Parallel(); testGetMany(t, open(t)) })
@@ -168,6 +169,50 @@ func testCounters(t *testing.T, s store.Store) {
 	mustTransact(t, s, store.AddOp(k3, 1, 10))
 	if got := mustGet(t, s, k3); got.Count != 2 || string(got.Data) != "meta" {
 		t.Fatalf("counter with data: %+v", got)
+	}
+}
+
+// An Add that creates a counter gives it the op's expiry (and data); later adds keep the
+// counter's own, and an expired counter starts again with the reviving op's. Daily counters
+// and quota leases rely on it: without it a counter never expires on one adapter.
+func testCounterExpiry(t *testing.T, s store.Store) {
+	soon, later := time.Now().Add(time.Hour).Unix(), time.Now().Add(2*time.Hour).Unix()
+	add := func(k store.Key, delta, expires int64, data string) {
+		t.Helper()
+		op := store.AddOp(k, delta, 100)
+		op.Item.ExpiresAt, op.Item.Data = expires, []byte(data)
+		mustTransact(t, s, op)
+	}
+	k := key("CE", "created")
+	add(k, 2, soon, "first")
+	add(k, 3, later, "second") // a live counter keeps its own expiry and data
+	add(k, 1, 0, "")
+	if got := mustGet(t, s, k); got.Count != 6 || got.ExpiresAt != soon || string(got.Data) != "first" {
+		t.Fatalf("counter created with an expiry: count %d, expires %d (want %d), data %q", got.Count, got.ExpiresAt, soon, got.Data)
+	}
+	// In a transaction with other ops too (the TransactWriteItems form on DynamoDB).
+	k2 := key("CE", "in-tx")
+	op := store.AddOp(k2, 1, 100)
+	op.Item.ExpiresAt = soon
+	mustTransact(t, s, op, store.PutOp(store.Item{Key: key("CE", "other"), Data: []byte("x")}, store.Always))
+	if got := mustGet(t, s, k2); got.Count != 1 || got.ExpiresAt != soon {
+		t.Fatalf("counter created in a transaction: %+v, want expiry %d", got, soon)
+	}
+	// A counter made without an expiry takes the first one an add brings (DynamoDB's
+	// if_not_exists), and keeps it.
+	k4 := key("CE", "no-expiry")
+	add(k4, 1, 0, "")
+	add(k4, 1, soon, "late")
+	add(k4, 1, later, "")
+	if got := mustGet(t, s, k4); got.Count != 3 || got.ExpiresAt != soon || string(got.Data) != "late" {
+		t.Fatalf("counter made without an expiry: %+v, want expiry %d and data \"late\"", got, soon)
+	}
+	// Expired (but not yet swept): the add starts a fresh counter with its own expiry.
+	k3 := key("CE", "expired")
+	mustTransact(t, s, store.PutOp(store.Item{Key: k3, Count: 40, ExpiresAt: time.Now().Add(-time.Minute).Unix()}, store.Always))
+	add(k3, 5, later, "fresh")
+	if got := mustGet(t, s, k3); got.Count != 5 || got.ExpiresAt != later || string(got.Data) != "fresh" {
+		t.Fatalf("expired counter revived: %+v, want count 5 expiring at %d", got, later)
 	}
 }
 

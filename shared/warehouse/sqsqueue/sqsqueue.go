@@ -66,8 +66,11 @@ func (q *Queue) Send(ctx context.Context, t warehouse.Task) error {
 		return err
 	}
 	if _, err := q.client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.url), MessageBody: aws.String(body)}); err != nil {
-		if t.Kind == warehouse.TaskSalesforce {
+		switch t.Kind {
+		case warehouse.TaskSalesforce:
 			return fmt.Errorf("sqsqueue: send the Salesforce sync of %s to %s: %w", t.SourceID, q.url, err)
+		case warehouse.TaskPrediction:
+			return fmt.Errorf("sqsqueue: send the run of prediction %s to %s: %w", t.PredictionID, q.url, err)
 		}
 		return fmt.Errorf("sqsqueue: send page %d of sync %s to %s: %w", t.Page, t.SyncID, q.url, err)
 	}
@@ -91,7 +94,8 @@ const maxID = 128
 
 // Decode reads a message body as a task: one JSON object with workspace_id (ws_…), mapping_id
 // (map_…) and sync_id (sync_…), ids of letters, digits, '_' and '-', and page ≥ 0; or, with
-// kind "salesforce", workspace_id and source_id (src_…). Unknown
+// kind "salesforce", workspace_id and source_id (src_…); or, with kind "prediction",
+// workspace_id, space_id (sp_…) and prediction_id (pred_…). Unknown
 // fields are ignored, so that a task sent by a newer dispatcher during a deployment still
 // decodes. The error says what is wrong with the body.
 func Decode(body string) (warehouse.Task, error) {
@@ -119,8 +123,10 @@ func check(t warehouse.Task) error {
 	case warehouse.TaskReverseETL:
 	case warehouse.TaskSalesforce:
 		ids = []struct{ name, prefix, value string }{{"workspace_id", "ws_", t.WorkspaceID}, {"source_id", "src_", t.SourceID}}
+	case warehouse.TaskPrediction:
+		ids = []struct{ name, prefix, value string }{{"workspace_id", "ws_", t.WorkspaceID}, {"space_id", "sp_", t.SpaceID}, {"prediction_id", "pred_", t.PredictionID}}
 	default:
-		return fmt.Errorf("sqsqueue: the message body is not a sync task: kind %q is unknown, want none (Reverse ETL) or %q", sqsbody.Clip(t.Kind), warehouse.TaskSalesforce)
+		return fmt.Errorf("sqsqueue: the message body is not a sync task: kind %q is unknown, want none (Reverse ETL), %q or %q", sqsbody.Clip(t.Kind), warehouse.TaskSalesforce, warehouse.TaskPrediction)
 	}
 	for _, f := range ids {
 		if err := sqsbody.CheckID(f.name, f.prefix, f.value, maxID); err != nil {

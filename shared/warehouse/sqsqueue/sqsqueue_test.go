@@ -205,3 +205,35 @@ func TestSalesforceTask(t *testing.T) {
 		}
 	}
 }
+
+// A prediction task carries its kind, workspace, space and prediction, and decodes back the
+// same; what it lacks, or an id of the wrong kind, is named.
+func TestPredictionTask(t *testing.T) {
+	t.Parallel()
+	pt := warehouse.Task{Kind: warehouse.TaskPrediction, WorkspaceID: "ws_01jdq8x3k2m4n5p6q7r8s9t0v1", SpaceID: "sp_01jdq8x3k2m4n5p6q7r8s9t0v4",
+		PredictionID: "pred_01jdq8x3k2m4n5p6q7r8s9t0v5"}
+	body, err := sqsqueue.Encode(pt)
+	want := `{"kind":"prediction","workspace_id":"ws_01jdq8x3k2m4n5p6q7r8s9t0v1","space_id":"sp_01jdq8x3k2m4n5p6q7r8s9t0v4","prediction_id":"pred_01jdq8x3k2m4n5p6q7r8s9t0v5","page":0}`
+	if err != nil || body != want {
+		t.Fatalf("Encode: %s %v, want %s", body, err, want)
+	}
+	if got, err := sqsqueue.Decode(body); err != nil || got != pt {
+		t.Fatalf("Decode: %+v %v", got, err)
+	}
+	for _, tc := range []struct{ name, body, want string }{
+		{"no space", `{"kind":"prediction","workspace_id":"ws_1","prediction_id":"pred_1"}`, "space_id is missing"},
+		{"no prediction", `{"kind":"prediction","workspace_id":"ws_1","space_id":"sp_1"}`, "prediction_id is missing"},
+		{"a source for a space", `{"kind":"prediction","workspace_id":"ws_1","space_id":"src_1","prediction_id":"pred_1"}`, `space_id "src_1" does not look like an id`},
+		{"a key separator", `{"kind":"prediction","workspace_id":"ws_1","space_id":"sp_1","prediction_id":"pred_1#x"}`, "prediction_id"},
+		{"a prediction without its kind", `{"workspace_id":"ws_1","space_id":"sp_1","prediction_id":"pred_1"}`, "mapping_id is missing"},
+		{"unknown kind", `{"kind":"predictions","workspace_id":"ws_1","space_id":"sp_1","prediction_id":"pred_1"}`, `kind "predictions" is unknown`},
+	} {
+		if got, err := sqsqueue.Decode(tc.body); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Decode = %+v, %v; want an error saying %q", tc.name, got, err, tc.want)
+		}
+	}
+	q := sqsqueue.New(nil, "http://unused") // a nil client: Send must stop before using it
+	if err := q.Send(ctx, warehouse.Task{Kind: warehouse.TaskPrediction, WorkspaceID: "ws_1", SpaceID: "sp_1"}); err == nil || !strings.Contains(err.Error(), "prediction_id") {
+		t.Fatalf("Send of a prediction task without its prediction: %v", err)
+	}
+}
