@@ -61,7 +61,7 @@ func TestDestinationsUnderRIE(t *testing.T) {
 		t.Fatalf("the job of a destination that does not exist failed: %v\n%s", failed, em.Output())
 	}
 	t.Logf("bootstrap %d bytes, first invocation %v", em.Bootstrap.Size, em.FirstInvocation())
-	if out := em.Output(); !strings.Contains(out, `"dropped":1`) {
+	if out := em.WaitOutput(5*time.Second, `"dropped":1`); !strings.Contains(out, `"dropped":1`) {
 		t.Errorf("the job was not dropped:\n%s", out)
 	}
 
@@ -88,7 +88,7 @@ func TestDestinationsUnderRIE(t *testing.T) {
 	if failed := invoke(t, em, payload); !reflect.DeepEqual(failed, []string{"m-not-json", "m-sync-task"}) {
 		t.Fatalf("batch item failures %v, want the two records that are not jobs\n%s", failed, em.Output())
 	}
-	if out := em.Output(); !strings.Contains(out, `"msg":"not a delivery job"`) || !strings.Contains(out, "m-sync-task") {
+	if out := em.WaitOutput(5*time.Second, `"msg":"not a delivery job"`, "m-sync-task"); !strings.Contains(out, `"msg":"not a delivery job"`) || !strings.Contains(out, "m-sync-task") {
 		t.Errorf("the refused bodies are not logged:\n%s", out)
 	}
 

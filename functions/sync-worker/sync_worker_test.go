@@ -88,7 +88,7 @@ func TestSyncWorkerUnderRIE(t *testing.T) {
 	if failed := invoke(t, em, payload); !reflect.DeepEqual(failed, []string{"m-not-json", "m-s3-event"}) {
 		t.Fatalf("batch item failures %v, want the two records that are not tasks", failed)
 	}
-	if out := em.Output(); !strings.Contains(out, `"msg":"not a sync task"`) || !strings.Contains(out, "m-s3-event") {
+	if out := em.WaitOutput(5*time.Second, `"msg":"not a sync task"`, "m-s3-event"); !strings.Contains(out, `"msg":"not a sync task"`) || !strings.Contains(out, "m-s3-event") {
 		t.Errorf("the refused bodies are not logged:\n%s", out)
 	}
 

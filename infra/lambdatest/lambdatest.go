@@ -424,6 +424,24 @@ func (em *Emulator) FirstInvocation() time.Duration {
 // Output returns what the emulator and the function have written so far.
 func (em *Emulator) Output() string { return em.out.String() }
 
+// WaitOutput returns the output once it contains every one of want, or as it is after
+// timeout: a function's log line reaches the emulator's pipe a moment after its answer, later
+// still on a busy machine, so a test reading the output right after Invoke can miss it.
+func (em *Emulator) WaitOutput(timeout time.Duration, want ...string) string {
+	deadline := time.Now().Add(timeout)
+	for {
+		out := em.Output()
+		missing := false
+		for _, w := range want {
+			missing = missing || !strings.Contains(out, w)
+		}
+		if !missing || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // LoadEvent reads <module root>/events/<name>.json (".json" optional).
 func LoadEvent(t testing.TB, name string) []byte {
 	t.Helper()

@@ -15,13 +15,13 @@ const backfillEvery = time.Second
 
 // runBackfills works on due backfills in the background until stop is called.
 func runBackfills(profiles *profile.Service, log *slog.Logger) (stop func()) {
-	return every(backfillEvery, profiles.RunBackfills, log, "computed-trait backfill")
+	return every(backfillEvery, nil, profiles.RunBackfills, log, "computed-trait backfill")
 }
 
 // every runs fn every interval in the background, as an EventBridge schedule invokes a
-// function in AWS, until stop is called; a failure is logged and fn runs again on the next
-// tick.
-func every(interval time.Duration, fn func(context.Context) error, log *slog.Logger, what string) (stop func()) {
+// function in AWS, and at once on each signal of wake (nil: never), until stop is called; a
+// failure is logged and fn runs again on the next tick.
+func every(interval time.Duration, wake <-chan struct{}, fn func(context.Context) error, log *slog.Logger, what string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -32,6 +32,7 @@ func every(interval time.Duration, fn func(context.Context) error, log *slog.Log
 			case <-ctx.Done():
 				return
 			case <-tick.C:
+			case <-wake:
 			}
 			if err := fn(ctx); err != nil && ctx.Err() == nil {
 				log.Error(what+" failed; retrying on the next tick", "err", err)

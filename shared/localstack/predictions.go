@@ -3,7 +3,6 @@ package localstack
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/predict"
@@ -34,22 +33,5 @@ func (w predictionWaker) Wake(context.Context, predict.Due) error {
 // runPredictions runs due predictions in the background until stop is called: on every tick
 // and wake-up.
 func runPredictions(svc *predict.Service, wake predictionWaker, now func() time.Time, log *slog.Logger) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(predictionsEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			case <-wake:
-			}
-			if err := svc.Dispatch(ctx, now()); err != nil && ctx.Err() == nil {
-				log.Error("prediction runs failed; retrying on the next tick", "err", err)
-			}
-		}
-	})
-	return func() { cancel(); wg.Wait() }
+	return every(predictionsEvery, wake, func(ctx context.Context) error { return svc.Dispatch(ctx, now()) }, log, "prediction runs")
 }

@@ -57,7 +57,7 @@ func runSyncs(svc *warehouse.Service, q syncQueue, log *slog.Logger) (stop func(
 			}
 		}
 	})
-	stopDispatch := every(syncDispatchEvery, svc.Dispatch, log, "reverse ETL dispatch")
+	stopDispatch := every(syncDispatchEvery, nil, svc.Dispatch, log, "reverse ETL dispatch")
 	return func() { stopDispatch(); cancel(); wg.Wait() }
 }
 
@@ -65,5 +65,5 @@ func runSyncs(svc *warehouse.Service, q syncQueue, log *slog.Logger) (stop func(
 // ticker stands for the EventBridge schedule, and each due source runs in-process, one at a
 // time (in AWS the sync-dispatcher would queue one task per source for the sync worker).
 func runSalesforceSyncs(r *salesforce.Runner, now func() time.Time, log *slog.Logger) (stop func()) {
-	return every(syncDispatchEvery, func(ctx context.Context) error { return r.Dispatch(ctx, now()) }, log, "Salesforce sync dispatch")
+	return every(syncDispatchEvery, nil, func(ctx context.Context) error { return r.Dispatch(ctx, now()) }, log, "Salesforce sync dispatch")
 }

@@ -88,34 +88,51 @@ func (c compiledTraits) refuseShadowing(m message.Message) error {
 	return nil
 }
 
-// traitCache remembers the decoded definitions per space and version.
-type traitCache struct {
+// versionCache remembers what a space's item decoded to, per space and item version: the
+// item is read with every batch and decoded again only when it changed.
+type versionCache[T any] struct {
 	mu sync.Mutex
-	m  map[string]compiledTraits
+	m  map[string]versioned[T]
 }
 
-func (c *traitCache) decode(spaceID string, it *store.Item) (compiledTraits, error) {
+type versioned[T any] struct {
+	version int64
+	v       T
+}
+
+// decode returns what it (nil: no item, the zero T) decodes to with decodeFn, from the cache
+// when the space's item has the version decoded last.
+func (c *versionCache[T]) decode(spaceID string, it *store.Item, decodeFn func(data []byte, version int64) (T, error)) (T, error) {
+	var zero T
 	if it == nil {
-		return compiledTraits{}, nil
+		return zero, nil
 	}
 	c.mu.Lock()
 	got, ok := c.m[spaceID]
 	c.mu.Unlock()
 	if ok && got.version == it.Version {
-		return got, nil
+		return got.v, nil
 	}
-	var set traitSet
-	if err := json.Unmarshal(it.Data, &set); err != nil {
-		return compiledTraits{}, fmt.Errorf("decode computed traits of %s: %w", spaceID, err)
+	v, err := decodeFn(it.Data, it.Version)
+	if err != nil {
+		return zero, fmt.Errorf("decode %s of %s: %w", it.SK, spaceID, err)
 	}
-	got = compiledTraits{version: it.Version, traits: set.Traits}
 	c.mu.Lock()
 	if c.m == nil {
-		c.m = map[string]compiledTraits{}
+		c.m = map[string]versioned[T]{}
 	}
-	c.m[spaceID] = got
+	c.m[spaceID] = versioned[T]{version: it.Version, v: v}
 	c.mu.Unlock()
-	return got, nil
+	return v, nil
+}
+
+// decodeTraits decodes a space's CTRAITS item.
+func decodeTraits(data []byte, version int64) (compiledTraits, error) {
+	var set traitSet
+	if err := json.Unmarshal(data, &set); err != nil {
+		return compiledTraits{}, err
+	}
+	return compiledTraits{version: version, traits: set.Traits}, nil
 }
 
 // loadTraits reads a space's computed traits with their item version (0: none yet).
@@ -127,7 +144,7 @@ func (s *Service) loadTraits(ctx context.Context, spaceID string) (compiledTrait
 	if err != nil {
 		return compiledTraits{}, fmt.Errorf("read computed traits of %s: %w", spaceID, err)
 	}
-	return s.traitDefs.decode(spaceID, &it)
+	return s.traitDefs.decode(spaceID, &it, decodeTraits)
 }
 
 // ComputedTraits lists a space's computed traits, oldest first. The caller has checked that

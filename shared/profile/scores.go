@@ -8,7 +8,6 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/errcode"
@@ -80,35 +79,13 @@ func (c compiledPredictions) refuseShadowing(m message.Message) error {
 	return nil
 }
 
-// predictionCache remembers the decoded registrations per space and version, as traitCache
-// does the definitions: the item is read with them, decoded only when it changed.
-type predictionCache struct {
-	mu sync.Mutex
-	m  map[string]compiledPredictions
-}
-
-func (c *predictionCache) decode(spaceID string, it *store.Item) (compiledPredictions, error) {
-	if it == nil {
-		return compiledPredictions{}, nil
-	}
-	c.mu.Lock()
-	got, ok := c.m[spaceID]
-	c.mu.Unlock()
-	if ok && got.version == it.Version {
-		return got, nil
-	}
+// decodePredictions decodes a space's PREDICTIONS item.
+func decodePredictions(data []byte, version int64) (compiledPredictions, error) {
 	var set predictionSet
-	if err := json.Unmarshal(it.Data, &set); err != nil {
-		return compiledPredictions{}, fmt.Errorf("decode predictions of %s: %w", spaceID, err)
+	if err := json.Unmarshal(data, &set); err != nil {
+		return compiledPredictions{}, err
 	}
-	got = compiledPredictions{version: it.Version, keys: set.Keys, ids: slices.Sorted(maps.Keys(set.Keys)), countingSince: set.CountingSince}
-	c.mu.Lock()
-	if c.m == nil {
-		c.m = map[string]compiledPredictions{}
-	}
-	c.m[spaceID] = got
-	c.mu.Unlock()
-	return got, nil
+	return compiledPredictions{version: version, keys: set.Keys, ids: slices.Sorted(maps.Keys(set.Keys)), countingSince: set.CountingSince}, nil
 }
 
 // loadDefinitions reads a space's computed traits and predictions in one round trip.
@@ -130,11 +107,11 @@ func (s *Service) decodeDefinitions(spaceID string, got map[store.Key]store.Item
 	if it, ok := got[predictionsKey(spaceID)]; ok {
 		pi = &it
 	}
-	ct, err := s.traitDefs.decode(spaceID, ti)
+	ct, err := s.traitDefs.decode(spaceID, ti, decodeTraits)
 	if err != nil {
 		return compiledTraits{}, compiledPredictions{}, err
 	}
-	cp, err := s.predictions.decode(spaceID, pi)
+	cp, err := s.predictions.decode(spaceID, pi, decodePredictions)
 	return ct, cp, err
 }
 

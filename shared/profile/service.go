@@ -23,8 +23,8 @@ type Service struct {
 	log *slog.Logger
 
 	configs       configCache
-	traitDefs     traitCache
-	predictions   predictionCache
+	traitDefs     versionCache[compiledTraits]
+	predictions   versionCache[compiledPredictions]
 	heads         headCache
 	backfillDelay time.Duration
 }
