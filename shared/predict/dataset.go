@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unifiedprofiles/up/shared/predict/model"
@@ -46,9 +47,15 @@ func (s *Service) dataset(ctx context.Context, rec record, today int32) (model.D
 	type loaded struct {
 		id        string
 		counts    []profile.DayCount
+		first     int32 // the profile's first day of activity when older than from, else 0
 		anonymous bool
 		err       error
 	}
+	// The history rule asks how far back the space's activity goes, further than the days
+	// read: until one profile shows activity from on or before from, each one's first day is
+	// looked up (one small query; in a space with that much history, the first profiles
+	// settle it).
+	var historyShown atomic.Bool
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan profile.Profile)
@@ -89,7 +96,18 @@ func (s *Service) dataset(ctx context.Context, rec record, today int32) (model.D
 				if err != nil {
 					err = fmt.Errorf("daily counts of profile %s: %w", p.ID, err)
 				}
-				if !send(loaded{id: p.ID, counts: counts, err: err}) {
+				var first int32
+				if err == nil && !historyShown.Load() {
+					if len(counts) > 0 && dayOf(counts[0].Day) <= from {
+						historyShown.Store(true)
+					} else if t, ok, ferr := s.profiles.FirstActivity(ctx, rec.SpaceID, p); ferr != nil {
+						err = fmt.Errorf("first activity of profile %s: %w", p.ID, ferr)
+					} else if ok && dayOf(t) < from {
+						first = dayOf(t)
+						historyShown.Store(true)
+					}
+				}
+				if !send(loaded{id: p.ID, counts: counts, first: first, err: err}) {
 					return
 				}
 			}
@@ -111,6 +129,9 @@ func (s *Service) dataset(ctx context.Context, rec record, today int32) (model.D
 		case l.anonymous:
 			ds.Anonymous++
 			continue
+		}
+		if l.first != 0 && (ds.FirstDay == 0 || l.first < ds.FirstDay) {
+			ds.FirstDay = l.first
 		}
 		ds.Profiles = append(ds.Profiles, model.Profile{ID: l.id, Activity: activity(l.counts, from, today, index, &ds.Events, goalEvents, money)})
 		if n := len(ds.Profiles); n%s.progressEvery == 0 {

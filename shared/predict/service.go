@@ -18,6 +18,7 @@ import (
 type Profiles interface {
 	EachProfile(ctx context.Context, spaceID string) iter.Seq2[profile.Profile, error]
 	DailyCounts(ctx context.Context, spaceID string, p profile.Profile, since time.Time) ([]profile.DayCount, error)
+	FirstActivity(ctx context.Context, spaceID string, p profile.Profile) (time.Time, bool, error)
 	RegisterPrediction(ctx context.Context, spaceID, id, key string, customTraitKeys ...string) error
 	UnregisterPrediction(ctx context.Context, spaceID, id string) error
 	PutScores(ctx context.Context, spaceID, id string, scores map[string]float64, at time.Time) error

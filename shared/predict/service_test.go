@@ -263,6 +263,57 @@ func TestWaitingForDataNamesEachUnmetRule(t *testing.T) {
 	}
 }
 
+// A run reads only the days its features use (3 × the window), but the history rule is about
+// how far back the space's activity goes: one customer's single order imported 120 days ago
+// is history enough for a 30-day window (90 days), though no profile has activity on the
+// first day read. Without it the space has 20 days.
+func TestHistoryReachesBeyondTheDaysRead(t *testing.T) {
+	t.Parallel()
+	today := predicttest.DefaultToday
+	for _, tc := range []struct {
+		name    string
+		old     bool
+		met     bool
+		saysAge string
+	}{
+		{"an order imported 120 days ago", true, true, "the oldest activity is 120 days old; 90 days are needed"},
+		{"20 days of history only", false, false, "the oldest activity is 20 days old; 90 days are needed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, today, nil)
+			ds, _ := predicttest.Generate(predicttest.Config{Seed: 3, Profiles: 40, Days: 20, Today: today, Signal: true, EventTypes: 3})
+			e.apply(e.tn.SpaceID(), ds, 0, imported)
+			if tc.old {
+				past := model.Dataset{Events: []string{predicttest.Purchase}, Profiles: []model.Profile{
+					{ID: "user-old", Activity: []model.Activity{{Day: today - 119, Event: 0, Count: 1}}}}}
+				e.apply(e.tn.SpaceID(), past, 0, imported)
+			}
+			p := e.create(`{"kind":"churn","key":"likely_to_churn","event":"Order Completed","window_days":30}`)
+			for range 3 { // the first run waits for the counts backfill (nothing to fold here)
+				e.dispatch()
+				if got := e.get(p.ID); got.NextRunAt != nil && got.Status == predict.StatusTraining {
+					e.clock.Set(*got.NextRunAt)
+				}
+			}
+			got := e.get(p.ID)
+			if got.Status != predict.StatusWaitingForData {
+				t.Fatalf("status %s, want waiting_for_data (too few profiles either way): %+v", got.Status, got)
+			}
+			for _, r := range got.Requirements {
+				if r.Rule != model.RuleHistory {
+					continue
+				}
+				if r.Met != tc.met || !strings.Contains(r.Detail, tc.saysAge) {
+					t.Errorf("history %+v: want met %v, saying %q", r, tc.met, tc.saysAge)
+				}
+				return
+			}
+			t.Fatalf("no history rule in %+v", got.Requirements)
+		})
+	}
+}
+
 // A space with a planted signal (predicttest: engagement that fades before customers churn),
 // 300 customers over 100 days applied as track calls: the first run trains a churn
 // prediction, reports its held-out quality and top features, and every customer's score is a

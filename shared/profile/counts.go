@@ -330,6 +330,37 @@ func (s *Service) DailyCounts(ctx context.Context, spaceID string, p Profile, si
 	return out, nil
 }
 
+// FirstActivity returns the first UTC day a profile (or one merged into it) has counted
+// activity on, and false when it has none: a prediction's history is how far back its
+// space's activity goes, which the days a run reads (only what its features use) do not say.
+// Reads: one single-item query per counter kind and profile id (keys sort by day).
+func (s *Service) FirstActivity(ctx context.Context, spaceID string, p Profile) (time.Time, bool, error) {
+	first := ""
+	for _, pid := range append([]string{p.ID}, p.MergedIDs...) {
+		for _, prefix := range []string{liveCounters.count, foldedCounters.count} {
+			items, err := s.st.Query(ctx, profilePK(spaceID, pid), store.Page{Prefix: prefix, Limit: 1})
+			if err != nil {
+				return time.Time{}, false, err
+			}
+			if len(items) == 0 {
+				continue
+			}
+			day, _, ok := splitDayKey(strings.TrimPrefix(items[0].SK, prefix))
+			if !ok {
+				return time.Time{}, false, fmt.Errorf("profile: malformed counter %s", items[0].Key)
+			}
+			if first == "" || day < first {
+				first = day
+			}
+		}
+	}
+	if first == "" {
+		return time.Time{}, false, nil
+	}
+	t, err := time.Parse(dayLayout, first)
+	return t, err == nil, err
+}
+
 // splitDayKey splits "<yyyymmdd>#<rest>".
 func splitDayKey(s string) (day, rest string, ok bool) {
 	if len(s) < len(dayLayout)+1 || s[len(dayLayout)] != '#' {

@@ -390,3 +390,39 @@ func TestIsAnonymous(t *testing.T) {
 		})
 	}
 }
+
+// FirstActivity is a profile's first counted day, over the profiles merged into it; none
+// before any count.
+func TestFirstActivity(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, svc *profile.Service, c *testclock.Clock, st store.Store) {
+		ctx := context.Background()
+		predicting(t, svc)
+		at := t0.Add(-time.Minute)
+		mustApply(t, svc, purchase("fa-1", "u-fa", "Viewed", at, nil))
+		m := purchase("fa-2", "", "Order Completed", t0.Add(-150*day), nil)
+		m.AnonymousID, m.ReceivedAt = "anon-fa", t0
+		mustImport(t, svc, m)
+		for _, tc := range []struct {
+			who  string
+			want time.Time
+		}{
+			{"user_id:u-fa", midnight(at)},
+			{"anonymous_id:anon-fa", midnight(t0.Add(-150 * day))},
+		} {
+			first, ok, err := svc.FirstActivity(ctx, sp, lookup(t, svc, tc.who))
+			if err != nil || !ok || !first.Equal(tc.want) {
+				t.Errorf("%s: %v %v %v, want %v", tc.who, first, ok, err, tc.want)
+			}
+		}
+		mustApply(t, svc, identify("u-fa", "anon-fa", nil, at)) // merges the older profile in
+		first, ok, err := svc.FirstActivity(ctx, sp, lookup(t, svc, "user_id:u-fa"))
+		if err != nil || !ok || !first.Equal(midnight(t0.Add(-150*day))) {
+			t.Errorf("after the merge: %v %v %v, want the merged profile's day", first, ok, err)
+		}
+		mustApply(t, svc, identify("u-none", "", nil, at)) // no track call: no counts
+		if _, ok, err := svc.FirstActivity(ctx, sp, lookup(t, svc, "user_id:u-none")); ok || err != nil {
+			t.Errorf("a profile without counts: %v %v, want none", ok, err)
+		}
+	})
+}

@@ -71,6 +71,10 @@ type Dataset struct {
 	Profiles []Profile
 	// Anonymous is how many anonymous profiles were left out (reported, never used).
 	Anonymous int
+	// FirstDay, when not 0, is the first day the space has activity on, as far back as its
+	// counts go: a loader holds only the days features use (3 × the window), so without it the
+	// history rule could only see as far back as that.
+	FirstDay int32
 }
 
 // Goal is what a prediction predicts.

@@ -37,6 +37,9 @@ func Check(g Goal, d Dataset, today int32) []Requirement {
 	b := newBuilder(spec{Horizons: horizons(int(w))}, g, d.Events)
 	reached, notReached := 0, 0
 	oldest := int32(math.MaxInt32)
+	if d.FirstDay != 0 && d.FirstDay <= today {
+		oldest = d.FirstDay
+	}
 	seen := make([]bool, len(d.Events))
 	types := 0
 	for i := range d.Profiles {

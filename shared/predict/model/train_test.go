@@ -338,6 +338,25 @@ func TestCheckMet(t *testing.T) {
 			t.Errorf("window 60: %+v", r)
 		}
 	}
+	// Unless the space's activity goes further back than the days the dataset holds
+	// (FirstDay), as a loader that reads only 3 × the window says; a FirstDay after the
+	// oldest activity held changes nothing.
+	for _, tc := range []struct {
+		first int32
+		met   bool
+		says  string
+	}{
+		{today - 199, true, "the oldest activity is 200 days old"},
+		{today - 10, false, "the oldest activity is 120 days old"},
+	} {
+		withFirst := d
+		withFirst.FirstDay = tc.first
+		for _, r := range model.Check(goal(model.Purchase, 60, predicttest.Purchase), withFirst, today) {
+			if r.Rule == model.RuleHistory && (r.Met != tc.met || !strings.HasPrefix(r.Detail, tc.says)) {
+				t.Errorf("window 60, first day today−%d: %+v", today-tc.first, r)
+			}
+		}
+	}
 	// An event nobody performs: nobody reaches the goal.
 	r := model.Check(goal(model.Purchase, 30, "Never Happens"), d, today)[0]
 	if r.Met || !strings.HasPrefix(r.Detail, "0 profiles reached the goal") {
