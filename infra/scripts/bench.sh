@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 source infra/scripts/moto.sh
 start_moto
 echo "== $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(go version)"
-go test -run '^$' -bench "${BENCH:-.}" -skip 'ProfilesTraits|TrackingBatch|CSVUpload|Paced|RETL|DeliveryWebhook' -benchtime "${BENCHTIME:-2s}" ./infra/bench/
+go test -run '^$' -bench "${BENCH:-.}" -skip 'ProfilesTraits|TrackingBatch|CSVUpload|Paced|RETL|DeliveryWebhook|PredictionRun' -benchtime "${BENCHTIME:-2s}" ./infra/bench/
 # Paced at 1,000 requests/s: a fixed count, not a duration.
 go test -run '^$' -bench 'ProfilesTraits|FlexAgentLookupPaced' -benchtime 5000x ./infra/bench/
 # A 9,999-row CSV upload, three times (each takes seconds).
@@ -20,6 +20,7 @@ go test -run '^$' -bench 'DeliveryWebhook' -benchtime 200000x ./infra/bench/ # d
 # model on 100,000 with 360 days, and rescore them, once each (seconds; generating the profiles
 # is outside the timer). Peak RSS is the whole process's, the dataset included.
 go test -run '^$' -bench 'TrainAndScore100k' -benchtime 1x ./infra/bench/
+go test -run '^$' -bench PredictionRun100k -benchtime 1x -timeout 60m ./infra/bench/ # the whole run on bbolt: Service.Run after importing 100,000 profiles' 120 days (5–14 min in all, a 10 GB file in TMPDIR)
 # The tracking budget's load, 1,000 batches (a steady state: several flushes of the tables), with
 # a CPU profile: where the time goes.
 prof=$(mktemp -d)
