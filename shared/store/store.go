@@ -74,8 +74,8 @@ const (
 	// Delete removes the item (a no-op if absent, unless the condition says otherwise).
 	Delete
 	// Add changes the item's Count by Delta, creating the item at 0 if absent, and fails the
-	// transaction if the result would leave [0, Max]. Data and Version are left alone (a new
-	// counter item gets the op's Data).
+	// transaction if the result would leave [0, Max]. Data, ExpiresAt and Version are left
+	// alone (a new counter item, or a live one without them, gets the op's Data and ExpiresAt).
 	Add
 	// Check writes nothing; its condition must hold for the transaction to commit.
 	Check
