@@ -304,23 +304,12 @@ func importHistory(b *testing.B, ctx context.Context, svc *profile.Service, sp s
 			// Profiles in chunks of 100 (one importer's at a time: no two importers touch one).
 			for c := int(next.Add(100)) - 100; c < len(d.Profiles); c = int(next.Add(100)) - 100 {
 				for _, p := range d.Profiles[c:min(c+100, len(d.Profiles))] {
-					for _, a := range p.Activity {
-						ev := d.Events[a.Event]
-						for k := range a.Count {
-							at := dayStartUTC(a.Day).Add(12*time.Hour + time.Duration(k)*time.Second)
-							m := message.Message{Type: message.Track, MessageID: fmt.Sprintf("%s-%d-%d-%d", p.ID, a.Day, a.Event, k),
-								UserID: p.ID, Event: ev, Timestamp: at, ReceivedAt: now}
-							raw := map[string]any{"type": "track", "messageId": m.MessageID, "userId": p.ID, "event": ev, "timestamp": at}
-							if k == 0 && a.Revenue > 0 {
-								m.Properties = map[string]any{"revenue": float64(a.Revenue)}
-								raw["properties"] = m.Properties
-							}
-							m.Raw, _ = json.Marshal(raw)
-							if msgs = append(msgs, m); len(msgs) == batch {
-								if err := flush(); err != nil {
-									errs <- err
-									return
-								}
+					for m := range predicttest.Tracks(p, d.Events) {
+						m.ReceivedAt = now
+						if msgs = append(msgs, m); len(msgs) == batch {
+							if err := flush(); err != nil {
+								errs <- err
+								return
 							}
 						}
 					}

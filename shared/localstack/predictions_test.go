@@ -181,18 +181,10 @@ func (e *stackEnv) importHistory(writeKey string, ds model.Dataset) int {
 		batch = batch[:0]
 	}
 	for _, p := range ds.Profiles {
-		for _, a := range p.Activity {
-			for k := range a.Count {
-				at := time.Unix(int64(a.Day)*86400, 0).UTC().Add(12*time.Hour + time.Duration(k)*time.Second)
-				props := "{}"
-				if k == 0 && a.Revenue > 0 {
-					props = fmt.Sprintf(`{"revenue":%.2f}`, a.Revenue)
-				}
-				batch = append(batch, fmt.Sprintf(`{"type":"track","messageId":"%s-%d-%d-%d","userId":%q,"event":%q,"properties":%s,"timestamp":%q}`,
-					p.ID, a.Day, a.Event, k, p.ID, ds.Events[a.Event], props, at.Format(time.RFC3339)))
-				if len(batch) == 1000 {
-					flush()
-				}
+		for m := range predicttest.Tracks(p, ds.Events) {
+			batch = append(batch, string(m.Raw))
+			if len(batch) == 1000 {
+				flush()
 			}
 		}
 	}

@@ -96,22 +96,17 @@ func (e *env) apply(sp string, ds model.Dataset, anonymous int, viaImport bool) 
 		msgs = msgs[:0]
 	}
 	add := func(m message.Message) {
-		m.Raw, _ = json.Marshal(map[string]any{"type": m.Type, "event": m.Event})
+		if m.Raw == nil {
+			m.Raw, _ = json.Marshal(map[string]any{"type": m.Type, "event": m.Event})
+		}
 		if msgs = append(msgs, m); len(msgs) == 500 {
 			flush()
 		}
 	}
 	for _, p := range ds.Profiles {
-		for _, a := range p.Activity {
-			for k := range a.Count {
-				at := dayStart(a.Day).Add(12*time.Hour + time.Duration(k)*time.Second)
-				m := message.Message{Type: message.Track, MessageID: fmt.Sprintf("%s-%d-%d-%d", p.ID, a.Day, a.Event, k), UserID: p.ID,
-					Event: ds.Events[a.Event], Timestamp: at, ReceivedAt: at}
-				if k == 0 && a.Revenue > 0 {
-					m.Properties = map[string]any{"revenue": float64(a.Revenue)}
-				}
-				add(m)
-			}
+		for m := range predicttest.Tracks(p, ds.Events) {
+			m.ReceivedAt = m.Timestamp
+			add(m)
 		}
 	}
 	today := lastDay(e.clock.Now())

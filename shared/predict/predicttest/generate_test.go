@@ -2,10 +2,14 @@ package predicttest_test
 
 import (
 	"cmp"
+	"encoding/json"
+	"fmt"
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/unifiedprofiles/up/shared/predict/model"
 	"github.com/unifiedprofiles/up/shared/predict/predicttest"
@@ -117,5 +121,32 @@ func TestGenerateSignal(t *testing.T) {
 		if signal && rho < 0.5 || !signal && math.Abs(rho) > 0.06 {
 			t.Errorf("signal %v: Spearman(spend so far, planted future spend) = %.3f", signal, rho)
 		}
+	}
+}
+
+// Tracks are as many calls as the activity counts, on its days, with the revenue once a day,
+// and the same messageIds every time.
+func TestTracks(t *testing.T) {
+	t.Parallel()
+	p := model.Profile{ID: "user-1", Activity: []model.Activity{
+		{Day: 20000, Event: 1, Count: 2, Revenue: 12.5},
+		{Day: 20001, Event: 0, Count: 1},
+	}}
+	events := []string{"Page Viewed", "Order Completed"}
+	var got []string
+	for m := range predicttest.Tracks(p, events) {
+		var raw map[string]any
+		if err := json.Unmarshal(m.Raw, &raw); err != nil || raw["messageId"] != m.MessageID || raw["event"] != m.Event || raw["userId"] != "user-1" {
+			t.Errorf("raw %s (%v) does not match %+v", m.Raw, err, m)
+		}
+		got = append(got, fmt.Sprintf("%s %s %s %v", m.MessageID, m.Event, m.Timestamp.Format(time.RFC3339), m.Properties["revenue"]))
+	}
+	want := []string{
+		"user-1-20000-1-0 Order Completed 2024-10-04T12:00:00Z 12.5",
+		"user-1-20000-1-1 Order Completed 2024-10-04T12:00:01Z <nil>",
+		"user-1-20001-0-0 Page Viewed 2024-10-05T12:00:00Z <nil>",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
