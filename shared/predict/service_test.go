@@ -409,6 +409,34 @@ func TestTrainsScoresThenRescoresAndRetrains(t *testing.T) {
 	if g := e.get(p.ID); !g.TrainedAt.Equal(e.clock.Now()) || !g.NextRunAt.Equal(e.clock.Now().Add(predict.RescoreEvery)) {
 		t.Fatalf("after train now: trained %v, next run %v", g.TrainedAt, g.NextRunAt)
 	}
+
+	// The history ends here. Rescores go on with the stored model; the retrain 30 days on
+	// finds nobody who ordered in its window: waiting_for_data, and the last scores stay.
+	trained := e.get(p.ID).TrainedAt
+	for range 6 {
+		before := e.get(p.ID)
+		e.clock.Set(*before.NextRunAt)
+		e.dispatch()
+		if e.get(p.ID).Status != predict.StatusReady {
+			break
+		}
+	}
+	w := e.get(p.ID)
+	if w.Status != predict.StatusWaitingForData || !w.TrainedAt.Equal(*trained) || w.Quality == nil {
+		t.Fatalf("the retrain without new data: %+v, want waiting_for_data keeping the model trained at %v", w, trained)
+	}
+	unmet := false
+	for _, r := range w.Requirements {
+		unmet = unmet || (r.Rule == model.RuleGoalNotReached && !r.Met)
+	}
+	if !unmet {
+		t.Errorf("requirements %+v: want goal_not_reached unmet", w.Requirements)
+	}
+	// (A profile scored by an earlier run and not by the last keeps that score until it
+	// expires, 30 days after it was written.)
+	if kept := e.scores(ds, "likely_to_churn"); len(kept) < w.ProfilesScored {
+		t.Errorf("%d profiles keep the trait after the retrain that waits, %d were scored last", len(kept), w.ProfilesScored)
+	}
 }
 
 func deref(f *float64) any {
