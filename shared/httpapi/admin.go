@@ -317,6 +317,23 @@ func (a *admin) getSpace(w http.ResponseWriter, r *http.Request, p workspace.Pri
 
 // deleteSpace deletes a space no source feeds (and its access tokens), freeing its slot.
 func (a *admin) deleteSpace(w http.ResponseWriter, r *http.Request, p workspace.Principal) error {
+	// A space's predictions hold workspace slots and are reached through the space: deleted
+	// with it, they could be neither seen nor deleted, and their slots would be lost. So they
+	// go first, as the sources feeding it do (checked by DeleteSpace).
+	if a.predictions != nil {
+		preds, err := a.predictions.List(r.Context(), p, r.PathValue("ws"), r.PathValue("sp"))
+		if err != nil {
+			return err
+		}
+		if len(preds) > 0 {
+			keys := make([]string, len(preds))
+			for i, pr := range preds {
+				keys[i] = pr.Key
+			}
+			return errcode.New(errcode.Conflict, "space_in_use", "space %s has %d prediction(s) (%s); delete them first",
+				r.PathValue("sp"), len(preds), errcode.Clip(strings.Join(keys, ", ")))
+		}
+	}
 	if err := a.ws.DeleteSpace(r.Context(), p, r.PathValue("ws"), r.PathValue("sp")); err != nil {
 		return err
 	}

@@ -211,3 +211,23 @@ func TestPredictionsNotConfigured(t *testing.T) {
 		t.Fatalf("an unknown space: %d %s", r.status, r.body)
 	}
 }
+
+// A space with a prediction is not deleted (409 space_in_use naming it): its predictions are
+// reached through the space, so deleted with it they could be neither seen nor deleted and
+// their workspace slots would be lost. Once they are deleted, so can the space be.
+func TestDeleteSpaceWithPredictions(t *testing.T) {
+	t.Parallel()
+	c, _ := newPredictionServer(t, testclock.New(time.Now().UTC()))
+	tn := c.newTenant(72)
+	second := c.want(201, "POST", "/v1/workspaces/"+tn.ws+"/spaces", tn.token, map[string]any{"name": "Second"})["id"].(string)
+	spacePath := "/v1/workspaces/" + tn.ws + "/spaces/" + second
+	pred := c.want(201, "POST", spacePath+"/predictions", tn.token,
+		map[string]any{"kind": "churn", "key": "likely_to_churn", "event": "Order Completed", "window_days": 30})["id"].(string)
+	r := c.do("DELETE", spacePath, tn.token, "")
+	if code, _ := r.errorCode(t); r.status != 409 || code != "space_in_use" || !strings.Contains(string(r.body), "likely_to_churn") {
+		t.Fatalf("delete a space with a prediction: %d %s, want 409 space_in_use naming it", r.status, r.body)
+	}
+	c.want(200, "GET", spacePath+"/predictions/"+pred, tn.token, nil) // still there
+	c.want(204, "DELETE", spacePath+"/predictions/"+pred, tn.token, nil)
+	c.want(204, "DELETE", spacePath, tn.token, nil)
+}
